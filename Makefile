@@ -1,0 +1,36 @@
+# Two commands set up a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow bench clean system-deps
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "tailgate needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+# tshark lets the tests check pcap output with an independent reader; optional, installed when apt is there.
+system-deps:
+	@command -v tshark >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q tshark >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tshark >/dev/null 2>&1)) || \
+	  echo "note: tshark not installed; the tshark cross-check tests will be skipped"; }
+
+demo: $(STAMP)
+	$(VENV)/bin/tailgate run examples/pipeline.py seconds=0.2 --clock virtual --out results/demo
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest
+
+test-slow: $(STAMP) system-deps
+	$(PY) -m pytest -m slow
+
+bench: $(STAMP)
+	$(VENV)/bin/tailgate bench --json
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

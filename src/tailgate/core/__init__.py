@@ -1,0 +1,1 @@
+"""Core: clocks, errors and argument declarations shared by every layer."""

@@ -1,0 +1,288 @@
+"""Modules: one small class, one job, one ``process(batch)`` per batch.
+
+Manual
+------
+A module class declares, once:
+
+- ``n_igates`` / ``n_ogates`` — its gate counts (an instance may change ``n_ogates`` in ``setup``,
+  e.g. a split with ``gates=4``);
+- ``args`` — its arguments (:class:`~tailgate.core.args.Arg`, with units and defaults), validated at
+  construction and then available as attributes (``self.t0_ns``);
+- ``drop_reasons`` — the names under which it counts dropped packets;
+- ``cost_ns`` — the modeled cost ``(T0, T1)`` of one call on ``b`` packets, ``T0 + T1·b`` ns, used
+  by the virtual clock. Any instance can override it: ``DecTTL(cost_ns=(40, 8))``.
+
+``process(batch)`` does the work for one batch and hands packets on with
+
+- ``self.emit(batch, gate)`` — the whole batch to one output gate;
+- ``self.emit_codes(batch, codes)`` — per packet: ``codes[i] >= 0`` is an output gate,
+  ``codes[i] < 0`` drops packet ``i`` under reason ``drop_reasons[-codes[i] - 1]``;
+- ``self.drop(batch, reason)`` — drop a whole batch under a reason.
+
+Dropped packets go straight back to the pool. Wiring reads like the data flow::
+
+    src >> check >> lookup          # gate 0 to gate 0, returns the right-hand module
+    lookup[1] >> nat >> sink        # output gate 1 of lookup
+    a >> merge.input(1)             # input gate 1 of merge
+
+Counters are plain attributes updated once per batch and readable by name while a pipeline runs:
+``m.counter("drops.bad_ttl")``, ``m.counters()`` (a flat dict), and every argument is a knob:
+``m.get("rate_pps")``, ``m.set("rate_pps", 2e6)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from tailgate.core.args import Arg, bind_args
+from tailgate.core.errors import ArgError, GraphError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tailgate.dataplane.graph import Pipeline
+    from tailgate.packet.pool import Batch
+
+_current: list["Pipeline"] = []
+
+
+def current_pipeline() -> "Pipeline":
+    """The pipeline new modules join: the innermost ``with Pipeline():`` block, else a default one."""
+    if not _current:
+        from tailgate.dataplane.graph import Pipeline
+
+        _current.append(Pipeline())
+    return _current[-1]
+
+
+class OGate:
+    """An output gate reference, ``module[k]``; ``>>`` connects it."""
+
+    __slots__ = ("module", "gate")
+
+    def __init__(self, module: "Module", gate: int) -> None:
+        self.module = module
+        self.gate = gate
+
+    def __rshift__(self, other):
+        return self.module._connect(self.gate, other)
+
+
+class IGate:
+    """An input gate reference, ``module.input(k)``."""
+
+    __slots__ = ("module", "gate")
+
+    def __init__(self, module: "Module", gate: int) -> None:
+        self.module = module
+        self.gate = gate
+
+
+class Module:
+    """Base class of every network function (see the module manual above)."""
+
+    n_igates: ClassVar[int] = 1
+    n_ogates: int = 1
+    args: ClassVar[tuple[Arg, ...]] = ()
+    drop_reasons: ClassVar[tuple[str, ...]] = ()
+    cost_ns: tuple[float, float] = (0.0, 0.0)
+    #: True for modules that own a task: sources and queues. The runtime calls ``run_task``.
+    task_root: ClassVar[bool] = False
+    _instances: ClassVar[dict[str, int]] = {}
+
+    def __init__(self, name: str | None = None, *, cost_ns: tuple[float, float] | None = None, **kwargs: Any) -> None:
+        cls = type(self)
+        if name is None:
+            k = Module._instances.get(cls.__name__, 0)
+            Module._instances[cls.__name__] = k + 1
+            name = f"{cls.__name__.lower()}{k}"
+        if not isinstance(name, str) or not name:
+            raise ArgError(f"{cls.__name__}: module name must be a non-empty string, got {name!r}")
+        self.name = name
+        values = bind_args(self.label, cls.args, kwargs)
+        for k, v in values.items():
+            setattr(self, k, v)
+        if cost_ns is not None:
+            try:
+                t0, t1 = (float(x) for x in cost_ns)
+            except (TypeError, ValueError):
+                raise ArgError(f"{self.label}: cost_ns must be a pair (T0_ns, T1_ns), got {cost_ns!r}") from None
+            if t0 < 0 or t1 < 0:
+                raise ArgError(f"{self.label}: cost_ns must not be negative, got {cost_ns!r}")
+            self.cost_ns = (t0, t1)
+        # Set by the runtime before the first call.
+        self.clock = None
+        self.pool = None
+        self.runtime = None
+        self.current_igate = 0
+        self.setup()
+        self._ogates: list[tuple[Module, int] | None] = [None] * self.n_ogates
+        self._feeders: list[list[tuple[Module, int]]] = [[] for _ in range(self.n_igates)]
+        # Per-igate pending batches within a task round (filled by upstream emits).
+        self._pending: list[list["Batch"]] = [[] for _ in range(self.n_igates)]
+        self._out: list[tuple[int, "Batch"]] = []
+        self.reset_counters()
+        current_pipeline().add(self)
+
+    # -- identity -------------------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        return f"{type(self).__name__}({self.name})"
+
+    def __repr__(self) -> str:
+        return self.label
+
+    def setup(self) -> None:
+        """Derive state from the validated arguments (tables, gate counts). Raise ArgError on trouble."""
+
+    # -- wiring ---------------------------------------------------------------------------------
+    def __getitem__(self, gate: int) -> OGate:
+        if not isinstance(gate, int) or not 0 <= gate < self.n_ogates:
+            raise GraphError(f"{self.label}: no output gate {gate!r} (it has {self.n_ogates})")
+        return OGate(self, gate)
+
+    def input(self, gate: int) -> IGate:
+        if not isinstance(gate, int) or not 0 <= gate < self.n_igates:
+            raise GraphError(f"{self.label}: no input gate {gate!r} (it has {self.n_igates})")
+        return IGate(self, gate)
+
+    def __rshift__(self, other):
+        return self._connect(0, other)
+
+    def _connect(self, ogate: int, other) -> "Module":
+        if isinstance(other, IGate):
+            dst, igate = other.module, other.gate
+        elif isinstance(other, Module):
+            dst, igate = other, 0
+        else:
+            raise GraphError(f"{self.label}: cannot connect output gate {ogate} to {other!r} (not a module)")
+        if self.n_ogates == 0:
+            raise GraphError(f"{self.label}: has no output gates")
+        if dst.n_igates == 0:
+            raise GraphError(f"{dst.label}: has no input gates; cannot connect {self.label} to it")
+        if self._ogates[ogate] is not None:
+            prev, pg = self._ogates[ogate]
+            raise GraphError(f"{self.label}: output gate {ogate} is already connected to {prev.label} input {pg}")
+        self._ogates[ogate] = (dst, igate)
+        dst._feeders[igate].append((self, ogate))
+        return dst
+
+    def connected_ogates(self):
+        return [(g, c[0], c[1]) for g, c in enumerate(self._ogates) if c is not None]
+
+    # -- processing -----------------------------------------------------------------------------
+    def process(self, batch: "Batch") -> None:
+        raise NotImplementedError(f"{type(self).__name__}.process")
+
+    def emit(self, batch: "Batch", gate: int = 0) -> None:
+        if len(batch):
+            self._out.append((gate, batch))
+
+    def emit_codes(self, batch: "Batch", codes: np.ndarray) -> None:
+        """Per-packet fate: ``codes >= 0`` output gate, ``codes < 0`` drop reason ``-code-1``."""
+        n_og = self.n_ogates
+        if n_og == 1:
+            lo = codes.min() if len(codes) else 0
+            if lo >= 0:
+                self.emit(batch, 0)
+                return
+        neg = codes < 0
+        if neg.any():
+            reasons = -codes[neg] - 1
+            self.drop_counts += np.bincount(reasons, minlength=len(self.drop_counts))[: len(self.drop_counts)]
+            batch.pool.free_idx(batch.idx[neg])
+            keep = ~neg
+            batch = batch.select(keep)
+            codes = codes[keep]
+        if n_og == 1:
+            self.emit(batch, 0)
+        else:
+            for g, part in enumerate(batch.by_gate(codes, n_og)):
+                if len(part):
+                    self._out.append((g, part))
+
+    def drop(self, batch: "Batch", reason: str | int = 0) -> None:
+        if not len(batch):
+            return
+        r = reason if isinstance(reason, int) else self.drop_reasons.index(reason)
+        self.drop_counts[r] += len(batch)
+        batch.free()
+
+    # -- counters and knobs ---------------------------------------------------------------------------
+    def reset_counters(self) -> None:
+        self.packets_in = 0
+        self.batches_in = 0
+        self.time_ns = 0
+        self.packets_out = np.zeros(max(self.n_ogates, 1), dtype=np.int64)
+        self.drop_counts = np.zeros(max(len(self.drop_reasons), 1), dtype=np.int64)
+
+    def counters(self) -> dict[str, int]:
+        """Every counter by name: packets_in, batches_in, time_ns, out.G, drops, drops.REASON."""
+        c = {
+            "packets_in": int(self.packets_in),
+            "batches_in": int(self.batches_in),
+            "packets_out": int(self.packets_out.sum()),
+            "time_ns": int(self.time_ns),
+            "drops": int(self.drop_counts[: len(self.drop_reasons)].sum()),
+        }
+        for g in range(self.n_ogates):
+            c[f"out.{g}"] = int(self.packets_out[g])
+        for i, r in enumerate(self.drop_reasons):
+            c[f"drops.{r}"] = int(self.drop_counts[i])
+        c.update(self.extra_counters())
+        return c
+
+    def extra_counters(self) -> dict[str, int | float]:
+        """Module-specific counters (override)."""
+        return {}
+
+    def counter(self, name: str) -> int | float:
+        c = self.counters()
+        if name not in c:
+            raise ArgError(f"{self.label}: no counter {name!r} (counters: {', '.join(c)})")
+        return c[name]
+
+    def get(self, name: str) -> Any:
+        """Read an argument (knob) by name."""
+        if name not in {a.name for a in type(self).args}:
+            raise ArgError(f"{self.label}: no argument {name!r}")
+        return getattr(self, name)
+
+    def set(self, name: str, value: Any) -> None:
+        """Write an argument (knob) by name while running; validated like at construction."""
+        decl = {a.name: a for a in type(self).args}
+        if name not in decl:
+            raise ArgError(f"{self.label}: no argument {name!r}")
+        setattr(self, name, decl[name].convert(self.label, value))
+        self.on_set(name)
+
+    def on_set(self, name: str) -> None:
+        """Called after a knob changed (override to rebuild derived state)."""
+
+    def config(self) -> dict[str, Any]:
+        """The module's arguments, for the results directory's configuration echo."""
+        out = {}
+        for a in type(self).args:
+            v = getattr(self, a.name)
+            out[a.name] = v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+        return out
+
+    # -- task roots -----------------------------------------------------------------------------
+    def run_task(self, burst: int) -> int:
+        """Task roots only: produce up to ``burst`` packets with ``emit``; return how many."""
+        raise NotImplementedError(f"{type(self).__name__} is not a task root")
+
+    def next_event_ns(self) -> int | None:
+        """Task roots only: when this root next has work, if known (None: unknown or never)."""
+        return None
+
+    def exhausted(self) -> bool:
+        """Task roots only: True when this root will never produce again (pcap EOF, count reached)."""
+        return False
+
+    def overloaded(self) -> bool:
+        """Queues only: True while asking upstream tasks to hold back (backpressure)."""
+        return False
+
+    def finish(self) -> None:
+        """Called once when a run ends (flush and close files)."""

@@ -1,0 +1,287 @@
+"""Tasks and workers with BESS semantics, and the run loop.
+
+Manual
+------
+A :class:`Task` is rooted at a task-owning module (a source or a queue). One *round* asks the root
+for up to ``burst`` packets and runs them to completion through the task's modules in longest-path
+order; batches that reach one input gate from several upstream gates within the round are merged
+before the module runs, so a merge point is called once per round.
+
+A :class:`Worker` schedules its tasks, one round at a time:
+
+- ``policy="rr"`` — round-robin;
+- ``policy="wfq"`` — weighted fair (stride scheduling): each task has a ``share``; the task with the
+  least ``usage / share`` runs next, where usage counts ``resource="packets"`` or ``resource="time"``
+  (nanoseconds on the run's clock). An idle task is not allowed to hoard credit.
+
+Every module call is charged to the clock (see :mod:`tailgate.core.clock`): the wall clock measures
+it, the virtual clock advances by the module's modeled ``T0 + T1·b``.
+
+A task whose downstream queue signals overload (backpressure) yields without work, unless its root
+ignores backpressure.
+
+:class:`Runtime` checks the pipeline, builds the tasks (one default round-robin worker unless the
+script made workers), and :meth:`Runtime.run` runs until a time limit, a packet limit, or until
+nothing will ever happen again (every source exhausted and every queue empty).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from tailgate.core.clock import Clock, VirtualClock
+from tailgate.core.errors import ArgError, GraphError
+from tailgate.dataplane.graph import Pipeline
+from tailgate.dataplane.module import Module
+from tailgate.packet.pool import DEFAULT_BURST, Batch, PacketPool
+
+_merge = Batch.merge
+
+
+class Task:
+    def __init__(self, root: Module, modules: list[Module], clock: Clock, burst: int = DEFAULT_BURST) -> None:
+        self.root = root
+        self.name = root.name
+        self.modules = modules
+        self.downstream = modules[1:]
+        self.queues_downstream = [m for m in self.downstream if m.task_root]
+        self.clock = clock
+        self.burst = burst
+        self.share = 1.0
+        self.pass_ = 0.0
+        self.rounds = 0
+        self.packets = 0
+        self.time_ns = 0
+        self.yields = 0
+
+    def __repr__(self) -> str:
+        return f"Task({self.name}, {len(self.modules)} modules)"
+
+    def run_round(self) -> int:
+        """One round: up to ``burst`` packets from the root, run to completion. Returns packets."""
+        root = self.root
+        if self.queues_downstream and getattr(root, "backpressure", True):
+            for q in self.queues_downstream:
+                if q.overloaded():
+                    self.yields += 1
+                    return 0
+        clock = self.clock
+        t_start = t = clock.now_ns()
+        n = root.run_task(self.burst)
+        root.time_ns += clock.charge(t, root.cost_ns[0], root.cost_ns[1], n)
+        if n == 0:
+            return 0
+        root.packets_in += n
+        root.batches_in += 1
+        self._deliver(root)
+        for m in self.downstream:
+            for ig, pend in enumerate(m._pending):
+                if not pend:
+                    continue
+                batch = pend[0] if len(pend) == 1 else _merge(pend)
+                pend.clear()
+                b = len(batch)
+                m.packets_in += b
+                m.batches_in += 1
+                m.current_igate = ig
+                t = clock.now_ns()
+                m.process(batch)
+                m.time_ns += clock.charge(t, m.cost_ns[0], m.cost_ns[1], b)
+                if m._out:
+                    self._deliver(m)
+        self.rounds += 1
+        self.packets += n
+        self.time_ns += clock.now_ns() - t_start
+        return n
+
+    @staticmethod
+    def _deliver(m: Module) -> None:
+        og = m._ogates
+        po = m.packets_out
+        for gate, batch in m._out:
+            dst, ig = og[gate]
+            po[gate] += len(batch)
+            dst._pending[ig].append(batch)
+        m._out.clear()
+
+
+class Worker:
+    """Schedules tasks round-robin (``rr``) or weighted-fair (``wfq`` by ``packets`` or ``time``)."""
+
+    def __init__(self, name: str = "w0", policy: str = "rr", resource: str = "packets") -> None:
+        if policy not in ("rr", "wfq"):
+            raise ArgError(f"worker {name}: policy must be 'rr' or 'wfq', got {policy!r}")
+        if resource not in ("packets", "time"):
+            raise ArgError(f"worker {name}: resource must be 'packets' or 'time', got {resource!r}")
+        self.name = name
+        self.policy = policy
+        self.resource = resource
+        self.tasks: list[Task] = []
+        self._roots: list[tuple[Module, float]] = []
+        self._next = 0
+
+    def add_task(self, root: Module | Task, share: float = 1.0) -> None:
+        """Schedule the task rooted at ``root`` (a source or queue) on this worker."""
+        if share <= 0:
+            raise ArgError(f"worker {self.name}: share of task {getattr(root, 'name', root)} must be positive")
+        if isinstance(root, Task):
+            root.share = float(share)
+            self.tasks.append(root)
+        else:
+            if not isinstance(root, Module) or not root.task_root:
+                raise ArgError(f"worker {self.name}: {root!r} is not a source or queue; only those root tasks")
+            self._roots.append((root, float(share)))
+
+    def step(self) -> int:
+        """Run one task round (skipping idle tasks); returns packets, 0 when every task was idle."""
+        tasks = self.tasks
+        nt = len(tasks)
+        if nt == 1:
+            return tasks[0].run_round()
+        if self.policy == "rr":
+            for k in range(nt):
+                t = tasks[(self._next + k) % nt]
+                n = t.run_round()
+                if n:
+                    self._next = (self._next + k + 1) % nt
+                    return n
+            return 0
+        # Stride scheduling; an idle task's pass is raised to the current minimum so that it does
+        # not come back with a pile of credit.
+        order = sorted(tasks, key=lambda t: t.pass_)
+        floor = order[0].pass_
+        by_time = self.resource == "time"
+        clock = tasks[0].clock
+        for t in order:
+            t0 = clock.now_ns()
+            n = t.run_round()
+            if n:
+                usage = (clock.now_ns() - t0) if by_time else n
+                t.pass_ += max(usage, 1) / t.share
+                return n
+            t.pass_ = max(t.pass_, floor)
+        return 0
+
+
+class Runtime:
+    """A checked pipeline with its tasks and workers, ready to run on one clock."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        clock: Clock,
+        *,
+        burst: int = DEFAULT_BURST,
+        workers: list[Worker] | None = None,
+        pool: PacketPool | None = None,
+    ) -> None:
+        if not 1 <= burst <= 4096:
+            raise ArgError(f"burst must be in 1..4096, got {burst}")
+        pipeline.check()
+        self.pipeline = pipeline
+        self.clock = clock
+        self.burst = burst
+        self.pool = pool or getattr(pipeline, "pool", None) or PacketPool()
+        for m in pipeline:
+            m.clock = clock
+            m.pool = self.pool
+            m.runtime = self
+        self.tasks = {r.name: Task(r, pipeline.task_modules(r), clock, burst) for r in pipeline.roots()}
+        self.workers = list(workers or [])
+        assigned: set[str] = set()
+        for w in self.workers:
+            for root, share in w._roots:
+                if root.name in assigned:
+                    raise GraphError(f"{root.label}: its task is scheduled on two workers")
+                assigned.add(root.name)
+                task = self.tasks[root.name]
+                task.share = share
+                w.tasks.append(task)
+            w._roots.clear()
+        rest = [t for name, t in self.tasks.items() if name not in assigned]
+        if rest:
+            if not self.workers:
+                self.workers.append(Worker("w0"))
+            self.workers[0].tasks.extend(rest)
+        self.packets = 0
+        self.steps = 0
+        self.started_ns = 0
+        self.stopped_ns = 0
+        self.wall_s = 0.0
+        self.stop_reason = ""
+        self._finished = False
+
+    @property
+    def roots(self) -> list[Module]:
+        return [t.root for t in self.tasks.values()]
+
+    def elapsed_ns(self) -> int:
+        return self.clock.now_ns() - self.started_ns
+
+    def run(
+        self,
+        *,
+        duration_ns: int | None = None,
+        max_packets: int | None = None,
+        on_progress: Callable[["Runtime"], None] | None = None,
+        progress_every_s: float = 0.25,
+    ) -> str:
+        """Run until ``duration_ns`` of clock time, ``max_packets`` root packets, or nothing left.
+
+        Returns (and stores in ``stop_reason``) why it stopped. May be called again to go on.
+        """
+        clock = self.clock
+        if self.steps == 0:
+            self.started_ns = clock.now_ns()
+        end_ns = None if duration_ns is None else clock.now_ns() + int(duration_ns)
+        limit = None if max_packets is None else self.packets + int(max_packets)
+        workers = self.workers
+        wall0 = time.perf_counter()
+        next_progress = wall0 + progress_every_s
+        reason = ""
+        while True:
+            did = 0
+            for w in workers:
+                did += w.step()
+            self.steps += 1
+            self.packets += did
+            if limit is not None and self.packets >= limit:
+                reason = "packet limit"
+                break
+            now = clock.now_ns()
+            if end_ns is not None and now >= end_ns:
+                reason = "time limit"
+                break
+            if not did:
+                nxt = [t for t in (r.next_event_ns() for r in self.roots) if t is not None]
+                if not nxt:
+                    if all(r.exhausted() for r in self.roots) or isinstance(clock, VirtualClock):
+                        reason = "input exhausted" if all(r.exhausted() for r in self.roots) else "idle"
+                        break
+                    continue
+                t_next = min(nxt)
+                if end_ns is not None and t_next > end_ns:
+                    clock.idle_until(end_ns)
+                    reason = "time limit"
+                    break
+                clock.idle_until(t_next)
+            if on_progress is not None and (self.steps & 63) == 0:
+                wnow = time.perf_counter()
+                if wnow >= next_progress:
+                    next_progress = wnow + progress_every_s
+                    on_progress(self)
+        self.wall_s += time.perf_counter() - wall0
+        self.stopped_ns = clock.now_ns()
+        self.stop_reason = reason
+        return reason
+
+    def finish(self) -> None:
+        """Flush and close every module (pcap writers, ...). Idempotent."""
+        if not self._finished:
+            self._finished = True
+            for m in self.pipeline:
+                m.finish()
+
+    def counters(self) -> dict[str, dict[str, int | float]]:
+        return {m.name: m.counters() for m in self.pipeline}

@@ -1,0 +1,4 @@
+"""Measurement: latency histograms and percentile accounting."""
+from tailgate.measure.hist import LatencyHistogram
+
+__all__ = ["LatencyHistogram"]

@@ -1,0 +1,29 @@
+"""The built-in network functions. Every class here is available by name in pipeline scripts."""
+from tailgate.nf.basic import Bypass, Drop, Merge, PcapSink, PcapSource, Queue, SetMetadata, Sink, Source, Timestamp
+from tailgate.nf.measure import Measure
+from tailgate.nf.shaping import RateLimiter
+from tailgate.nf.split import RandomSplit, WeightedRandomSplit
+
+__all__ = [
+    "Bypass",
+    "Drop",
+    "Measure",
+    "Merge",
+    "PcapSink",
+    "PcapSource",
+    "Queue",
+    "RandomSplit",
+    "RateLimiter",
+    "SetMetadata",
+    "Sink",
+    "Source",
+    "Timestamp",
+    "WeightedRandomSplit",
+]
+
+
+def registry() -> dict[str, type]:
+    """Every network function class by name."""
+    from tailgate.dataplane.module import Module
+
+    return {n: c for n, c in globals().items() if isinstance(c, type) and issubclass(c, Module) and c is not Module}

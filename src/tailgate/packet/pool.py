@@ -1,0 +1,289 @@
+"""Packet pool and batches.
+
+Manual
+------
+A :class:`PacketPool` owns every packet byte in one 2-D ``uint8`` array: ``data[slot, byte]``.
+Each slot is ``slot_bytes`` long (default 2048). A frame starts ``offset[slot]`` bytes into its
+slot, so that tunnel encapsulation can grow a frame toward the front (the *headroom*, default 128
+bytes, as in a DPDK mbuf) and decapsulation can shrink it, without moving the payload.
+
+Per-slot metadata columns (numpy arrays indexed by slot):
+
+=============  ========  ==========================================================
+column         dtype     meaning
+=============  ========  ==========================================================
+offset         int32     first byte of the frame inside the slot
+length         int32     bytes of the frame held in the slot (the captured length)
+wire_len       int32     length of the frame on the wire (>= length for snapped captures)
+arrival_ns     int64     arrival timestamp, integer nanoseconds on the run's clock
+in_port        int16     input port
+out_port       int16     output port (-1: not set)
+flow_id        int32     flow id (-1: not set)
+anno           int64     ``(n_slots, N_ANNOTATIONS)`` free-form annotations
+=============  ========  ==========================================================
+
+A :class:`Batch` is the pool plus an ``int32`` array of slot indices. Splitting by a mask or by
+output gate, merging and freeing only move indices: packet bytes are never copied.
+
+Example::
+
+    pool = PacketPool(n_slots=4096)
+    batch = pool.alloc(32)                 # 32 empty frames
+    batch.set_frames([b"\\x00" * 60] * 32)  # (tests) fill them from bytes
+    small, big = batch.split(batch.lengths < 100)
+    small.free()
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+DEFAULT_SLOT_BYTES = 2048
+DEFAULT_HEADROOM_BYTES = 128
+DEFAULT_BURST = 32
+N_ANNOTATIONS = 8
+#: Annotation column written by the Timestamp module (clock ns).
+ANNO_TIMESTAMP = 0
+#: Annotation column holding a packet's capture timestamp (ns) when it came from a pcap file.
+ANNO_CAPTURE_TS = 7
+
+_EMPTY_IDX = np.zeros(0, dtype=np.int32)
+
+
+class PoolExhausted(RuntimeError):
+    """Raised when a pool has fewer free slots than asked for."""
+
+
+class PacketPool:
+    """Fixed-size packet slots in one 2-D ``uint8`` array, with per-slot metadata columns."""
+
+    def __init__(
+        self,
+        n_slots: int = 65536,
+        slot_bytes: int = DEFAULT_SLOT_BYTES,
+        headroom_bytes: int = DEFAULT_HEADROOM_BYTES,
+    ) -> None:
+        if n_slots <= 0:
+            raise ValueError(f"PacketPool: n_slots must be positive, got {n_slots}")
+        if slot_bytes < 64 or headroom_bytes < 0 or headroom_bytes >= slot_bytes - 60:
+            raise ValueError(
+                f"PacketPool: slot_bytes={slot_bytes} and headroom_bytes={headroom_bytes} leave no room for a frame"
+            )
+        self.n_slots = int(n_slots)
+        self.slot_bytes = int(slot_bytes)
+        self.headroom_bytes = int(headroom_bytes)
+        self.data = np.zeros((self.n_slots, self.slot_bytes), dtype=np.uint8)
+        self.offset = np.full(self.n_slots, self.headroom_bytes, dtype=np.int32)
+        self.length = np.zeros(self.n_slots, dtype=np.int32)
+        self.wire_len = np.zeros(self.n_slots, dtype=np.int32)
+        self.arrival_ns = np.zeros(self.n_slots, dtype=np.int64)
+        self.in_port = np.zeros(self.n_slots, dtype=np.int16)
+        self.out_port = np.full(self.n_slots, -1, dtype=np.int16)
+        self.flow_id = np.full(self.n_slots, -1, dtype=np.int32)
+        self.anno = np.zeros((self.n_slots, N_ANNOTATIONS), dtype=np.int64)
+        self.in_use = np.zeros(self.n_slots, dtype=np.bool_)
+        # Free slots are a stack: allocation takes from the top, so recently freed (cache-warm)
+        # slots are reused first.
+        self._free = np.arange(self.n_slots - 1, -1, -1, dtype=np.int32)
+        self._n_free = self.n_slots
+
+    @property
+    def max_frame_bytes(self) -> int:
+        """Largest frame a slot holds with the default headroom."""
+        return self.slot_bytes - self.headroom_bytes
+
+    @property
+    def n_free(self) -> int:
+        return self._n_free
+
+    @property
+    def n_used(self) -> int:
+        return self.n_slots - self._n_free
+
+    def alloc_idx(self, n: int) -> np.ndarray:
+        """Take ``n`` slots and reset their metadata; returns their indices (int32)."""
+        if n > self._n_free:
+            raise PoolExhausted(
+                f"packet pool exhausted: asked for {n} slots, {self._n_free} of {self.n_slots} free"
+            )
+        top = self._n_free
+        idx = self._free[top - n : top][::-1].copy()
+        self._n_free = top - n
+        self.offset[idx] = self.headroom_bytes
+        self.length[idx] = 0
+        self.wire_len[idx] = 0
+        self.arrival_ns[idx] = 0
+        self.in_port[idx] = 0
+        self.out_port[idx] = -1
+        self.flow_id[idx] = -1
+        self.anno[idx] = 0
+        self.in_use[idx] = True
+        return idx
+
+    def alloc(self, n: int) -> "Batch":
+        """A batch of ``n`` fresh, empty frames."""
+        return Batch(self, self.alloc_idx(n))
+
+    def free_idx(self, idx: np.ndarray) -> None:
+        """Return slots to the pool. Freeing a slot that is not in use is a bug and raises."""
+        if len(idx) == 0:
+            return
+        if not self.in_use[idx].all():
+            bad = idx[~self.in_use[idx]][:5].tolist()
+            raise RuntimeError(f"packet pool: double free of slots {bad}")
+        if len(np.unique(idx)) != len(idx):
+            raise RuntimeError("packet pool: a batch holds the same slot twice")
+        self.in_use[idx] = False
+        n = len(idx)
+        self._free[self._n_free : self._n_free + n] = idx
+        self._n_free += n
+
+    def batch(self, idx: np.ndarray | Sequence[int]) -> "Batch":
+        """Wrap existing slot indices as a batch (no allocation)."""
+        return Batch(self, np.asarray(idx, dtype=np.int32))
+
+    def empty_batch(self) -> "Batch":
+        return Batch(self, _EMPTY_IDX)
+
+    def from_frames(self, frames: Iterable[bytes], arrival_ns: int | Sequence[int] = 0) -> "Batch":
+        """Allocate a batch holding copies of ``frames`` (for tests, examples and slow paths)."""
+        frames = list(frames)
+        batch = self.alloc(len(frames))
+        batch.set_frames(frames)
+        batch.arrival_ns = np.broadcast_to(np.asarray(arrival_ns, dtype=np.int64), (len(frames),))
+        return batch
+
+
+class Batch:
+    """A view of some pool slots: the pool plus an ``int32`` index array.
+
+    Metadata properties (``lengths``, ``arrival_ns``, ``flow_id`` ...) return *copies* gathered
+    from the pool columns; assign to them to write back. Packet bytes stay in the pool.
+    """
+
+    __slots__ = ("pool", "idx", "_headers")
+
+    def __init__(self, pool: PacketPool, idx: np.ndarray) -> None:
+        self.pool = pool
+        self.idx = idx if idx.dtype == np.int32 else idx.astype(np.int32)
+        self._headers = None
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __bool__(self) -> bool:
+        return len(self.idx) > 0
+
+    def __repr__(self) -> str:
+        return f"Batch({len(self.idx)} packets)"
+
+    # -- structure -------------------------------------------------------------------------
+    def select(self, mask_or_index: np.ndarray) -> "Batch":
+        """A batch of the packets selected by a boolean mask or by positions."""
+        return Batch(self.pool, self.idx[mask_or_index])
+
+    def split(self, mask: np.ndarray) -> tuple["Batch", "Batch"]:
+        """``(selected, rest)`` by a boolean mask, order kept in both."""
+        mask = np.asarray(mask, dtype=np.bool_)
+        return Batch(self.pool, self.idx[mask]), Batch(self.pool, self.idx[~mask])
+
+    def by_gate(self, gate: np.ndarray, n_gates: int) -> list["Batch"]:
+        """Split into ``n_gates`` batches by a per-packet gate number (order kept per gate).
+
+        Packets whose gate is outside ``[0, n_gates)`` are left out; the caller accounts for them.
+        """
+        gate = np.asarray(gate)
+        if n_gates == 1:
+            return [Batch(self.pool, self.idx[gate == 0])]
+        order = np.argsort(gate, kind="stable")
+        sorted_gate = gate[order]
+        bounds = np.searchsorted(sorted_gate, np.arange(n_gates + 1))
+        sidx = self.idx[order]
+        return [Batch(self.pool, sidx[bounds[g] : bounds[g + 1]]) for g in range(n_gates)]
+
+    @staticmethod
+    def merge(batches: Sequence["Batch"]) -> "Batch":
+        """Concatenate batches of one pool (indices only)."""
+        batches = [b for b in batches if len(b)]
+        if not batches:
+            raise ValueError("Batch.merge needs at least one non-empty batch")
+        if len(batches) == 1:
+            return batches[0]
+        pool = batches[0].pool
+        return Batch(pool, np.concatenate([b.idx for b in batches]))
+
+    def free(self) -> None:
+        """Give the slots back to the pool; the batch is empty afterwards."""
+        self.pool.free_idx(self.idx)
+        self.idx = _EMPTY_IDX
+        self._headers = None
+
+    def invalidate_headers(self) -> None:
+        """Forget the cached protocol view (call after changing header layout, e.g. encap)."""
+        self._headers = None
+
+    # -- metadata columns --------------------------------------------------------------------
+    def _col(name):  # noqa: N805 - descriptor factory used in the class body only
+        def get(self):
+            return getattr(self.pool, name)[self.idx]
+
+        def set_(self, value):
+            getattr(self.pool, name)[self.idx] = value
+
+        return property(get, set_, doc=f"per-packet ``{name}`` (gathered copy; assign to write back)")
+
+    lengths = _col("length")
+    offsets = _col("offset")
+    wire_lens = _col("wire_len")
+    arrival_ns = _col("arrival_ns")
+    in_port = _col("in_port")
+    out_port = _col("out_port")
+    flow_id = _col("flow_id")
+    del _col
+
+    def anno(self, k: int) -> np.ndarray:
+        return self.pool.anno[self.idx, k]
+
+    def set_anno(self, k: int, value) -> None:
+        self.pool.anno[self.idx, k] = value
+
+    # -- bytes (tests, slow paths) ---------------------------------------------------------------
+    def frame(self, i: int) -> bytes:
+        s = int(self.idx[i])
+        o = int(self.pool.offset[s])
+        return self.pool.data[s, o : o + int(self.pool.length[s])].tobytes()
+
+    def frames(self) -> list[bytes]:
+        return [self.frame(i) for i in range(len(self.idx))]
+
+    def set_frames(self, frames: Sequence[bytes]) -> None:
+        pool = self.pool
+        if len(frames) != len(self.idx):
+            raise ValueError(f"set_frames: {len(frames)} frames for a batch of {len(self.idx)}")
+        for s, f in zip(self.idx.tolist(), frames):
+            o = int(pool.offset[s])
+            if o + len(f) > pool.slot_bytes:
+                raise ValueError(f"frame of {len(f)} bytes does not fit a {pool.slot_bytes}-byte slot")
+            pool.data[s, o : o + len(f)] = np.frombuffer(f, dtype=np.uint8)
+            pool.length[s] = len(f)
+            pool.wire_len[s] = len(f)
+        self._headers = None
+
+    def headroom(self) -> np.ndarray:
+        """Bytes available in front of each frame."""
+        return self.offsets
+
+
+def _headers(self: Batch):
+    """The batch's protocol view (:func:`tailgate.packet.proto.parse`), computed once and cached."""
+    h = self._headers
+    if h is None:
+        from tailgate.packet.proto import parse
+
+        h = parse(self)
+    return h
+
+
+Batch.headers = property(_headers)
