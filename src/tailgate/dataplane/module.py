@@ -120,6 +120,7 @@ class Module:
         self._feeders: list[list[tuple[Module, int]]] = [[] for _ in range(self.n_igates)]
         # Per-igate pending batches within a task round (filled by upstream emits).
         self._pending: list[list["Batch"]] = [[] for _ in range(self.n_igates)]
+        self._igate_range = range(self.n_igates)
         self._out: list[tuple[int, "Batch"]] = []
         self.reset_counters()
         current_pipeline().add(self)
@@ -175,8 +176,15 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__}.process")
 
     def emit(self, batch: "Batch", gate: int = 0) -> None:
-        if len(batch):
-            self._out.append((gate, batch))
+        n = len(batch.idx)
+        if n:
+            c = self._ogates[gate]
+            if c is None:
+                # Not wired (a module driven by hand, e.g. in a test): keep it for the caller.
+                self._out.append((gate, batch))
+                return
+            c[0]._pending[c[1]].append(batch)
+            self.packets_out[gate] += n
 
     def emit_codes(self, batch: "Batch", codes: np.ndarray) -> None:
         """Per-packet fate: ``codes >= 0`` output gate, ``codes < 0`` drop reason ``-code-1``."""
@@ -198,8 +206,7 @@ class Module:
             self.emit(batch, 0)
         else:
             for g, part in enumerate(batch.by_gate(codes, n_og)):
-                if len(part):
-                    self._out.append((g, part))
+                self.emit(part, g)
 
     def drop(self, batch: "Batch", reason: str | int = 0) -> None:
         if not len(batch):
@@ -213,7 +220,7 @@ class Module:
         self.packets_in = 0
         self.batches_in = 0
         self.time_ns = 0
-        self.packets_out = np.zeros(max(self.n_ogates, 1), dtype=np.int64)
+        self.packets_out = [0] * max(self.n_ogates, 1)
         self.drop_counts = np.zeros(max(len(self.drop_reasons), 1), dtype=np.int64)
 
     def counters(self) -> dict[str, int]:
@@ -221,7 +228,7 @@ class Module:
         c = {
             "packets_in": int(self.packets_in),
             "batches_in": int(self.batches_in),
-            "packets_out": int(self.packets_out.sum()),
+            "packets_out": int(sum(self.packets_out)),
             "time_ns": int(self.time_ns),
             "drops": int(self.drop_counts[: len(self.drop_reasons)].sum()),
         }

@@ -39,6 +39,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import numpy as np
+from numba import njit
 
 DEFAULT_SLOT_BYTES = 2048
 DEFAULT_HEADROOM_BYTES = 128
@@ -50,6 +51,39 @@ ANNO_TIMESTAMP = 0
 ANNO_CAPTURE_TS = 7
 
 _EMPTY_IDX = np.zeros(0, dtype=np.int32)
+
+
+@njit(cache=True)
+def _alloc_kernel(free, n_free, idx, offset, length, wire_len, arrival_ns, in_port, out_port, flow_id, anno, in_use, headroom):
+    n = idx.shape[0]
+    for k in range(n):
+        s = free[n_free - 1 - k]
+        idx[k] = s
+        offset[s] = headroom
+        length[s] = 0
+        wire_len[s] = 0
+        arrival_ns[s] = 0
+        in_port[s] = 0
+        out_port[s] = -1
+        flow_id[s] = -1
+        for j in range(anno.shape[1]):
+            anno[s, j] = 0
+        in_use[s] = True
+
+
+@njit(cache=True)
+def _free_kernel(free, n_free, idx, in_use):
+    """Push slots back; returns the new free count, or -(k+1) if idx[k] was not in use."""
+    for k in range(idx.shape[0]):
+        s = idx[k]
+        if not in_use[s]:
+            # Undo this call's frees so the pool stays consistent after the error.
+            for j in range(k):
+                in_use[idx[j]] = True
+            return -(k + 1)
+        in_use[s] = False
+        free[n_free + k] = s
+    return n_free + idx.shape[0]
 
 
 class PoolExhausted(RuntimeError):
@@ -108,18 +142,13 @@ class PacketPool:
             raise PoolExhausted(
                 f"packet pool exhausted: asked for {n} slots, {self._n_free} of {self.n_slots} free"
             )
-        top = self._n_free
-        idx = self._free[top - n : top][::-1].copy()
-        self._n_free = top - n
-        self.offset[idx] = self.headroom_bytes
-        self.length[idx] = 0
-        self.wire_len[idx] = 0
-        self.arrival_ns[idx] = 0
-        self.in_port[idx] = 0
-        self.out_port[idx] = -1
-        self.flow_id[idx] = -1
-        self.anno[idx] = 0
-        self.in_use[idx] = True
+        idx = np.empty(n, dtype=np.int32)
+        # One compiled call resets every column: nine numpy fancy assignments cost ~10x more.
+        _alloc_kernel(
+            self._free, self._n_free, idx, self.offset, self.length, self.wire_len, self.arrival_ns,
+            self.in_port, self.out_port, self.flow_id, self.anno, self.in_use, self.headroom_bytes,
+        )
+        self._n_free -= n
         return idx
 
     def alloc(self, n: int) -> "Batch":
@@ -130,15 +159,11 @@ class PacketPool:
         """Return slots to the pool. Freeing a slot that is not in use is a bug and raises."""
         if len(idx) == 0:
             return
-        if not self.in_use[idx].all():
-            bad = idx[~self.in_use[idx]][:5].tolist()
-            raise RuntimeError(f"packet pool: double free of slots {bad}")
-        if len(np.unique(idx)) != len(idx):
-            raise RuntimeError("packet pool: a batch holds the same slot twice")
-        self.in_use[idx] = False
-        n = len(idx)
-        self._free[self._n_free : self._n_free + n] = idx
-        self._n_free += n
+        n_free = _free_kernel(self._free, self._n_free, idx, self.in_use)
+        if n_free < 0:
+            bad = int(idx[-n_free - 1])
+            raise RuntimeError(f"packet pool: double free of slot {bad}")
+        self._n_free = n_free
 
     def batch(self, idx: np.ndarray | Sequence[int]) -> "Batch":
         """Wrap existing slot indices as a batch (no allocation)."""
