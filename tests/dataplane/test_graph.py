@@ -76,3 +76,25 @@ def test_bad_arguments_name_module_and_argument(pipeline):
         RandomSplit(gates="two")
     with pytest.raises(GraphError, match="already exists"):
         Bypass(name="x2"), Bypass(name="x2")
+
+
+def test_optional_gates_may_stay_open(pipeline, frame_source, udp_frame):
+    from tailgate.core.clock import VirtualClock
+    from tailgate.dataplane.module import Module
+
+    class OneWay(Module):
+        n_igates = 2
+        n_ogates = 2
+        optional_igates = (1,)
+        optional_ogates = (1,)
+
+        def process(self, batch):
+            self.emit(batch, 1)  # to the open gate: freed and counted, never leaked
+
+    src = frame_source(frames=[udp_frame()], repeat=5)
+    m = OneWay(name="ow")
+    src >> m >> Sink()
+    rt = Runtime(pipeline, VirtualClock())
+    rt.run()
+    assert m.counter("drops.unconnected") == 5
+    assert rt.pool.n_used == 0

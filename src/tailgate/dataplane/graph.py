@@ -7,7 +7,8 @@ otherwise a default pipeline is used, as in BESS scripts). :meth:`Pipeline.build
 and cuts it into tasks:
 
 - every output gate is connected (an unconnected gate would lose packets silently);
-- every input gate of a module that is not a task root has a feeder;
+- every input gate of a module that is not a task root has a feeder (except gates the module
+  declares in ``optional_igates``, such as a NAT's reverse direction);
 - there is no cycle that does not pass through a queue (a cycle inside one run-to-completion
   task would never end);
 - every module is reachable from some task root (a source or a queue).
@@ -62,11 +63,11 @@ class Pipeline:
             raise GraphError("the pipeline has no modules")
         for m in self:
             for g, c in enumerate(m._ogates):
-                if c is None:
+                if c is None and g not in m.optional_ogates:
                     raise GraphError(f"{m.label}: output gate {g} is not connected")
             if not m.task_root:
                 for g, feeders in enumerate(m._feeders):
-                    if not feeders:
+                    if not feeders and g not in m.optional_igates:
                         raise GraphError(f"{m.label}: input gate {g} is not connected (the module would never run)")
         self._check_cycles()
         roots = [m for m in self if m.task_root]

@@ -83,6 +83,11 @@ class Module:
 
     n_igates: ClassVar[int] = 1
     n_ogates: int = 1
+    #: Input gates that may stay unconnected (e.g. the reverse direction of a NAT).
+    optional_igates: ClassVar[tuple[int, ...]] = ()
+    #: Output gates that may stay unconnected; packets sent there are freed and counted in
+    #: ``unconnected_drops``.
+    optional_ogates: ClassVar[tuple[int, ...]] = ()
     args: ClassVar[tuple[Arg, ...]] = ()
     drop_reasons: ClassVar[tuple[str, ...]] = ()
     cost_ns: tuple[float, float] = (0.0, 0.0)
@@ -180,8 +185,13 @@ class Module:
         if n:
             c = self._ogates[gate]
             if c is None:
-                # Not wired (a module driven by hand, e.g. in a test): keep it for the caller.
-                self._out.append((gate, batch))
+                if self.runtime is not None:
+                    # An optional gate left open in a running pipeline.
+                    self.unconnected_drops += n
+                    batch.free()
+                else:
+                    # Not wired (a module driven by hand, e.g. in a test): keep it for the caller.
+                    self._out.append((gate, batch))
                 return
             c[0]._pending[c[1]].append(batch)
             self.packets_out[gate] += n
@@ -219,6 +229,7 @@ class Module:
     def reset_counters(self) -> None:
         self.packets_in = 0
         self.batches_in = 0
+        self.unconnected_drops = 0
         self.time_ns = 0
         self.packets_out = [0] * max(self.n_ogates, 1)
         self.drop_counts = np.zeros(max(len(self.drop_reasons), 1), dtype=np.int64)
@@ -230,12 +241,14 @@ class Module:
             "batches_in": int(self.batches_in),
             "packets_out": int(sum(self.packets_out)),
             "time_ns": int(self.time_ns),
-            "drops": int(self.drop_counts[: len(self.drop_reasons)].sum()),
+            "drops": int(self.drop_counts[: len(self.drop_reasons)].sum()) + self.unconnected_drops,
         }
         for g in range(self.n_ogates):
             c[f"out.{g}"] = int(self.packets_out[g])
         for i, r in enumerate(self.drop_reasons):
             c[f"drops.{r}"] = int(self.drop_counts[i])
+        if self.unconnected_drops:
+            c["drops.unconnected"] = self.unconnected_drops
         c.update(self.extra_counters())
         return c
 
