@@ -1,11 +1,29 @@
 """The built-in network functions. Every class here is available by name in pipeline scripts."""
 from tailgate.nf.basic import Bypass, Drop, Merge, PcapSink, PcapSource, Queue, SetMetadata, Sink, Source, Timestamp
+from tailgate.nf.ip import CheckIPHeader, DecTTL, IPChecksum, MACRewrite, SetIPv4, UpdateTTL
 from tailgate.nf.measure import Measure
+from tailgate.nf.nat import NAPT, StaticNAT
 from tailgate.nf.shaping import RateLimiter
 from tailgate.nf.split import RandomSplit, WeightedRandomSplit
+from tailgate.nf.tunnel import GTPUDecap, GTPUEncap, VLANPop, VLANPush, VLANSplit, VXLANDecap, VXLANEncap
 
 __all__ = [
     "Bypass",
+    "CheckIPHeader",
+    "DecTTL",
+    "GTPUDecap",
+    "GTPUEncap",
+    "IPChecksum",
+    "MACRewrite",
+    "NAPT",
+    "SetIPv4",
+    "StaticNAT",
+    "UpdateTTL",
+    "VLANPop",
+    "VLANPush",
+    "VLANSplit",
+    "VXLANDecap",
+    "VXLANEncap",
     "Drop",
     "Measure",
     "Merge",

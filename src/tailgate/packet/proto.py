@@ -1,0 +1,989 @@
+"""Vectorized protocol views: parse every packet of a batch once, then read and write header fields
+as numpy arrays.
+
+Manual
+------
+:func:`parse` runs **one** numba kernel over a batch (``pool.data``, ``batch.idx``, ``pool.offset``,
+``pool.length``) and returns a :class:`Headers` object, cached on the batch (``batch._headers``;
+``batch.headers`` and ``batch.invalidate_headers()`` use that cache). Nothing is copied out of
+the pool: the result is a handful of per-packet offset/flag columns, and the field accessors
+gather or scatter the header bytes in place.
+
+What it parses (outer to inner)
+    Ethernet II; up to two VLAN tags (TPID 0x8100 or 0x88a8, in either position); IPv4 (with
+    options) or IPv6 (skipping hop-by-hop 0, routing 43, fragment 44 and destination-options 60
+    extension headers, at most 8); TCP, UDP, ICMP (protocol 1 over IPv4) and ICMPv6 (58 over IPv6);
+    VXLAN (UDP destination port 4789: 8-byte header, inner Ethernet with up to two VLAN tags,
+    inner IPv4/IPv6) and GTP-U (UDP destination port 2152: GTPv1 with PT=1, the optional 4-byte
+    seq/N-PDU/next-extension field when any of E/S/PN is set, the extension-header chain when E
+    is set, and for G-PDU (message type 0xFF) the inner IPv4/IPv6 chosen by its version nibble).
+
+Columns of :class:`Headers` (numpy arrays of length ``n = len(batch)``; every offset is an
+ABSOLUTE byte position inside the slot row ``pool.data[slot]``, ``-1`` where absent)
+
+=============  =======  ===================================================================
+column         dtype    meaning
+=============  =======  ===================================================================
+slots          int32    the batch's slot indices (``batch.idx``)
+l2_off         int32    Ethernet header (``pool.offset[slot]``), -1 if the frame is < 14 bytes
+n_vlan         int8     complete VLAN tags: 0, 1 or 2
+ethertype      uint16   ethertype after the VLAN tags
+l3_off         int32    IPv4/IPv6 header
+l4_off         int32    TCP/UDP/ICMP header (-1 for non-first fragments and other protocols)
+l4_end         int32    end of the IP payload per the IP length field (where the L4 segment ends)
+ip_proto       uint8    IPv4 protocol, or IPv6 next header after the extension headers
+flags          uint32   ``F_*`` bitmask
+malformed      uint8    ``M_*`` reason code, 0 = fine
+tun_off        int32    VXLAN or GTP-U header
+inner_l2_off   int32    VXLAN inner Ethernet header
+inner_l3_off   int32    inner IP header (GTP-U G-PDU, or VXLAN inner IPv4/IPv6)
+=============  =======  ===================================================================
+
+Invariant: a non-negative offset means the whole fixed part of that header lies inside the
+frame (for IPv4 the IHL*4 bytes, for TCP the data-offset*4 bytes, for L4 inside the IP
+payload), so an accessor never reads at or past ``offset + length``. The kernel never does
+either: anything that would need such a read is reported as truncated.
+
+Flags: ``F_VLAN`` (>= 1 tag), ``F_QINQ`` (2 tags), ``F_IPV4``, ``F_IPV6``, ``F_IPV4_OPTIONS``
+(IHL > 5), ``F_FRAGMENT`` (IPv4 MF or offset != 0, or an IPv6 fragment header with M or
+offset != 0), ``F_TCP``, ``F_UDP``, ``F_ICMP`` (ICMP or ICMPv6), ``F_VXLAN``, ``F_GTPU``,
+``F_MALFORMED``. A protocol flag is set only when its header is complete (so ``F_TCP`` implies
+``l4_off >= 0``). ``F_IPV4``/``F_IPV6`` are set as soon as the IP header itself is complete,
+even if the length field is then found bad (``M_BAD_TOTAL_LEN``); the L4 is not parsed then.
+
+Malformed reasons (``malformed`` column; names in ``MALFORMED_REASONS``):
+``M_TRUNCATED_L2`` (< 14 bytes, or a VLAN tag cut short), ``M_TRUNCATED_L3`` (IP header or an
+IPv6 extension header cut short), ``M_BAD_VERSION`` (version nibble does not match the
+ethertype), ``M_BAD_IHL`` (IHL < 5), ``M_BAD_TOTAL_LEN`` (IPv4 total length beyond the frame or
+below IHL*4; IPv6 payload length beyond the frame), ``M_TRUNCATED_L4`` (TCP/UDP/ICMP header does
+not fit in the IP payload, or TCP options cut short), ``M_BAD_TCP_OFF`` (TCP data offset < 5).
+Non-IP frames and unknown protocols are not malformed. A bad VXLAN/GTP-U payload is not
+malformed either: the packet simply is not flagged as a tunnel.
+
+Field accessors (sub-objects; each attribute reads as a new numpy array, 0 where the header is
+absent, and can be assigned an array of length n or a scalar, which writes big-endian into the
+packets that have the header and leaves the others alone)
+
+- ``hv.eth``: ``dst``, ``src`` (uint64 holding 48 bits), ``type`` (outer ethertype at +12)
+- ``hv.vlan``: ``vid``, ``pcp``, ``dei`` (outer tag), ``inner_vid`` (second tag)
+- ``hv.ipv4``: ``version, ihl, tos, total_len, ident, flags`` (3 bits), ``frag_off`` (13 bits,
+  in 8-byte units as on the wire), ``ttl, proto, checksum, src, dst`` (uint32)
+- ``hv.ipv6``: ``version, traffic_class, flow_label, payload_len, next_header`` (of the fixed
+  header), ``hop_limit``, ``src``/``dst`` as (n, 16) uint8 arrays, and the uint64 halves
+  ``src_hi, src_lo, dst_hi, dst_lo``
+- ``hv.udp``: ``sport, dport, len, checksum``
+- ``hv.tcp``: ``sport, dport, seq, ack, data_off, flags`` (9 bits, NS..FIN), ``window, checksum``
+- ``hv.icmp``: ``type, code, checksum`` (ICMP and ICMPv6)
+- ``hv.vxlan``: ``flags, vni``;  ``hv.gtpu``: ``flags, msg_type, length, teid``
+- ``hv.sport``, ``hv.dport``: TCP or UDP ports, else 0
+
+Setters do NOT update checksums (use ``csum_update16/32`` from :mod:`tailgate.packet.checksum`
+or the ``fix_*`` methods). A setter of a field that decides the layout (``eth.type``,
+``ipv4.version/ihl/total_len/flags/frag_off/proto``, ``ipv6.version/payload_len/next_header``,
+``tcp.data_off``, ``udp.dport``, ``dport``, ``gtpu.flags/msg_type``) re-parses the batch in place
+(:meth:`Headers.refresh`), so the columns stay true; other setters leave the columns alone.
+After changing the layout some other way (encap/decap), call ``batch.invalidate_headers()``.
+
+Other methods: :meth:`Headers.flow_hash` (32-bit murmur3-style hash of src ip, dst ip, protocol,
+sport, dport; deterministic across runs; non-IP packets hash the seed only),
+:meth:`Headers.ipv4_checksum_ok`, :meth:`Headers.fix_ipv4_checksum`,
+:meth:`Headers.l4_checksum_ok`, :meth:`Headers.fix_l4_checksum` (TCP/UDP/ICMP/ICMPv6 where the
+L4 segment is complete and not a fragment; an IPv4 UDP checksum of 0 means "none" and counts as
+ok), :meth:`Headers.malformed_counts`.
+
+Columns are views of one buffer owned by the :class:`Headers` object (treat them as read-only;
+:meth:`Headers.refresh` rewrites them in place). Boolean masks: ``is_ipv4, is_ipv6, is_tcp,
+is_udp, is_icmp, is_vlan, is_vxlan, is_gtpu, is_fragment, is_malformed``.
+
+Cost: one numba call per batch, about 1 us fixed plus 15-20 ns per packet on a small VM.
+
+Example::
+
+    pool = PacketPool(4096)
+    batch = pool.from_frames(frames)
+    hv = parse(batch)                                   # or batch.headers
+    dns = hv.is_udp & (hv.dport == 53)
+    v4 = hv.ipv4
+    old = (v4.ttl.astype(np.uint16) << 8) | v4.proto   # the 16-bit word that holds the TTL
+    v4.ttl = np.maximum(v4.ttl, 1) - 1                  # only IPv4 packets are written
+    v4.checksum = csum_update16(v4.checksum, old, (v4.ttl.astype(np.uint16) << 8) | v4.proto)
+    bad = batch.select(hv.is_malformed)                 # why: hv.malformed_counts()
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+from numba import njit
+
+from tailgate.packet.checksum import ipv4_header_checksum, l4_checksum
+
+__all__ = [
+    "parse",
+    "Headers",
+    "F_VLAN",
+    "F_QINQ",
+    "F_IPV4",
+    "F_IPV6",
+    "F_IPV4_OPTIONS",
+    "F_FRAGMENT",
+    "F_TCP",
+    "F_UDP",
+    "F_ICMP",
+    "F_VXLAN",
+    "F_GTPU",
+    "F_MALFORMED",
+    "M_OK",
+    "M_TRUNCATED_L2",
+    "M_TRUNCATED_L3",
+    "M_BAD_VERSION",
+    "M_BAD_IHL",
+    "M_BAD_TOTAL_LEN",
+    "M_TRUNCATED_L4",
+    "M_BAD_TCP_OFF",
+    "MALFORMED_REASONS",
+    "ETH_P_IPV4",
+    "ETH_P_IPV6",
+    "ETH_P_8021Q",
+    "ETH_P_8021AD",
+    "VXLAN_PORT",
+    "GTPU_PORT",
+]
+
+# -- flags ---------------------------------------------------------------------------------------
+F_VLAN = 1 << 0
+F_QINQ = 1 << 1
+F_IPV4 = 1 << 2
+F_IPV6 = 1 << 3
+F_IPV4_OPTIONS = 1 << 4
+F_FRAGMENT = 1 << 5
+F_TCP = 1 << 6
+F_UDP = 1 << 7
+F_ICMP = 1 << 8
+F_VXLAN = 1 << 9
+F_GTPU = 1 << 10
+F_MALFORMED = 1 << 11
+
+# -- malformed reasons -------------------------------------------------------------------------
+M_OK = 0
+M_TRUNCATED_L2 = 1
+M_TRUNCATED_L3 = 2
+M_BAD_VERSION = 3
+M_BAD_IHL = 4
+M_BAD_TOTAL_LEN = 5
+M_TRUNCATED_L4 = 6
+M_BAD_TCP_OFF = 7
+MALFORMED_REASONS = (
+    "ok",
+    "truncated_l2",
+    "truncated_l3",
+    "bad_version",
+    "bad_ihl",
+    "bad_total_len",
+    "truncated_l4",
+    "bad_tcp_off",
+)
+
+ETH_P_IPV4 = 0x0800
+ETH_P_IPV6 = 0x86DD
+ETH_P_8021Q = 0x8100
+ETH_P_8021AD = 0x88A8
+VXLAN_PORT = 4789
+GTPU_PORT = 2152
+
+_MAX_IPV6_EXT = 8
+_MAX_GTP_EXT = 16
+
+# Layout of the one output buffer the kernel fills: 8 int32 columns, 1 uint16, 3 uint8.
+_C_L2, _C_L3, _C_L4, _C_L4END, _C_TUN, _C_IL2, _C_IL3, _C_FLAGS = range(8)
+_N_I32 = 8
+_B_NVLAN, _B_PROTO, _B_MAL = range(3)
+_ROW_BYTES = _N_I32 * 4 + 2 + 3
+
+
+# ================================================================================================
+# parse kernel
+# ================================================================================================
+@njit(cache=True, inline="always")
+def _at(row, o):
+    """``row[o]`` for an offset known to be >= 0 (an unsigned index skips numba's wraparound)."""
+    return row[np.uint64(o)]
+
+
+@njit(cache=True, inline="always")
+def _be16(row, o):
+    return (np.int64(_at(row, o)) << 8) | np.int64(_at(row, o + 1))
+
+
+@njit(cache=True, inline="always")
+def _skip_vlans(row, o, end):
+    """Skip up to two VLAN tags at ``o`` (the ethertype field). Returns (ethertype, hdr_end, n, ok)."""
+    et = _be16(row, o)
+    p = o + 2
+    n = 0
+    ok = True
+    while (et == ETH_P_8021Q or et == ETH_P_8021AD) and n < 2:
+        if p + 4 > end:
+            ok = False
+            break
+        et = _be16(row, p + 2)
+        p += 4
+        n += 1
+    return et, p, n, ok
+
+
+@njit(cache=True, inline="always")
+def _inner_ip_ok(row, o, end, version):
+    """True if a complete IPv4/IPv6 header (of ``version``, or either if 0) sits at ``o``."""
+    if o + 1 > end:
+        return False
+    v = _at(row, o) >> 4
+    if version != 0 and v != version:
+        return False
+    if v == 4:
+        ihl = np.int64(_at(row, o) & 0x0F) * 4
+        return ihl >= 20 and o + ihl <= end
+    if v == 6:
+        return o + 40 <= end
+    return False
+
+
+@njit(cache=True)
+def _parse_kernel(data, slots, offset, length, buf):
+    n = slots.shape[0]
+    i32 = buf[: 4 * _N_I32 * n].view(np.int32)
+    u16 = buf[4 * _N_I32 * n : (4 * _N_I32 + 2) * n].view(np.uint16)
+    u8 = buf[(4 * _N_I32 + 2) * n :]
+    rowlen = data.shape[1]
+    for k in range(n):
+        s = slots[k]
+        row = data[s]
+        base = np.int64(offset[s])
+        end = base + np.int64(length[s])
+        if end > rowlen:
+            end = rowlen
+        l2 = -1
+        l3 = -1
+        l4 = -1
+        l4end = -1
+        tun = -1
+        il2 = -1
+        il3 = -1
+        fl = 0
+        nvlan = 0
+        et = 0
+        proto = 0
+        mal = M_OK
+        # one pass; ``break`` ends the packet
+        while True:
+            if base < 0 or base + 14 > end:
+                mal = M_TRUNCATED_L2
+                break
+            l2 = base
+            et, l3s, nvlan, ok = _skip_vlans(row, base + 12, end)
+            if nvlan >= 1:
+                fl |= F_VLAN
+                if nvlan == 2:
+                    fl |= F_QINQ
+            if not ok:
+                mal = M_TRUNCATED_L2
+                break
+            is6 = False
+            first_frag = True
+            if et == ETH_P_IPV4:
+                if l3s + 20 > end:
+                    mal = M_TRUNCATED_L3
+                    break
+                b0 = _at(row, l3s)
+                if (b0 >> 4) != 4:
+                    mal = M_BAD_VERSION
+                    break
+                ihl = np.int64(b0 & 0x0F) * 4
+                if ihl < 20:
+                    mal = M_BAD_IHL
+                    break
+                if l3s + ihl > end:
+                    mal = M_TRUNCATED_L3
+                    break
+                l3 = l3s
+                fl |= F_IPV4
+                if ihl > 20:
+                    fl |= F_IPV4_OPTIONS
+                proto = _at(row, l3s + 9)
+                tl = _be16(row, l3s + 2)
+                if tl < ihl or l3s + tl > end:
+                    mal = M_BAD_TOTAL_LEN
+                    break
+                pend = l3s + tl
+                fo = _be16(row, l3s + 6)
+                if fo & 0x3FFF:
+                    fl |= F_FRAGMENT
+                    if fo & 0x1FFF:
+                        first_frag = False
+                p = l3s + ihl
+            elif et == ETH_P_IPV6:
+                if l3s + 40 > end:
+                    mal = M_TRUNCATED_L3
+                    break
+                if (_at(row, l3s) >> 4) != 6:
+                    mal = M_BAD_VERSION
+                    break
+                l3 = l3s
+                fl |= F_IPV6
+                is6 = True
+                nh = _at(row, l3s + 6)
+                proto = nh
+                pend = l3s + 40 + _be16(row, l3s + 4)
+                if pend > end:
+                    mal = M_BAD_TOTAL_LEN
+                    break
+                p = l3s + 40
+                cnt = 0
+                while cnt < _MAX_IPV6_EXT and (nh == 0 or nh == 43 or nh == 60 or nh == 44):
+                    if p + 8 > pend:
+                        mal = M_TRUNCATED_L3
+                        break
+                    if nh == 44:
+                        fo = _be16(row, p + 2)
+                        if fo & 0xFFF9:
+                            fl |= F_FRAGMENT
+                            if fo & 0xFFF8:
+                                first_frag = False
+                        hlen = 8
+                    else:
+                        hlen = (np.int64(_at(row, p + 1)) + 1) * 8
+                        if p + hlen > pend:
+                            mal = M_TRUNCATED_L3
+                            break
+                    nh = _at(row, p)
+                    p += hlen
+                    cnt += 1
+                proto = nh
+                if mal != M_OK:
+                    break
+            else:
+                break  # not IP: nothing more to parse, and not malformed
+            l4end = pend
+            if not first_frag:
+                break
+            if proto == 6:
+                if p + 20 > pend:
+                    mal = M_TRUNCATED_L4
+                    break
+                doff = np.int64(_at(row, p + 12) >> 4) * 4
+                if doff < 20:
+                    mal = M_BAD_TCP_OFF
+                    break
+                if p + doff > pend:
+                    mal = M_TRUNCATED_L4
+                    break
+                l4 = p
+                fl |= F_TCP
+            elif proto == 17:
+                if p + 8 > pend:
+                    mal = M_TRUNCATED_L4
+                    break
+                l4 = p
+                fl |= F_UDP
+                dport = _be16(row, p + 2)
+                q = p + 8
+                if dport == VXLAN_PORT:
+                    if q + 8 <= pend:
+                        tun = q
+                        fl |= F_VXLAN
+                        ie = q + 8
+                        if ie + 14 <= pend:
+                            il2 = ie
+                            iet, ip3, inv, iok = _skip_vlans(row, ie + 12, pend)
+                            if iok:
+                                if iet == ETH_P_IPV4 and _inner_ip_ok(row, ip3, pend, 4):
+                                    il3 = ip3
+                                elif iet == ETH_P_IPV6 and _inner_ip_ok(row, ip3, pend, 6):
+                                    il3 = ip3
+                elif dport == GTPU_PORT:
+                    if q + 8 <= pend:
+                        gf = _at(row, q)
+                        if (gf >> 5) == 1 and (gf & 0x10) != 0:
+                            gh = 8
+                            chain_ok = True
+                            if gf & 0x07:
+                                gh = 12
+                                if gf & 0x04 and q + 12 <= pend:
+                                    nxt = _at(row, q + 11)
+                                    ecnt = 0
+                                    while nxt != 0:
+                                        if ecnt >= _MAX_GTP_EXT or q + gh + 1 > pend:
+                                            chain_ok = False
+                                            break
+                                        elen = np.int64(_at(row, q + gh)) * 4
+                                        if elen == 0 or q + gh + elen > pend:
+                                            chain_ok = False
+                                            break
+                                        nxt = _at(row, q + gh + elen - 1)
+                                        gh += elen
+                                        ecnt += 1
+                            if q + 12 <= pend or gh == 8:
+                                tun = q
+                                fl |= F_GTPU
+                                if chain_ok and _at(row, q + 1) == 0xFF and _inner_ip_ok(row, q + gh, pend, 0):
+                                    il3 = q + gh
+            elif (proto == 1 and not is6) or (proto == 58 and is6):
+                if p + 4 > pend:
+                    mal = M_TRUNCATED_L4
+                    break
+                l4 = p
+                fl |= F_ICMP
+            break
+        if mal != M_OK:
+            fl |= F_MALFORMED
+        # unsigned indices: numba then skips its negative-index wraparound (a few % here)
+        i32[np.uint64(_C_L2 * n + k)] = l2
+        i32[np.uint64(_C_L3 * n + k)] = l3
+        i32[np.uint64(_C_L4 * n + k)] = l4
+        i32[np.uint64(_C_L4END * n + k)] = l4end
+        i32[np.uint64(_C_TUN * n + k)] = tun
+        i32[np.uint64(_C_IL2 * n + k)] = il2
+        i32[np.uint64(_C_IL3 * n + k)] = il3
+        i32[np.uint64(_C_FLAGS * n + k)] = fl
+        u16[np.uint64(k)] = et
+        u8[np.uint64(_B_NVLAN * n + k)] = nvlan
+        u8[np.uint64(_B_PROTO * n + k)] = proto
+        u8[np.uint64(_B_MAL * n + k)] = mal
+    return 0
+
+
+# ================================================================================================
+# generic field kernels
+# ================================================================================================
+@njit(cache=True)
+def _read_field(data, slots, base, rel, nbytes, shift, mask, out):
+    """out[k] = (big-endian nbytes at base[k]+rel >> shift) & mask, or 0 where base[k] < 0."""
+    for k in range(slots.shape[0]):
+        o = base[k]
+        if o < 0:
+            out[k] = 0
+            continue
+        row = data[slots[k]]
+        o += rel
+        w = np.uint64(0)
+        for i in range(nbytes):
+            w = (w << np.uint64(8)) | np.uint64(row[o + i])
+        out[k] = (w >> shift) & mask
+
+
+@njit(cache=True)
+def _write_field(data, slots, base, rel, nbytes, shift, mask, values):
+    """Read-modify-write the bit field into every packet with base[k] >= 0."""
+    keep = ~(mask << shift)
+    for k in range(slots.shape[0]):
+        o = base[k]
+        if o < 0:
+            continue
+        row = data[slots[k]]
+        o += rel
+        w = np.uint64(0)
+        for i in range(nbytes):
+            w = (w << np.uint64(8)) | np.uint64(row[o + i])
+        w = (w & keep) | ((np.uint64(values[k]) & mask) << shift)
+        for i in range(nbytes - 1, -1, -1):
+            row[o + i] = np.uint8(w & np.uint64(0xFF))
+            w >>= np.uint64(8)
+
+
+_M32 = np.uint64(0xFFFFFFFF)
+
+
+@njit(cache=True, inline="always")
+def _rotl32(x, r):
+    return ((x << np.uint64(r)) | (x >> np.uint64(32 - r))) & _M32
+
+
+@njit(cache=True, inline="always")
+def _mix(h, w):
+    w = (w * np.uint64(0xCC9E2D51)) & _M32
+    w = _rotl32(w, 15)
+    w = (w * np.uint64(0x1B873593)) & _M32
+    h ^= w
+    h = _rotl32(h, 13)
+    return (h * np.uint64(5) + np.uint64(0xE6546B64)) & _M32
+
+
+@njit(cache=True, inline="always")
+def _be32u(row, o):
+    return (
+        (np.uint64(row[o]) << np.uint64(24))
+        | (np.uint64(row[o + 1]) << np.uint64(16))
+        | (np.uint64(row[o + 2]) << np.uint64(8))
+        | np.uint64(row[o + 3])
+    )
+
+
+@njit(cache=True)
+def _flow_hash_kernel(data, slots, l3_off, l4_off, flags, proto, seed, out):
+    for k in range(slots.shape[0]):
+        h = np.uint64(seed) & _M32
+        f = flags[k]
+        row = data[slots[k]]
+        o = l3_off[k]
+        nw = 3
+        p = np.uint64(0)
+        if f & F_IPV4:
+            h = _mix(h, _be32u(row, o + 12))
+            h = _mix(h, _be32u(row, o + 16))
+            p = np.uint64(proto[k])
+        elif f & F_IPV6:
+            for i in range(8):
+                h = _mix(h, _be32u(row, o + 8 + 4 * i))
+            nw = 9
+            p = np.uint64(proto[k])
+        ports = np.uint64(0)
+        if f & (F_TCP | F_UDP):
+            ports = _be32u(row, l4_off[k])
+        h = _mix(h, ports)
+        h = _mix(h, p)
+        h ^= np.uint64(4 * nw)
+        h ^= h >> np.uint64(16)
+        h = (h * np.uint64(0x85EBCA6B)) & _M32
+        h ^= h >> np.uint64(13)
+        h = (h * np.uint64(0xC2B2AE35)) & _M32
+        h ^= h >> np.uint64(16)
+        out[k] = h
+
+
+# ================================================================================================
+# Python side
+# ================================================================================================
+def _as_values(value, n: int, what: str) -> np.ndarray:
+    """An int64/uint64 array of length n from an array or a scalar (bit patterns kept)."""
+    a = np.asarray(value)
+    if a.ndim == 0:
+        a = np.full(n, a)
+    elif a.shape != (n,):
+        raise ValueError(f"{what}: expected a scalar or an array of length {n}, got shape {a.shape}")
+    if a.dtype == np.uint64 or a.dtype == np.int64:
+        return np.ascontiguousarray(a)
+    if a.dtype.kind not in "iub":
+        raise TypeError(f"{what}: expected integers, got {a.dtype}")
+    return a.astype(np.int64)
+
+
+class _Field:
+    """A big-endian bit field of a header, as a numpy-array property of a header view."""
+
+    def __init__(self, hdr, rel, nbytes, dtype, shift=0, mask=None, structural=False, doc=""):
+        self.hdr = hdr
+        self.rel = int(rel)
+        self.nbytes = int(nbytes)
+        self.dtype = np.dtype(dtype)
+        self.shift = np.uint64(shift)
+        self.mask = np.uint64((1 << (8 * nbytes)) - 1 if mask is None else mask)
+        self.structural = structural
+        self.__doc__ = doc
+        self.name = "?"
+
+    def __set_name__(self, owner, name):
+        self.name = f"{owner.__name__.lstrip('_').replace('View', '').lower()}.{name}"
+
+    def __get__(self, view, owner=None):
+        if view is None:
+            return self
+        h = view._h
+        out = np.empty(h.n, self.dtype)
+        _read_field(h.pool.data, h.slots, h._base(self.hdr), self.rel, self.nbytes, self.shift, self.mask, out)
+        return out
+
+    def __set__(self, view, value):
+        h = view._h
+        vals = _as_values(value, h.n, self.name)
+        _write_field(h.pool.data, h.slots, h._base(self.hdr), self.rel, self.nbytes, self.shift, self.mask, vals)
+        if self.structural:
+            h.refresh()
+
+
+class _Ipv6Addr:
+    """A 16-byte IPv6 address field as an (n, 16) uint8 array."""
+
+    def __init__(self, rel, doc=""):
+        self.rel = rel
+        self.__doc__ = doc
+
+    def __set_name__(self, owner, name):
+        self.name = f"ipv6.{name}"
+
+    def __get__(self, view, owner=None):
+        if view is None:
+            return self
+        h = view._h
+        base = h._base("ipv6")
+        out = np.zeros((h.n, 16), np.uint8)
+        m = base >= 0
+        if m.any():
+            cols = base[m][:, None] + (self.rel + np.arange(16))
+            out[m] = h.pool.data[h.slots[m][:, None], cols]
+        return out
+
+    def __set__(self, view, value):
+        h = view._h
+        if isinstance(value, (bytes, bytearray)):
+            value = np.frombuffer(bytes(value), np.uint8)
+        elif hasattr(value, "packed"):  # ipaddress.IPv6Address
+            value = np.frombuffer(value.packed, np.uint8)
+        v = np.asarray(value)
+        if v.shape not in ((16,), (h.n, 16)):
+            raise ValueError(f"{self.name}: expected 16 bytes or an (n, 16) array, got shape {v.shape}")
+        v = np.broadcast_to(v.astype(np.uint8), (h.n, 16))
+        base = h._base("ipv6")
+        m = base >= 0
+        if m.any():
+            cols = base[m][:, None] + (self.rel + np.arange(16))
+            h.pool.data[h.slots[m][:, None], cols] = v[m]
+
+
+class _View:
+    __slots__ = ("_h",)
+
+    def __init__(self, h):
+        self._h = h
+
+    def __repr__(self):
+        return f"<{type(self).__name__.lstrip('_')} of {self._h.n} packets>"
+
+
+class _EthView(_View):
+    """Ethernet header (present where ``l2_off >= 0``)."""
+
+    __slots__ = ()
+    dst = _Field("eth", 0, 6, np.uint64, doc="destination MAC (48 bits in a uint64)")
+    src = _Field("eth", 6, 6, np.uint64, doc="source MAC (48 bits in a uint64)")
+    type = _Field("eth", 12, 2, np.uint16, structural=True, doc="outer ethertype at +12 (TPID if tagged)")
+
+
+class _VlanView(_View):
+    """Outer VLAN tag (where ``n_vlan >= 1``) and the second tag's VID (where ``n_vlan == 2``)."""
+
+    __slots__ = ()
+    vid = _Field("vlan", 0, 2, np.uint16, 0, 0x0FFF, doc="outer VLAN id")
+    dei = _Field("vlan", 0, 2, np.uint8, 12, 0x1, doc="outer drop-eligible indicator")
+    pcp = _Field("vlan", 0, 2, np.uint8, 13, 0x7, doc="outer priority code point")
+    inner_vid = _Field("vlan2", 0, 2, np.uint16, 0, 0x0FFF, doc="second (inner) tag VLAN id")
+
+
+class _IPv4View(_View):
+    """IPv4 header (where ``flags & F_IPV4``)."""
+
+    __slots__ = ()
+    version = _Field("ipv4", 0, 1, np.uint8, 4, 0xF, structural=True)
+    ihl = _Field("ipv4", 0, 1, np.uint8, 0, 0xF, structural=True, doc="header length in 32-bit words")
+    tos = _Field("ipv4", 1, 1, np.uint8)
+    total_len = _Field("ipv4", 2, 2, np.uint16, structural=True)
+    ident = _Field("ipv4", 4, 2, np.uint16)
+    flags = _Field("ipv4", 6, 2, np.uint8, 13, 0x7, structural=True, doc="3 bits: reserved, DF (2), MF (1)")
+    frag_off = _Field("ipv4", 6, 2, np.uint16, 0, 0x1FFF, structural=True, doc="13 bits, 8-byte units")
+    ttl = _Field("ipv4", 8, 1, np.uint8)
+    proto = _Field("ipv4", 9, 1, np.uint8, structural=True)
+    checksum = _Field("ipv4", 10, 2, np.uint16)
+    src = _Field("ipv4", 12, 4, np.uint32)
+    dst = _Field("ipv4", 16, 4, np.uint32)
+
+
+class _IPv6View(_View):
+    """IPv6 fixed header (where ``flags & F_IPV6``)."""
+
+    __slots__ = ()
+    version = _Field("ipv6", 0, 4, np.uint8, 28, 0xF, structural=True)
+    traffic_class = _Field("ipv6", 0, 4, np.uint8, 20, 0xFF)
+    flow_label = _Field("ipv6", 0, 4, np.uint32, 0, 0xFFFFF)
+    payload_len = _Field("ipv6", 4, 2, np.uint16, structural=True)
+    next_header = _Field("ipv6", 6, 1, np.uint8, structural=True, doc="next header of the fixed header")
+    hop_limit = _Field("ipv6", 7, 1, np.uint8)
+    src = _Ipv6Addr(8, doc="source address, (n, 16) uint8")
+    dst = _Ipv6Addr(24, doc="destination address, (n, 16) uint8")
+    src_hi = _Field("ipv6", 8, 8, np.uint64)
+    src_lo = _Field("ipv6", 16, 8, np.uint64)
+    dst_hi = _Field("ipv6", 24, 8, np.uint64)
+    dst_lo = _Field("ipv6", 32, 8, np.uint64)
+
+
+class _UdpView(_View):
+    """UDP header (where ``flags & F_UDP``)."""
+
+    __slots__ = ()
+    sport = _Field("udp", 0, 2, np.uint16)
+    dport = _Field("udp", 2, 2, np.uint16, structural=True)
+    len = _Field("udp", 4, 2, np.uint16)
+    checksum = _Field("udp", 6, 2, np.uint16)
+
+
+class _TcpView(_View):
+    """TCP header (where ``flags & F_TCP``)."""
+
+    __slots__ = ()
+    sport = _Field("tcp", 0, 2, np.uint16)
+    dport = _Field("tcp", 2, 2, np.uint16)
+    seq = _Field("tcp", 4, 4, np.uint32)
+    ack = _Field("tcp", 8, 4, np.uint32)
+    data_off = _Field("tcp", 12, 1, np.uint8, 4, 0xF, structural=True, doc="header length in 32-bit words")
+    flags = _Field("tcp", 12, 2, np.uint16, 0, 0x1FF, doc="9 bits: NS CWR ECE URG ACK PSH RST SYN FIN")
+    window = _Field("tcp", 14, 2, np.uint16)
+    checksum = _Field("tcp", 16, 2, np.uint16)
+
+
+class _IcmpView(_View):
+    """ICMP / ICMPv6 header (where ``flags & F_ICMP``)."""
+
+    __slots__ = ()
+    type = _Field("icmp", 0, 1, np.uint8)
+    code = _Field("icmp", 1, 1, np.uint8)
+    checksum = _Field("icmp", 2, 2, np.uint16)
+
+
+class _VxlanView(_View):
+    """VXLAN header (where ``flags & F_VXLAN``)."""
+
+    __slots__ = ()
+    flags = _Field("vxlan", 0, 1, np.uint8)
+    vni = _Field("vxlan", 4, 4, np.uint32, 8, 0xFFFFFF)
+
+
+class _GtpuView(_View):
+    """GTP-U header (where ``flags & F_GTPU``)."""
+
+    __slots__ = ()
+    flags = _Field("gtpu", 0, 1, np.uint8, structural=True)
+    msg_type = _Field("gtpu", 1, 1, np.uint8, structural=True)
+    length = _Field("gtpu", 2, 2, np.uint16)
+    teid = _Field("gtpu", 4, 4, np.uint32)
+
+
+def _i32_col(col, dtype, doc):
+    def get(self):
+        n = self.n
+        return self._buf[4 * n * col : 4 * n * (col + 1)].view(dtype)
+
+    get.__doc__ = doc
+    return cached_property(get)
+
+
+def _u8_col(col, dtype, doc):
+    def get(self):
+        n = self.n
+        o = (4 * _N_I32 + 2) * n
+        return self._buf[o + n * col : o + n * (col + 1)].view(dtype)
+
+    get.__doc__ = doc
+    return cached_property(get)
+
+
+class Headers:
+    """Parsed headers of one batch: per-packet offset/flag columns plus field accessors.
+
+    Columns are views of one buffer that :meth:`refresh` rewrites in place. See the module
+    docstring for the full manual.
+    """
+
+    # ``sport``/``dport`` descriptors look for ``_h`` on their owner.
+    sport = _Field("ports", 0, 2, np.uint16, doc="TCP or UDP source port, else 0")
+    dport = _Field("ports", 2, 2, np.uint16, structural=True, doc="TCP or UDP destination port, else 0")
+
+    def __init__(self, pool, slots: np.ndarray) -> None:
+        self.pool = pool
+        self.slots = slots
+        self.n = n = slots.shape[0]
+        self._buf = np.empty(n * _ROW_BYTES, np.uint8)
+        self._bases = {}
+        _parse_kernel(pool.data, slots, pool.offset, pool.length, self._buf)
+
+    @property
+    def _h(self):
+        return self
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"Headers({self.n} packets, {int(np.count_nonzero(self.malformed))} malformed)"
+
+    def refresh(self) -> "Headers":
+        """Re-parse the same slots in place (after writing a field that changes the layout)."""
+        _parse_kernel(self.pool.data, self.slots, self.pool.offset, self.pool.length, self._buf)
+        self._bases.clear()
+        return self
+
+    # -- columns ------------------------------------------------------------------------------
+    l2_off = _i32_col(_C_L2, np.int32, "l2_off: Ethernet header offset, -1 if the frame has < 14 bytes")
+    l3_off = _i32_col(_C_L3, np.int32, "l3_off: IPv4/IPv6 header offset, -1 if absent")
+    l4_off = _i32_col(_C_L4, np.int32, "l4_off: TCP/UDP/ICMP header offset, -1 if absent")
+    l4_end = _i32_col(_C_L4END, np.int32, "l4_end: end of the IP payload per the IP length, -1 if absent")
+    tun_off = _i32_col(_C_TUN, np.int32, "tun_off: VXLAN or GTP-U header offset, -1 if absent")
+    inner_l2_off = _i32_col(_C_IL2, np.int32, "inner_l2_off: VXLAN inner Ethernet offset, -1 if absent")
+    inner_l3_off = _i32_col(_C_IL3, np.int32, "inner_l3_off: tunnelled IP header offset, -1 if absent")
+    flags = _i32_col(_C_FLAGS, np.uint32, "flags: F_* bitmask")
+
+    @cached_property
+    def ethertype(self) -> np.ndarray:
+        """Ethertype after the VLAN tags (0 if the frame has no complete Ethernet header)."""
+        n = self.n
+        return self._buf[4 * _N_I32 * n : (4 * _N_I32 + 2) * n].view(np.uint16)
+
+    n_vlan = _u8_col(_B_NVLAN, np.int8, "n_vlan: complete VLAN tags (0, 1 or 2)")
+    ip_proto = _u8_col(_B_PROTO, np.uint8, "ip_proto: IPv4 protocol / IPv6 final next header")
+    malformed = _u8_col(_B_MAL, np.uint8, "malformed: M_* reason code, 0 = fine")
+
+    # -- boolean masks --------------------------------------------------------------------------
+    def _flag(self, f: int) -> np.ndarray:
+        return (self.flags & np.uint32(f)) != 0
+
+    is_ipv4 = property(lambda self: self._flag(F_IPV4), doc="IPv4 header complete")
+    is_ipv6 = property(lambda self: self._flag(F_IPV6), doc="IPv6 header complete")
+    is_tcp = property(lambda self: self._flag(F_TCP), doc="TCP header complete")
+    is_udp = property(lambda self: self._flag(F_UDP), doc="UDP header complete")
+    is_icmp = property(lambda self: self._flag(F_ICMP), doc="ICMP/ICMPv6 header complete")
+    is_vlan = property(lambda self: self._flag(F_VLAN), doc="at least one VLAN tag")
+    is_vxlan = property(lambda self: self._flag(F_VXLAN), doc="VXLAN header complete")
+    is_gtpu = property(lambda self: self._flag(F_GTPU), doc="GTP-U header complete")
+    is_fragment = property(lambda self: self._flag(F_FRAGMENT), doc="IP fragment (first or later)")
+    is_malformed = property(lambda self: self.malformed != 0, doc="malformed reason != 0")
+
+    # -- header views ----------------------------------------------------------------------------
+    eth = cached_property(lambda self: _EthView(self))
+    vlan = cached_property(lambda self: _VlanView(self))
+    ipv4 = cached_property(lambda self: _IPv4View(self))
+    ipv6 = cached_property(lambda self: _IPv6View(self))
+    udp = cached_property(lambda self: _UdpView(self))
+    tcp = cached_property(lambda self: _TcpView(self))
+    icmp = cached_property(lambda self: _IcmpView(self))
+    vxlan = cached_property(lambda self: _VxlanView(self))
+    gtpu = cached_property(lambda self: _GtpuView(self))
+
+    def _base(self, hdr: str) -> np.ndarray:
+        """Absolute offset of header ``hdr`` per packet, -1 where the packet lacks it (cached)."""
+        b = self._bases.get(hdr)
+        if b is not None:
+            return b
+        neg = np.int32(-1)
+        if hdr == "eth":
+            b = self.l2_off
+        elif hdr == "vlan":
+            b = np.where(self.n_vlan >= 1, self.l2_off + np.int32(14), neg)
+        elif hdr == "vlan2":
+            b = np.where(self.n_vlan >= 2, self.l2_off + np.int32(18), neg)
+        elif hdr == "ipv4":
+            b = np.where(self._flag(F_IPV4), self.l3_off, neg)
+        elif hdr == "ipv6":
+            b = np.where(self._flag(F_IPV6), self.l3_off, neg)
+        elif hdr == "udp":
+            b = np.where(self._flag(F_UDP), self.l4_off, neg)
+        elif hdr == "tcp":
+            b = np.where(self._flag(F_TCP), self.l4_off, neg)
+        elif hdr == "icmp":
+            b = np.where(self._flag(F_ICMP), self.l4_off, neg)
+        elif hdr == "ports":
+            b = np.where(self._flag(F_TCP | F_UDP), self.l4_off, neg)
+        elif hdr == "vxlan":
+            b = np.where(self._flag(F_VXLAN), self.tun_off, neg)
+        elif hdr == "gtpu":
+            b = np.where(self._flag(F_GTPU), self.tun_off, neg)
+        else:
+            raise KeyError(hdr)
+        b = np.ascontiguousarray(b, dtype=np.int32)
+        self._bases[hdr] = b
+        return b
+
+    # -- hashing ----------------------------------------------------------------------------------
+    def flow_hash(self, seed: int = 0) -> np.ndarray:
+        """32-bit hash of (src ip, dst ip, ip proto, sport, dport) per packet (uint32).
+
+        IPv4 and IPv6 (full 128-bit addresses). Ports are 0 unless TCP/UDP (so non-first fragments
+        hash like port-less packets); non-IP packets hash the seed only. Deterministic across runs
+        and machines; not symmetric.
+        """
+        out = np.empty(self.n, np.uint32)
+        _flow_hash_kernel(
+            self.pool.data, self.slots, self.l3_off, self.l4_off, self.flags, self.ip_proto,
+            np.uint64(int(seed) & 0xFFFFFFFF), out,
+        )
+        return out
+
+    # -- checksums --------------------------------------------------------------------------------
+    def _ipv4_sel(self):
+        m = self._flag(F_IPV4)
+        return m, self.slots[m], self.l3_off[m]
+
+    def ipv4_checksum_ok(self) -> np.ndarray:
+        """True where the IPv4 header checksum is right (False where not IPv4)."""
+        ok = np.zeros(self.n, np.bool_)
+        m, sl, l3 = self._ipv4_sel()
+        if len(sl):
+            data = self.pool.data
+            want = ipv4_header_checksum(data, sl, l3)
+            have = (data[sl, l3 + 10].astype(np.uint16) << 8) | data[sl, l3 + 11]
+            ok[m] = want == have
+        return ok
+
+    def fix_ipv4_checksum(self) -> None:
+        """Recompute and store the IPv4 header checksum of every IPv4 packet."""
+        m, sl, l3 = self._ipv4_sel()
+        if len(sl):
+            data = self.pool.data
+            c = ipv4_header_checksum(data, sl, l3)
+            data[sl, l3 + 10] = (c >> 8).astype(np.uint8)
+            data[sl, l3 + 11] = (c & 0xFF).astype(np.uint8)
+
+    def _l4_sel(self):
+        f = self.flags
+        m = ((f & np.uint32(F_TCP | F_UDP | F_ICMP)) != 0) & ((f & np.uint32(F_FRAGMENT)) == 0)
+        sl = self.slots[m]
+        l3 = self.l3_off[m]
+        l4 = self.l4_off[m]
+        end = self.l4_end[m]
+        is6 = (f[m] & np.uint32(F_IPV6)) != 0
+        proto = self.ip_proto[m]
+        return m, sl, l3, l4, end, is6, proto
+
+    def l4_checksum_ok(self) -> np.ndarray:
+        """True where the TCP/UDP/ICMP/ICMPv6 checksum is right.
+
+        False where there is no complete, unfragmented L4 segment. A UDP-over-IPv4 checksum of 0
+        ("no checksum") counts as ok.
+        """
+        ok = np.zeros(self.n, np.bool_)
+        m, sl, l3, l4, end, is6, proto = self._l4_sel()
+        if len(sl):
+            data = self.pool.data
+            want = l4_checksum(data, sl, l3, l4, end, is6, proto)
+            ck = np.where(proto == 6, 16, np.where(proto == 17, 6, 2)).astype(np.int32) + l4
+            have = (data[sl, ck].astype(np.uint16) << 8) | data[sl, ck + 1]
+            good = want == have
+            good |= (proto == 17) & ~is6 & (have == 0)
+            ok[m] = good
+        return ok
+
+    def fix_l4_checksum(self) -> None:
+        """Recompute and store the L4 checksum where the segment is complete and not a fragment."""
+        m, sl, l3, l4, end, is6, proto = self._l4_sel()
+        if len(sl):
+            data = self.pool.data
+            c = l4_checksum(data, sl, l3, l4, end, is6, proto)
+            ck = np.where(proto == 6, 16, np.where(proto == 17, 6, 2)).astype(np.int32) + l4
+            data[sl, ck] = (c >> 8).astype(np.uint8)
+            data[sl, ck + 1] = (c & 0xFF).astype(np.uint8)
+
+    # -- summaries --------------------------------------------------------------------------------
+    def malformed_counts(self) -> dict[str, int]:
+        """``{reason name: count}`` for the reasons present (``"ok"`` included)."""
+        c = np.bincount(self.malformed, minlength=len(MALFORMED_REASONS))
+        return {MALFORMED_REASONS[i]: int(c[i]) for i in np.flatnonzero(c) if i < len(MALFORMED_REASONS)}
+
+
+def parse(batch) -> Headers:
+    """Parse every packet of ``batch`` (one numba pass) and cache the result on the batch."""
+    h = batch._headers
+    if h is not None:
+        return h
+    idx = batch.idx
+    if not idx.flags.c_contiguous:
+        idx = np.ascontiguousarray(idx)
+    h = Headers(batch.pool, idx)
+    batch._headers = h
+    return h
