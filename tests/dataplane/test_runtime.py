@@ -167,3 +167,24 @@ def test_merge_module_multiple_inputs(pipeline, frame_source, udp_frame):
 def test_bad_worker_policy():
     with pytest.raises(ArgError, match="policy must be 'rr' or 'wfq'"):
         Worker("w", policy="fifo")
+
+
+def test_virtual_clock_standing_still_is_reported(pipeline, udp_frame):
+    from tailgate.core.errors import TailgateError
+
+    src = Spinner(name="src", frame=udp_frame())
+    src >> Sink()
+    rt = Runtime(pipeline, VirtualClock())
+    with pytest.raises(TailgateError, match="virtual clock stands still"):
+        rt.run(duration_ns=1_000)
+    # With a packet limit the same pipeline runs fine.
+    rt.run(max_packets=320)
+
+
+def test_queue_counts_each_packet_once(pipeline, frame_source, udp_frame):
+    src = frame_source(frames=[udp_frame()], repeat=100)
+    q = Queue(name="q", size=1024)
+    src >> q >> Sink(name="out")
+    Runtime(pipeline, VirtualClock()).run()
+    assert q.packets_in == 100
+    assert q.counter("out.0") == 100

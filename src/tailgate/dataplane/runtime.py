@@ -31,7 +31,7 @@ import time
 from typing import Callable
 
 from tailgate.core.clock import Clock, VirtualClock
-from tailgate.core.errors import ArgError, GraphError
+from tailgate.core.errors import ArgError, GraphError, TailgateError
 from tailgate.dataplane.graph import Pipeline
 from tailgate.dataplane.module import Module
 from tailgate.packet.pool import DEFAULT_BURST, Batch, PacketPool
@@ -72,8 +72,10 @@ class Task:
         root.time_ns += clock.charge(t, root.cost_ns[0], root.cost_ns[1], n)
         if n == 0:
             return 0
-        root.packets_in += n
-        root.batches_in += 1
+        if not root.n_igates:
+            # A source's "input" is what it made; a queue already counted its packets on enqueue.
+            root.packets_in += n
+            root.batches_in += 1
         # The hot loop of the whole data plane: Python runs here once per module per round.
         if clock.virtual:
             for m in self.downstream:
@@ -248,12 +250,27 @@ class Runtime:
         wall0 = time.perf_counter()
         next_progress = wall0 + progress_every_s
         reason = ""
+        virtual = clock.virtual
+        still_steps = 0
         while True:
             did = 0
+            t_step = clock.now_ns()
             for w in workers:
                 did += w.step()
             self.steps += 1
             self.packets += did
+            if virtual and did:
+                # Packets moved but virtual time did not: every module on the way costs 0 ns, so
+                # a time limit would never be reached.
+                if clock.now_ns() == t_step:
+                    still_steps += 1
+                    if still_steps >= 100_000 and limit is None:
+                        raise TailgateError(
+                            "the virtual clock stands still: every module on the packets' path has a "
+                            "modeled cost of 0 ns; give modules cost_ns=(T0, T1) or set a packet limit"
+                        )
+                else:
+                    still_steps = 0
             if limit is not None and self.packets >= limit:
                 reason = "packet limit"
                 break

@@ -1,6 +1,7 @@
 """The built-in network functions. Every class here is available by name in pipeline scripts."""
 from tailgate.nf.basic import Bypass, Drop, Merge, PcapSink, PcapSource, Queue, SetMetadata, Sink, Source, Timestamp
 from tailgate.nf.ip import CheckIPHeader, DecTTL, IPChecksum, MACRewrite, SetIPv4, UpdateTTL
+from tailgate.nf.lookup import IPv4Lookup, IPv6Lookup
 from tailgate.nf.measure import Measure
 from tailgate.nf.nat import NAPT, StaticNAT
 from tailgate.nf.shaping import RateLimiter
@@ -14,6 +15,8 @@ __all__ = [
     "GTPUDecap",
     "GTPUEncap",
     "IPChecksum",
+    "IPv4Lookup",
+    "IPv6Lookup",
     "MACRewrite",
     "NAPT",
     "SetIPv4",

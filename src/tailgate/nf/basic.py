@@ -24,7 +24,7 @@ def _parse_size_dist(owner: str, spec: str, size_bytes: int):
         if s == "fixed":
             return synth.FixedSize(size_bytes)
         if s == "imix":
-            return synth.IMIX()
+            return synth.IMIX
         if s.startswith("uniform:"):
             _, lo, hi = s.split(":")
             return synth.UniformSize(int(lo), int(hi))
