@@ -264,7 +264,7 @@ class Runtime:
                 # a time limit would never be reached.
                 if clock.now_ns() == t_step:
                     still_steps += 1
-                    if still_steps >= 100_000 and limit is None:
+                    if still_steps >= 10_000 and limit is None:
                         raise TailgateError(
                             "the virtual clock stands still: every module on the packets' path has a "
                             "modeled cost of 0 ns; give modules cost_ns=(T0, T1) or set a packet limit"

@@ -35,7 +35,13 @@ Tables
     the search astray). A lookup costs about log2(number of distinct lengths) hash probes.
 
 Modules
-    :class:`IPv4Lookup` and :class:`IPv6Lookup` (see their docstrings).
+    :class:`IPv4Lookup` and :class:`IPv6Lookup` (see their docstrings). Each ``process`` is one
+    parse (cached on the batch), one numba kernel that reads the destination address straight
+    from ``pool.data`` at ``l3_off``, looks it up and counting-sorts the batch by gate
+    (:func:`_partition`), and one emit per non-empty gate. :func:`emit_codes_fast` offers the same
+    partition to any module (same contract as ``Module.emit_codes``; the ACL and classify modules
+    use it too). A batch whose packets all take one gate is passed on whole, keeping its parsed
+    headers.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ __all__ = [
     "IPv6LPM",
     "IPv4Lookup",
     "IPv6Lookup",
+    "emit_codes_fast",
 ]
 
 _U64 = (1 << 64) - 1
