@@ -24,6 +24,7 @@ from tailgate.nf.lookup import (
     IPv6Lookup,
     IPv6LPM,
     _partition,
+    emit_codes_fast,
     load_routes,
     parse_ipv4,
     parse_ipv6,
@@ -353,6 +354,27 @@ def test_partition_keeps_order_within_gates():
     # out-of-range codes count as drop reason 0
     out = _partition(idx[:3], np.array([5, -9, 0], np.int32), 2, 1)
     assert out.tolist() == [12, 10, 11, 1, 0, 2]
+
+
+def test_emit_codes_fast_matches_emit_codes(pipeline):
+    from tailgate.dataplane.module import Module
+
+    class Three(Module):
+        drop_reasons = ("a", "b")
+
+        def setup(self):
+            self.n_ogates = 3
+
+    codes = np.array([2, -1, 0, 0, -2, 1, 2, -1], np.int32)
+    results = []
+    for emit in (lambda m, b: m.emit_codes(b, codes), lambda m, b: emit_codes_fast(m, b, codes)):
+        m = Three()
+        pool = PacketPool(n_slots=16)
+        b = pool.alloc(len(codes))
+        emit(m, b)
+        results.append(({g: bb.idx.tolist() for g, bb in m._out}, m.drop_counts.tolist(), pool.n_used))
+    assert results[0] == results[1]
+    assert results[1][1] == [2, 1] and results[1][2] == 5
 
 
 # -- modules ------------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The built-in network functions. Every class here is available by name in pipeline scripts."""
+from tailgate.nf.acl import ACL
 from tailgate.nf.basic import Bypass, Drop, Merge, PcapSink, PcapSource, Queue, SetMetadata, Sink, Source, Timestamp
+from tailgate.nf.classify import ExactMatch, HashSplit
 from tailgate.nf.ip import CheckIPHeader, DecTTL, IPChecksum, MACRewrite, SetIPv4, UpdateTTL
 from tailgate.nf.lookup import IPv4Lookup, IPv6Lookup
 from tailgate.nf.measure import Measure
@@ -9,11 +11,14 @@ from tailgate.nf.split import RandomSplit, WeightedRandomSplit
 from tailgate.nf.tunnel import GTPUDecap, GTPUEncap, VLANPop, VLANPush, VLANSplit, VXLANDecap, VXLANEncap
 
 __all__ = [
+    "ACL",
     "Bypass",
     "CheckIPHeader",
     "DecTTL",
+    "ExactMatch",
     "GTPUDecap",
     "GTPUEncap",
+    "HashSplit",
     "IPChecksum",
     "IPv4Lookup",
     "IPv6Lookup",
