@@ -252,17 +252,18 @@ class Runtime:
         reason = ""
         virtual = clock.virtual
         still_steps = 0
+        still_ns = clock.now_ns()
         while True:
             did = 0
-            t_step = clock.now_ns()
             for w in workers:
                 did += w.step()
             self.steps += 1
             self.packets += did
             if virtual and did:
-                # Packets moved but virtual time did not: every module on the way costs 0 ns, so
-                # a time limit would never be reached.
-                if clock.now_ns() == t_step:
+                # Packets keep moving but virtual time does not (not even by idling until a
+                # source's next packet): every module on the way costs 0 ns, so a time limit would
+                # never be reached.
+                if clock.now_ns() == still_ns:
                     still_steps += 1
                     if still_steps >= 10_000 and limit is None:
                         raise TailgateError(
@@ -271,6 +272,7 @@ class Runtime:
                         )
                 else:
                     still_steps = 0
+                    still_ns = clock.now_ns()
             if limit is not None and self.packets >= limit:
                 reason = "packet limit"
                 break
