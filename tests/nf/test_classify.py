@@ -14,6 +14,7 @@ from tailgate.dataplane.runtime import Runtime
 from tailgate.nf.basic import Sink
 from tailgate.nf.classify import FIELDS, ExactMatch, HashSplit, parse_field_value
 from tailgate.packet.pool import PacketPool
+from tailgate.testing import drive
 
 MAC1 = "02:00:00:00:00:01"
 MAC2 = "02:00:00:00:00:02"
@@ -47,14 +48,7 @@ def frame(dst_mac=MAC2, src_mac=MAC1, vlan=None, fam=4, src="10.0.0.1", dst="10.
 
 
 def run_direct(module, frames):
-    pool = PacketPool(n_slots=4096)
-    module.pool = pool
-    module.process(pool.from_frames(frames))
-    out = {}
-    for g, b in module._out:
-        out.setdefault(g, []).extend(b.frames())
-    module._out.clear()
-    return out, pool
+    return drive(module, frames)
 
 
 # -- ExactMatch ----------------------------------------------------------------------------------

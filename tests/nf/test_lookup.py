@@ -33,6 +33,7 @@ from tailgate.nf.lookup import (
     routes_from_list,
 )
 from tailgate.packet.pool import PacketPool
+from tailgate.testing import drive
 
 U64 = (1 << 64) - 1
 
@@ -99,15 +100,7 @@ def arp_frame() -> bytes:
 
 def run_direct(module, frames):
     """Call ``process`` once on a batch of ``frames``; returns ({gate: [frames]}, pool)."""
-    pool = PacketPool(n_slots=1024)
-    module.pool = pool
-    batch = pool.from_frames(frames)
-    module.process(batch)
-    out = {}
-    for g, b in module._out:
-        out.setdefault(g, []).extend(b.frames())
-    module._out.clear()
-    return out, pool
+    return drive(module, frames)
 
 
 # -- addresses ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from tailgate.core.clock import VirtualClock
 from tailgate.core.errors import ArgError
 from tailgate.nf.nat import NAPT, StaticNAT
-from tailgate.packet.pool import PacketPool
+from tailgate.testing import drive
 
 MAC_A = b"\x02\x00\x00\x00\x00\x01"
 MAC_B = b"\x02\x00\x00\x00\x00\x02"
@@ -69,15 +69,7 @@ def l4_sum_ok(ip):
 
 
 def run(module, frames, igate=0, pool=None):
-    pool = pool or PacketPool(n_slots=2048)
-    module.pool = pool
-    module._out.clear()
-    module.current_igate = igate
-    module.process(pool.from_frames(frames))
-    out = {}
-    for g, b in module._out:
-        out.setdefault(g, []).extend(b.frames())
-    return out
+    return drive(module, frames, igate=igate, pool=pool)[0]
 
 
 def ports(ip):
