@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
-from tailgate.packet.pcap import PcapError, PcapReader, PcapWriter, _fast_alloc_ok
+from tailgate.packet.pcap import PcapError, PcapReader, PcapWriter
 from tailgate.packet.pool import PacketPool, PoolExhausted
 
 TS0_NS = 1_700_000_000_123_456_789
@@ -286,21 +286,13 @@ def test_read_all_iter_batches_and_eof(tmp_path, pool):
         assert len(rd.read(pool)) == 0 and rd.error is None
 
 
-def test_fused_allocation_matches_pool_alloc(tmp_path):
-    """The reader's fused alloc+copy kernel leaves the pool exactly as ``alloc_idx`` would."""
-
-    class OtherPool(PacketPool):  # any subclass takes the plain alloc_idx path
-        pass
-
+def test_read_allocates_like_pool_alloc(tmp_path):
+    """The reader takes its slots with ``pool.alloc_idx``: same slots, same metadata resets, as
+    allocating by hand and filling the frames in."""
     frames = random_frames(70, seed=9)
     path = tmp_path / "f.pcap"
     path.write_bytes(pcap_bytes([(5, i, f, len(f) + 1) for i, f in enumerate(frames)]))
-    pools = [PacketPool(n_slots=128), OtherPool(n_slots=128)]
-    assert _fast_alloc_ok(pools[0]), (
-        "PacketPool's attributes changed: update pcap._POOL_ATTRS and _alloc_fill to reset any new "
-        "column the way PacketPool.alloc_idx does (until then the reader uses the slower alloc_idx path)"
-    )
-    assert not _fast_alloc_ok(pools[1])
+    pools = [PacketPool(n_slots=128), PacketPool(n_slots=128)]
     for p in pools:  # dirty some state first
         junk = p.alloc(50)
         junk.flow_id = 7
@@ -308,11 +300,22 @@ def test_fused_allocation_matches_pool_alloc(tmp_path):
         junk.set_anno(2, 99)
         junk.offsets = 10
         junk.select(np.arange(0, 50, 2)).free()
-        with PcapReader(path) as rd:
-            keep = [rd.read(p, 16) for _ in range(3)]
-            keep[1].free()
-            keep.append(rd.read(p, 40))
     a, b = pools
+    with PcapReader(path) as rd:
+        keep = [rd.read(a, 16) for _ in range(3)]
+        keep[1].free()
+        keep.append(rd.read(a, 40))
+    by_hand = []
+    for first, n in ((0, 16), (16, 16), (32, 16), (48, 22)):  # the file has 70 records
+        if first == 48:
+            by_hand[1].free()  # freed where the reader's second batch was
+        batch = b.alloc(n)
+        recs = range(first, first + n)
+        batch.set_frames([frames[i] for i in recs])
+        batch.wire_lens = np.array([len(frames[i]) + 1 for i in recs], dtype=np.int32)
+        batch.arrival_ns = np.array([5_000_000_000 + 1000 * i for i in recs], dtype=np.int64)
+        by_hand.append(batch)
+    assert [x.idx.tolist() for x in keep] == [y.idx.tolist() for y in by_hand]
     for col in ("data", "offset", "length", "wire_len", "arrival_ns", "in_port", "out_port", "flow_id", "anno", "in_use"):
         assert np.array_equal(getattr(a, col), getattr(b, col)), col
     assert a.n_free == b.n_free

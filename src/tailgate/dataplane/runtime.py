@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from tailgate.core.clock import Clock, VirtualClock
+from tailgate.core.clock import Clock, VirtualClock, WallClock
 from tailgate.core.errors import ArgError, GraphError, TailgateError
 from tailgate.dataplane.graph import Pipeline
 from tailgate.dataplane.module import Module
@@ -77,39 +77,42 @@ class Task:
             root.packets_in += n
             root.batches_in += 1
         # The hot loop of the whole data plane: Python runs here once per module per round.
+        # (module, input gate, its pending list) in call order, built on the first round: the
+        # pending lists live as long as their modules, and one flat loop is cheaper than two.
+        calls = self.__dict__.get("_calls")
+        if calls is None:
+            calls = self._calls = [(m, ig, m._pending[ig]) for m in self.downstream for ig in m._igate_range]
         if clock.virtual:
-            for m in self.downstream:
-                for ig in m._igate_range:
-                    pend = m._pending[ig]
-                    if not pend:
-                        continue
-                    batch = pend[0] if len(pend) == 1 else _merge(pend)
-                    pend.clear()
-                    b = len(batch.idx)
-                    m.packets_in += b
-                    m.batches_in += 1
-                    m.current_igate = ig
-                    m.process(batch)
-                    t0, t1 = m.cost_ns
-                    cost = int(t0 + t1 * b + 0.5)
-                    clock._now_ns += cost
-                    m.time_ns += cost
+            for m, ig, pend in calls:
+                if not pend:
+                    continue
+                batch = pend[0] if len(pend) == 1 else _merge(pend)
+                pend.clear()
+                b = len(batch.idx)
+                m.packets_in += b
+                m.batches_in += 1
+                m.current_igate = ig
+                m.process(batch)
+                t0, t1 = m.cost_ns
+                cost = int(t0 + t1 * b + 0.5)
+                clock._now_ns += cost
+                m.time_ns += cost
         else:
-            now = clock.now_ns
-            for m in self.downstream:
-                for ig in m._igate_range:
-                    pend = m._pending[ig]
-                    if not pend:
-                        continue
-                    batch = pend[0] if len(pend) == 1 else _merge(pend)
-                    pend.clear()
-                    b = len(batch.idx)
-                    m.packets_in += b
-                    m.batches_in += 1
-                    m.current_igate = ig
-                    t = now()
-                    m.process(batch)
-                    m.time_ns += now() - t
+            # Only differences are taken here, so the wall clock's own counter does: calling it
+            # directly saves a Python call per read (two per module per round).
+            now = time.perf_counter_ns if type(clock) is WallClock else clock.now_ns
+            for m, ig, pend in calls:
+                if not pend:
+                    continue
+                batch = pend[0] if len(pend) == 1 else _merge(pend)
+                pend.clear()
+                b = len(batch.idx)
+                m.packets_in += b
+                m.batches_in += 1
+                m.current_igate = ig
+                t = now()
+                m.process(batch)
+                m.time_ns += now() - t
         self.rounds += 1
         self.packets += n
         self.time_ns += clock.now_ns() - t_start

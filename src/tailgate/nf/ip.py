@@ -89,33 +89,58 @@ def _user_cost(module: Module) -> bool:
     return "cost_ns" in module.__dict__
 
 
+_NO_CODES = np.zeros(0, dtype=np.int64)
+
+
+def _codes_buf(module: Module, n: int) -> np.ndarray:
+    """The module's scratch array of at least ``n`` int64 fate codes (a kernel fills the first
+    ``n``). One per module, reused: ``emit_codes`` has read the codes by the time ``process``
+    returns, and a new ``np.empty`` per batch costs more than the check."""
+    buf = module.__dict__.get("_codes", _NO_CODES)
+    if buf.shape[0] < n:
+        buf = module._codes = np.empty(max(n, 64), dtype=np.int64)
+    return buf
+
+
 # ================================================================================================
 # kernel helpers (numba, inlined)
 # ================================================================================================
+# Offsets given to these helpers are byte positions >= 0 inside a slot row (the parser's offsets,
+# or a frame offset plus a header length). They index with unsigned integers: numba then skips
+# its negative-index wraparound test on every byte access, which halves the cost of a
+# byte-by-byte header loop.
+@njit(cache=True, inline="always")
+def rd8(row, o):
+    return np.int64(row[np.uint64(o)])
+
+
+@njit(cache=True, inline="always")
+def wr8(row, o, v):
+    row[np.uint64(o)] = np.uint8(v & 0xFF)
+
+
 @njit(cache=True, inline="always")
 def rd16(row, o):
-    return (np.int64(row[o]) << 8) | np.int64(row[o + 1])
+    return (rd8(row, o) << 8) | rd8(row, o + 1)
 
 
 @njit(cache=True, inline="always")
 def wr16(row, o, v):
-    row[o] = np.uint8((v >> 8) & 0xFF)
-    row[o + 1] = np.uint8(v & 0xFF)
+    wr8(row, o, v >> 8)
+    wr8(row, o + 1, v)
 
 
 @njit(cache=True, inline="always")
 def rd32(row, o):
-    return (
-        (np.int64(row[o]) << 24) | (np.int64(row[o + 1]) << 16) | (np.int64(row[o + 2]) << 8) | np.int64(row[o + 3])
-    )
+    return (rd8(row, o) << 24) | (rd8(row, o + 1) << 16) | (rd8(row, o + 2) << 8) | rd8(row, o + 3)
 
 
 @njit(cache=True, inline="always")
 def wr32(row, o, v):
-    row[o] = np.uint8((v >> 24) & 0xFF)
-    row[o + 1] = np.uint8((v >> 16) & 0xFF)
-    row[o + 2] = np.uint8((v >> 8) & 0xFF)
-    row[o + 3] = np.uint8(v & 0xFF)
+    wr8(row, o, v >> 24)
+    wr8(row, o + 1, v >> 16)
+    wr8(row, o + 2, v >> 8)
+    wr8(row, o + 3, v)
 
 
 @njit(cache=True, inline="always")
@@ -137,11 +162,9 @@ def csum_upd32(c, old, new):
 def ipv4_hdr_csum(row, o, ihl):
     """Checksum to store in the IPv4 header at ``o`` of ``ihl`` bytes (field skipped)."""
     s = np.int64(0)
-    i = o
-    while i < o + ihl:
-        if i != o + 10:
-            s += (np.int64(row[i]) << 8) | np.int64(row[i + 1])
-        i += 2
+    for i in range(0, ihl, 2):
+        if i != 10:
+            s += rd16(row, o + i)
     while s > 0xFFFF:
         s = (s & 0xFFFF) + (s >> 16)
     return (~s) & 0xFFFF
@@ -191,6 +214,39 @@ def rewrite_ipv4_addr_kernel(data, slots, l3_off, l4_off, ip_proto, rel, new_add
 # ================================================================================================
 # CheckIPHeader
 # ================================================================================================
+@njit(cache=True)
+def _check_ip_kernel(data, slots, l3_off, flags, mal, ethertype, verify, codes):
+    """CheckIPHeader's verdict per packet (0 or -(drop reason index + 1)); returns how many drop.
+
+    The first reason that applies wins, in the order of the class docstring's table."""
+    n_bad = 0
+    for k in range(slots.shape[0]):
+        m = mal[k]
+        c = 0
+        if m == M_TRUNCATED_L2:
+            c = -2
+        elif ethertype[k] != ETH_P_IPV4:
+            c = -1
+        elif m == M_TRUNCATED_L3:
+            c = -2
+        elif m == M_BAD_VERSION:
+            c = -3
+        elif m == M_BAD_IHL:
+            c = -4
+        elif m == M_BAD_TOTAL_LEN:
+            c = -5
+        elif verify and (flags[k] & F_IPV4):
+            # malformed further in (L4) but with a sound IPv4 header: only the checksum counts
+            row = data[slots[k]]
+            o = np.int64(l3_off[k])
+            if ipv4_hdr_csum(row, o, (rd8(row, o) & 0x0F) * 4) != rd16(row, o + 10):
+                c = -6
+        codes[k] = c
+        if c != 0:
+            n_bad += 1
+    return n_bad
+
+
 class CheckIPHeader(Module):
     """CheckIPHeader — drops packets that do not carry a sound IPv4 header.
 
@@ -232,19 +288,15 @@ class CheckIPHeader(Module):
 
     def process(self, batch) -> None:
         hv = batch.headers
-        mal = hv.malformed
-        codes = np.zeros(len(batch), dtype=np.int64)
-        # later assignments take precedence, so write in reverse order of priority
-        if self.verify_checksum:
-            codes[hv.is_ipv4 & ~hv.ipv4_checksum_ok()] = -6
-        codes[mal == M_BAD_TOTAL_LEN] = -5
-        codes[mal == M_BAD_IHL] = -4
-        codes[mal == M_BAD_VERSION] = -3
-        codes[mal == M_TRUNCATED_L3] = -2
-        codes[(hv.ethertype != ETH_P_IPV4) & (mal != M_TRUNCATED_L2)] = -1
-        codes[mal == M_TRUNCATED_L2] = -2
-        # malformed further in (L4) but with a sound IPv4 header: keep (code 0 unless set above)
-        self.emit_codes(batch, codes)
+        n = len(batch.idx)
+        codes = _codes_buf(self, n)
+        n_bad = _check_ip_kernel(
+            batch.pool.data, hv.slots, hv.l3_off, hv.flags, hv.malformed, hv.ethertype, self.verify_checksum, codes
+        )
+        if n_bad:
+            self.emit_codes(batch, codes[:n])
+        else:
+            self.emit(batch, 0)  # the usual case: everything passes, the batch (and its headers) go on
 
 
 # ================================================================================================
@@ -252,30 +304,36 @@ class CheckIPHeader(Module):
 # ================================================================================================
 @njit(cache=True)
 def _dec_ttl_kernel(data, slots, l3_off, flags, codes):
+    """Returns how many packets drop (codes != 0)."""
+    n_bad = 0
     for k in range(slots.shape[0]):
         f = flags[k]
         o = np.int64(l3_off[k])
         if f & F_IPV4:
             row = data[slots[k]]
-            ttl = np.int64(row[o + 8])
+            ttl = rd8(row, o + 8)
             if ttl <= 1:
                 codes[k] = -2
+                n_bad += 1
                 continue
-            old = (ttl << 8) | np.int64(row[o + 9])
+            old = (ttl << 8) | rd8(row, o + 9)
             new = old - 256
-            row[o + 8] = np.uint8(ttl - 1)
+            wr8(row, o + 8, ttl - 1)
             wr16(row, o + 10, csum_upd16(rd16(row, o + 10), old, new))
             codes[k] = 0
         elif f & F_IPV6:
             row = data[slots[k]]
-            hl = np.int64(row[o + 7])
+            hl = rd8(row, o + 7)
             if hl <= 1:
                 codes[k] = -2
+                n_bad += 1
                 continue
-            row[o + 7] = np.uint8(hl - 1)
+            wr8(row, o + 7, hl - 1)
             codes[k] = 0
         else:
             codes[k] = -1
+            n_bad += 1
+    return n_bad
 
 
 @njit(cache=True)
@@ -288,11 +346,11 @@ def _set_ttl_kernel(data, slots, l3_off, flags, ttl):
         o = np.int64(l3_off[k])
         if f & F_IPV4:
             row = data[slots[k]]
-            proto = np.int64(row[o + 9])
-            old = (np.int64(row[o + 8]) << 8) | proto
+            proto = rd8(row, o + 9)
+            old = (rd8(row, o + 8) << 8) | proto
             new = (t << 8) | proto
             if old != new:
-                row[o + 8] = np.uint8(t)
+                wr8(row, o + 8, t)
                 wr16(row, o + 10, csum_upd16(rd16(row, o + 10), old, new))
         elif f & F_IPV6:
             data[slots[k], o + 7] = np.uint8(t)
@@ -327,9 +385,12 @@ class DecTTL(Module):
 
     def process(self, batch) -> None:
         hv = batch.headers
-        codes = np.empty(len(batch), dtype=np.int64)
-        _dec_ttl_kernel(batch.pool.data, hv.slots, hv.l3_off, hv.flags, codes)
-        self.emit_codes(batch, codes)
+        n = len(batch.idx)
+        codes = _codes_buf(self, n)
+        if _dec_ttl_kernel(batch.pool.data, hv.slots, hv.l3_off, hv.flags, codes):
+            self.emit_codes(batch, codes[:n])
+        else:
+            self.emit(batch, 0)
 
 
 class UpdateTTL(Module):
@@ -367,20 +428,30 @@ class UpdateTTL(Module):
 # MACRewrite
 # ================================================================================================
 @njit(cache=True)
-def _mac_rewrite_kernel(data, slots, l2_off, set_src, src, set_dst, dst, codes):
+def _mac_rewrite_kernel(data, slots, offset, length, set_src, src, set_dst, dst, codes):
+    """Returns how many frames drop (no complete Ethernet header).
+
+    Reads the frame bounds from the pool columns rather than the parsed headers (the same test
+    as the parser's ``l2_off``), so a batch that was never parsed is not parsed for this."""
+    rowlen = data.shape[1]
+    n_bad = 0
     for k in range(slots.shape[0]):
-        o = np.int64(l2_off[k])
-        if o < 0:
+        s = slots[k]
+        o = np.int64(offset[s])
+        end = min(o + np.int64(length[s]), rowlen)
+        if o < 0 or o + 14 > end:
             codes[k] = -1
+            n_bad += 1
             continue
         codes[k] = 0
-        row = data[slots[k]]
+        row = data[s]
         if set_dst:
             for i in range(6):
-                row[o + i] = np.uint8((dst >> (8 * (5 - i))) & 0xFF)
+                wr8(row, o + i, dst >> (8 * (5 - i)))
         if set_src:
             for i in range(6):
-                row[o + 6 + i] = np.uint8((src >> (8 * (5 - i))) & 0xFF)
+                wr8(row, o + 6 + i, src >> (8 * (5 - i)))
+    return n_bad
 
 
 class MACRewrite(Module):
@@ -412,20 +483,22 @@ class MACRewrite(Module):
     def setup(self) -> None:
         self._src = None if self.src is None else parse_mac(self.label, "src", self.src)
         self._dst = None if self.dst is None else parse_mac(self.label, "dst", self.dst)
+        # kernel arguments, made once (not per batch)
+        self._kargs = (
+            self._src is not None, np.int64(self._src or 0), self._dst is not None, np.int64(self._dst or 0)
+        )
 
     def on_set(self, name: str) -> None:
         self.setup()
 
     def process(self, batch) -> None:
-        hv = batch.headers
-        codes = np.empty(len(batch), dtype=np.int64)
-        _mac_rewrite_kernel(
-            batch.pool.data, hv.slots, hv.l2_off,
-            self._src is not None, np.int64(self._src or 0),
-            self._dst is not None, np.int64(self._dst or 0),
-            codes,
-        )
-        self.emit_codes(batch, codes)
+        pool = batch.pool
+        n = len(batch.idx)
+        codes = _codes_buf(self, n)
+        if _mac_rewrite_kernel(pool.data, batch.idx, pool.offset, pool.length, *self._kargs, codes):
+            self.emit_codes(batch, codes[:n])
+        else:
+            self.emit(batch, 0)
 
 
 # ================================================================================================
@@ -474,11 +547,11 @@ def _set_tos_kernel(data, slots, l3_off, do, tos):
             continue
         row = data[slots[k]]
         o = np.int64(l3_off[k])
-        b0 = np.int64(row[o])
-        old = (b0 << 8) | np.int64(row[o + 1])
+        b0 = rd8(row, o)
+        old = (b0 << 8) | rd8(row, o + 1)
         new = (b0 << 8) | t
         if old != new:
-            row[o + 1] = np.uint8(t)
+            wr8(row, o + 1, t)
             wr16(row, o + 10, csum_upd16(rd16(row, o + 10), old, new))
 
 

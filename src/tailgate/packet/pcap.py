@@ -15,11 +15,10 @@ How it is fast
     The file is memory-mapped as one ``uint8`` numpy array. A numba kernel walks the record
     headers once, a chunk of up to 64 Ki records at a time, into an index (data offset, captured
     length, original length, timestamp in ns, interface). Each :meth:`PcapReader.read` then
-    allocates slots and copies the next records into them with *one* numba call (for a plain
-    :class:`PacketPool` the kernel also pops the free stack and resets the slot metadata exactly as
-    ``PacketPool.alloc_idx`` does; any other pool goes through ``alloc_idx``). Writing builds
-    the whole batch's output bytes (record headers, frame bytes, pcapng padding and trailers) in
-    one numpy buffer with one numba call, then issues one ``write``.
+    allocates slots (``PacketPool.alloc_idx``, one numba call) and copies the next records into
+    them with one more numba call. Writing builds the whole batch's output bytes (record headers,
+    frame bytes, pcapng padding and trailers) in one numpy buffer with one numba call, then
+    issues one ``write``.
 
 API
     ``PcapError(path, offset, reason)``
@@ -352,44 +351,6 @@ def _fill_slots(buf, rec, start, data, offset, length, wire_len, arrival_ns, in_
     return clipped, nbytes
 
 
-@njit(cache=True)
-def _alloc_fill(buf, rec, start, n, data, offset, length, wire_len, arrival_ns, in_port,
-                out_port, flow_id, anno, in_use, free, n_free, headroom):  # fmt: skip
-    """Fused ``PacketPool.alloc_idx(n)`` + :func:`_fill_slots` (same slot order, same resets).
-
-    Pops ``n`` slots off the pool's free stack (the caller updates ``pool._n_free``).
-    Returns ``(slots, clipped, captured_bytes)``.
-    """
-    slots = np.empty(n, np.int32)
-    clipped = 0
-    nbytes = 0
-    for k in range(n):
-        s = free[n_free - 1 - k]
-        slots[k] = s
-        offset[s] = headroom
-        out_port[s] = -1
-        flow_id[s] = -1
-        for j in range(anno.shape[1]):
-            anno[s, j] = 0
-        in_use[s] = True
-        b, c = _copy_record(buf, rec, start + k, data, s, offset, length, wire_len, arrival_ns, in_port)
-        nbytes += b
-        clipped += c
-    return slots, clipped, nbytes
-
-
-# The pool attributes the fused allocation knows how to reset; any other pool layout (a subclass,
-# a new column) makes the reader fall back to ``pool.alloc_idx`` + :func:`_fill_slots`.
-_POOL_ATTRS = frozenset(
-    "n_slots slot_bytes headroom_bytes data offset length wire_len arrival_ns in_port out_port "
-    "flow_id anno in_use _free _n_free".split()
-)
-
-
-def _fast_alloc_ok(pool: PacketPool) -> bool:
-    return type(pool) is PacketPool and frozenset(vars(pool)) == _POOL_ATTRS
-
-
 @njit(cache=True, inline="always")
 def _put_u32le(out, p, v):
     out[p] = v & 0xFF
@@ -449,7 +410,7 @@ class PcapReader:
         self.truncated_to_slot = 0
         self.error: PcapError | None = None
         self._pending: PcapError | None = None  # found by the indexer, not yet reached by read()
-        self._pool_cols = None  # (pool.data, columns..., fused_ok) of the pool last read into
+        self._pool_cols = None  # (pool.data, columns...) of the pool last read into
         self._mm = None
         self._fh = None
         self._buf = np.zeros(0, dtype=np.uint8)
@@ -713,15 +674,8 @@ class PcapReader:
         cols = self._pool_cols
         if cols is None or cols[0] is not pool.data:
             cols = self._pool_cols = self._columns_for(pool)
-        if cols[-1] and n <= pool._n_free:
-            # fused allocation + copy: one compiled call (see _alloc_fill)
-            idx, clipped, nbytes = _alloc_fill(
-                self._buf, self._rec, start, n, *cols[:-1], pool._free, pool._n_free, pool.headroom_bytes
-            )
-            pool._n_free -= n
-        else:
-            idx = pool.alloc_idx(n)  # raises PoolExhausted when the pool is short
-            clipped, nbytes = _fill_slots(self._buf, self._rec, start, *cols[:6], idx)
+        idx = pool.alloc_idx(n)  # raises PoolExhausted when the pool is short
+        clipped, nbytes = _fill_slots(self._buf, self._rec, start, *cols, idx)
         self.truncated_to_slot += clipped
         self._rec_cur = start + n
         self.packets_read += n
@@ -730,10 +684,7 @@ class PcapReader:
 
     @staticmethod
     def _columns_for(pool: PacketPool) -> tuple:
-        return (
-            pool.data, pool.offset, pool.length, pool.wire_len, pool.arrival_ns, pool.in_port,
-            pool.out_port, pool.flow_id, pool.anno, pool.in_use, _fast_alloc_ok(pool),
-        )  # fmt: skip
+        return (pool.data, pool.offset, pool.length, pool.wire_len, pool.arrival_ns, pool.in_port)
 
     def iter_batches(self, pool: PacketPool, burst: int = 32) -> Iterator[Batch]:
         """Yield batches of up to ``burst`` packets until end of file (raises at a corrupt point)."""

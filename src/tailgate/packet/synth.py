@@ -11,10 +11,13 @@ What it does
 
 How it is fast
     Each flow's header bytes are built once, in Python, with ``struct`` (length and checksum
-    fields zero). ``generate`` draws the flow and size of every packet with numpy, then one numba
-    kernel copies each flow's template into its slot, patches the IPv4 total length / IPv6
-    payload length / UDP length, writes the payload and computes the checksums (with the kernels
-    of :mod:`tailgate.packet.checksum`).
+    fields zero), together with the constant parts of its checksums (template header words,
+    pseudo-header addresses and protocol). ``generate`` makes one uniform draw per packet with
+    numpy, takes the slots with ``PacketPool.alloc_idx``, then one numba kernel picks each
+    packet's flow and size, copies the flow's template into its slot, patches the IPv4 total
+    length / IPv6 payload length / UDP length, writes the payload and the checksums. No checksum
+    is summed over the frame: the constant parts plus the length fields, the sequence number and
+    a prefix-sum table of the payload pattern give the same sums in O(1) per packet.
 
 API
     ``FlowTemplate(src_mac, dst_mac, src_ip, dst_ip, proto, sport, dport, vlan, ttl, size_bytes)``
@@ -65,7 +68,7 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
-from tailgate.packet.checksum import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, ipv4_header_checksum, l4_checksum
+from tailgate.packet.checksum import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
 from tailgate.packet.pool import Batch, PacketPool
 
 __all__ = [
@@ -86,6 +89,7 @@ ETH_P_8021Q = 0x8100
 ETH_P_8021AD = 0x88A8
 _L4_HDR_BYTES = {"udp": 8, "tcp": 20, "icmp": 8}
 _PAYLOAD_PATTERN = (np.arange(MAX_FRAME_BYTES) & 0xFF).astype(np.uint8)
+_NO_SAMPLE = np.zeros(0, dtype=np.int32)
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
 
 
@@ -294,85 +298,152 @@ IMIX = imix()
 # ------------------------------------------------------------------------------------------------
 # generator kernel
 # ------------------------------------------------------------------------------------------------
+# Columns of the per-flow table ``TrafficGen._ftab`` (int64, one row per flow).
+_F_HLEN, _F_L3, _F_L4, _F_V6, _F_PROTO, _F_SIZE, _F_IPSUM, _F_L4SUM, _F_CK = range(9)
+_N_FCOLS = 9
+
+# Ones-complement partial sums of the payload pattern: ``_PATTERN_WSUM[j]`` is the sum of the
+# big-endian 16-bit words at even frame positions 0, 2, ..., 2j-2 (byte at position i is i & 0xff).
+# Every L4 header starts at an even frame position (14 + 4*tags + 20 or 40) and is 8 or 20 bytes,
+# so the payload's checksum words are exactly these words: its sum is a difference of two entries.
+_PATTERN_WSUM = np.zeros(MAX_FRAME_BYTES // 2 + 1, np.int64)
+_PATTERN_WSUM[1:] = np.cumsum(
+    (_PAYLOAD_PATTERN[0::2].astype(np.int64) << 8) | _PAYLOAD_PATTERN[1::2].astype(np.int64)
+)
+
+
+@njit(cache=True, inline="always")
+def _fold16(s):
+    while s > 0xFFFF:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+@njit(cache=True, inline="always")
+def _put8(row, o, v):
+    # unsigned index: numba then skips its negative-index wraparound test (offsets here are >= 0)
+    row[np.uint64(o)] = np.uint8(v & 0xFF)
+
+
 @njit(cache=True)
-def _synth_fill(data, offset, length, wire_len, flow_id, arrival_ns, slots, flow, size, seq0, start_ns, period_ns,
-                hdr, hdr_len, l3_rel, l4_rel, is_v6, proto, pattern):  # fmt: skip
-    """Build every frame (template copy, length fields, payload, IPv4/L4 checksums) and set the
-    slot metadata; packet ``k`` of the call is packet ``seq0 + k`` of the generator."""
+def _synth_fill(data, offset, length, wire_len, flow_id, arrival_ns, slots, u, mode, cdf, sample, seq0, start_ns,
+                period_ns, hdr, ftab, pattern, wsum):  # fmt: skip
+    """Build every frame and set its slot metadata; packet ``k`` of the call is packet ``seq0 + k``
+    of the generator.
+
+    Per packet: the flow from the uniform draw ``u[k]`` (``mode`` 0: one flow, 1: equal weights,
+    scaled draw, 2: search of the cumulative weights ``cdf``), the size (the flow's, or
+    ``sample[k]`` raised to the header length), then the template copy, length fields, payload
+    and checksums. The checksums are not summed over the frame: each flow's constant part
+    (template header words, pseudo-header addresses and protocol) is in ``ftab``, and the
+    payload's part comes from the sequence number and ``wsum`` -- O(1) per packet, same sums
+    (so the same bytes) as :mod:`tailgate.packet.checksum` computes over the frame."""
     n = slots.shape[0]
-    l3 = np.empty(n, np.int64)
-    l4 = np.empty(n, np.int64)
-    end = np.empty(n, np.int64)
-    v6 = np.empty(n, np.bool_)
-    pr = np.empty(n, np.int64)
-    n4 = 0
+    nf = ftab.shape[0]
+    nc = cdf.shape[0]
     for k in range(n):
-        s = slots[k]
-        f = flow[k]
-        sz = size[k]
-        o = offset[s]
-        hl = hdr_len[f]
-        dst = data[s, o : o + sz]
-        tpl = hdr[f]
-        for i in range(hl):
-            dst[i] = tpl[i]
-        a3 = l3_rel[f]
-        a4 = l4_rel[f]
-        if is_v6[f]:
-            plen = sz - a4
-            dst[a3 + 4] = (plen >> 8) & 0xFF
-            dst[a3 + 5] = plen & 0xFF
+        if mode == 0:
+            f = 0
+        elif mode == 1:
+            f = np.int64(np.int32(u[k] * nf))
+            if f > nf - 1:
+                f = nf - 1
         else:
-            tlen = sz - a3
-            dst[a3 + 2] = (tlen >> 8) & 0xFF
-            dst[a3 + 3] = tlen & 0xFF
-            n4 += 1
-        if proto[f] == 17:
-            ulen = sz - a4
-            dst[a4 + 4] = (ulen >> 8) & 0xFF
-            dst[a4 + 5] = ulen & 0xFF
+            # np.searchsorted(cdf, u, side="right"), capped at the last flow
+            lo = 0
+            hi = nc
+            x = u[k]
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if cdf[mid] <= x:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            f = lo if lo < nc else nc - 1
+        fr = ftab[np.uint64(f)]
+        hl = fr[_F_HLEN]
+        if sample.shape[0] == 0:
+            sz = fr[_F_SIZE]
+        else:
+            sz = max(np.int64(sample[k]), hl)
+        s = np.uint64(slots[k])
+        o = np.int64(offset[s])
+        ou = np.uint64(o)
+        row = data[s]
+        tpl = hdr[np.uint64(f)]
+        for i in range(hl):
+            row[ou + np.uint64(i)] = tpl[np.uint64(i)]
+        a3 = o + fr[_F_L3]
+        a4 = o + fr[_F_L4]
+        seg = sz - fr[_F_L4]
+        l4s = fr[_F_L4SUM]
+        if fr[_F_V6]:
+            _put8(row, a3 + 4, seg >> 8)
+            _put8(row, a3 + 5, seg)
+        else:
+            tlen = sz - fr[_F_L3]
+            _put8(row, a3 + 2, tlen >> 8)
+            _put8(row, a3 + 3, tlen)
+            c = (~_fold16(fr[_F_IPSUM] + tlen)) & 0xFFFF
+            _put8(row, a3 + 10, c >> 8)
+            _put8(row, a3 + 11, c)
+        proto = fr[_F_PROTO]
+        if proto == 17:
+            _put8(row, a4 + 4, seg >> 8)
+            _put8(row, a4 + 5, seg)
+            l4s += seg  # the UDP length word
+        if proto != 1:
+            l4s += seg  # pseudo-header length (ICMP over IPv4 has no pseudo-header)
         seq = seq0 + k
         p = hl
         if sz - hl >= 8:
             for j in range(8):
-                dst[hl + j] = (seq >> (56 - 8 * j)) & 0xFF
+                _put8(row, o + hl + j, seq >> (56 - 8 * j))
+            l4s += (seq >> 48) & 0xFFFF
+            l4s += (seq >> 32) & 0xFFFF
+            l4s += (seq >> 16) & 0xFFFF
+            l4s += seq & 0xFFFF
             p = hl + 8
-        tail = dst[p:sz]  # payload bytes are their frame position & 0xff: copy from the pattern
-        pat = pattern[p:sz]
-        for i in range(sz - p):
-            tail[i] = pat[i]
+        # payload bytes are their frame position & 0xff: copy from the pattern
+        for i in range(p, sz):
+            row[ou + np.uint64(i)] = pattern[np.uint64(i)]
+        l4s += wsum[np.uint64(sz >> 1)] - wsum[np.uint64(p >> 1)]
+        if sz & 1:
+            l4s += ((sz - 1) & 0xFF) << 8
+        c = (~_fold16(l4s)) & 0xFFFF
+        if c == 0 and proto == 17:
+            c = 0xFFFF
+        at = a4 + fr[_F_CK]
+        _put8(row, at, c >> 8)
+        _put8(row, at + 1, c)
         length[s] = sz
         wire_len[s] = sz
         flow_id[s] = f
-        arrival_ns[s] = start_ns + np.int64(np.rint(np.float64(seq) * period_ns))
-        l3[k] = o + a3
-        l4[k] = o + a4
-        end[k] = o + sz
-        v6[k] = is_v6[f]
-        pr[k] = proto[f]
-    if n4 > 0:
-        s4 = np.empty(n4, np.int32)
-        o4 = np.empty(n4, np.int64)
-        j = 0
-        for k in range(n):
-            if not v6[k]:
-                s4[j] = slots[k]
-                o4[j] = l3[k]
-                j += 1
-        ck = ipv4_header_checksum(data, s4, o4)
-        for j in range(n4):
-            data[s4[j], o4[j] + 10] = ck[j] >> 8
-            data[s4[j], o4[j] + 11] = ck[j] & 0xFF
-    ck = l4_checksum(data, slots, l3, l4, end, v6, pr)
-    for k in range(n):
-        if pr[k] == 6:
-            at = l4[k] + 16
-        elif pr[k] == 17:
-            at = l4[k] + 6
+        if period_ns == 0.0:
+            arrival_ns[s] = start_ns  # (no rate: every packet at start_ns; skips a libm rint)
         else:
-            at = l4[k] + 2
-        data[slots[k], at] = ck[k] >> 8
-        data[slots[k], at + 1] = ck[k] & 0xFF
+            arrival_ns[s] = start_ns + np.int64(np.rint(np.float64(seq) * period_ns))
+
+
+def _sum16(b: bytes) -> int:
+    """Plain (unfolded) sum of the big-endian 16-bit words of ``b`` (odd tail padded)."""
+    if len(b) & 1:
+        b = b + b"\0"
+    return int(np.frombuffer(b, dtype=">u2").astype(np.int64).sum())
+
+
+def _flow_row(f: FlowTemplate, h: bytes) -> list[int]:
+    """One row of ``TrafficGen._ftab``: layout plus the constant parts of the checksums."""
+    l3, l4, v6, proto = f.l3_offset, f.l4_offset, f.is_ipv6, f.ip_proto
+    assert l3 % 2 == 0 and l4 % 2 == 0 and (len(h) - l4) % 2 == 0  # see _PATTERN_WSUM
+    ip_sum = 0 if v6 else _sum16(h[l3:l4])  # length and checksum fields are 0 in the template
+    l4_sum = _sum16(h[l4:])
+    if v6:
+        l4_sum += _sum16(h[l3 + 8 : l3 + 40]) + proto
+    elif proto != PROTO_ICMP:
+        l4_sum += _sum16(h[l3 + 12 : l3 + 20]) + proto
+    ck = 16 if proto == PROTO_TCP else 6 if proto == PROTO_UDP else 2
+    return [len(h), l3, l4, int(v6), proto, f.size_bytes, ip_sum, l4_sum, ck]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -420,11 +491,17 @@ class TrafficGen:
         self._hdr = np.zeros((len(flows), int(self._hdr_len.max())), dtype=np.uint8)
         for i, h in enumerate(hdrs):
             self._hdr[i, : len(h)] = np.frombuffer(h, dtype=np.uint8)
-        self._l3 = np.array([f.l3_offset for f in flows], dtype=np.int64)
-        self._l4 = np.array([f.l4_offset for f in flows], dtype=np.int64)
-        self._v6 = np.array([f.is_ipv6 for f in flows], dtype=np.bool_)
-        self._proto = np.array([f.ip_proto for f in flows], dtype=np.int64)
+        self._ftab = np.array([_flow_row(f, h) for f, h in zip(flows, hdrs)], dtype=np.int64).reshape(-1, _N_FCOLS)
         self._size = np.array([f.size_bytes for f in flows], dtype=np.int32)
+        self._max_fixed = int(self._size.max())
+        self._max_hdr = int(self._hdr_len.max())
+        if len(flows) == 1:
+            self._mode = 0
+        elif self._uniform_flows:
+            # Equal weights: scaling the uniform draw gives the same distribution as a CDF search, cheaper.
+            self._mode = 1
+        else:
+            self._mode = 2
 
     @property
     def next_arrival_ns(self) -> int:
@@ -435,34 +512,49 @@ class TrafficGen:
         """``n`` new packets in fresh slots of ``pool``."""
         if n <= 0:
             return pool.empty_batch()
-        if len(self.flows) == 1:
-            flow = np.zeros(n, dtype=np.int32)
-            self._flow_rng.random(n)  # keep the stream position independent of the flow count
-        elif self._uniform_flows:
-            # Equal weights: scaling the uniform draw gives the same distribution as a CDF search, cheaper.
-            nf = len(self.flows)
-            flow = np.minimum((self._flow_rng.random(n) * nf).astype(np.int32), nf - 1)
-        else:
-            flow = _draw(self._cdf, self._flow_rng.random(n))
+        # One draw per packet even with one flow: the stream position stays independent of the
+        # flow count. The flow and size of each packet are worked out in the kernel.
+        u = self._flow_rng.random(n)
         if self.size_dist is None:
-            size = self._size[flow]
+            sample = _NO_SAMPLE
+            biggest = self._max_fixed
         else:
-            size = np.maximum(np.asarray(self.size_dist.sample(self._size_rng, n), dtype=np.int32), self._hdr_len[flow])
-        flow = flow.astype(np.int32, copy=False)
-        size = size.astype(np.int32, copy=False)
+            sample = np.asarray(self.size_dist.sample(self._size_rng, n), dtype=np.int32)
+            if sample.shape != (n,):  # (a custom distribution; numpy's broadcasting rules, as before)
+                sample = np.ascontiguousarray(np.broadcast_to(sample, (n,)))
+            biggest = max(int(sample.max()), self._max_hdr)
         room = pool.max_frame_bytes
-        biggest = int(size.max())
-        if biggest > room:
-            raise ValueError(f"TrafficGen.generate: a {biggest}-byte frame does not fit the pool's {room}-byte slot room")
-        batch = pool.alloc(n)
+        if biggest > room or biggest > MAX_FRAME_BYTES:
+            # Some packet *may* not fit: find the real biggest one (slow path, rare configurations).
+            biggest = int(self._sizes_of(u, sample).max())
+            if biggest > room:
+                raise ValueError(
+                    f"TrafficGen.generate: a {biggest}-byte frame does not fit the pool's {room}-byte slot room"
+                )
+            if biggest > MAX_FRAME_BYTES:  # (only a custom size distribution gets here)
+                raise ValueError(f"TrafficGen.generate: a {biggest}-byte frame is over {MAX_FRAME_BYTES} bytes")
+        idx = pool.alloc_idx(n)
         k0 = self.packets_generated
         _synth_fill(
             pool.data, pool.offset, pool.length, pool.wire_len, pool.flow_id, pool.arrival_ns,
-            batch.idx, flow, size, k0, self.start_ns, self._period_ns,
-            self._hdr, self._hdr_len, self._l3, self._l4, self._v6, self._proto, _PAYLOAD_PATTERN,
+            idx, u, self._mode, self._cdf, sample, k0, self.start_ns, self._period_ns,
+            self._hdr, self._ftab, _PAYLOAD_PATTERN, _PATTERN_WSUM,
         )  # fmt: skip
         self.packets_generated = k0 + n
-        return batch
+        return Batch(pool, idx)
+
+    def _sizes_of(self, u: np.ndarray, sample: np.ndarray) -> np.ndarray:
+        """The frame sizes ``_synth_fill`` will make for the draws ``u`` (numpy, for the room check)."""
+        nf = len(self.flows)
+        if self._mode == 0:
+            flow = np.zeros(len(u), dtype=np.int32)
+        elif self._mode == 1:
+            flow = np.minimum((u * nf).astype(np.int32), nf - 1)
+        else:
+            flow = _draw(self._cdf, u)
+        if len(sample) == 0:
+            return self._size[flow]
+        return np.maximum(sample, self._hdr_len[flow])
 
     def __repr__(self) -> str:
         return f"TrafficGen({len(self.flows)} flows, rate_pps={self.rate_pps}, seed={self.seed})"
