@@ -23,8 +23,6 @@ from tailgate.nf.lookup import (
     IPv4Lookup,
     IPv6Lookup,
     IPv6LPM,
-    _partition,
-    emit_codes_fast,
     load_routes,
     parse_ipv4,
     parse_ipv6,
@@ -337,19 +335,8 @@ def test_ipv6_lpm_marker_does_not_mislead():
     assert t.lookup_bytes(b).tolist() == got.tolist()
 
 
-# -- partition helper --------------------------------------------------------------------------------
-def test_partition_keeps_order_within_gates():
-    idx = np.arange(10, 20, dtype=np.int32)
-    codes = np.array([1, 0, -1, 1, -2, 0, 2, 1, -1, 0], np.int32)
-    out = _partition(idx, codes, 3, 2)
-    assert out[10:].tolist() == [3, 3, 1, 2, 1]
-    assert out[:10].tolist() == [11, 15, 19, 10, 13, 17, 16, 12, 18, 14]
-    # out-of-range codes count as drop reason 0
-    out = _partition(idx[:3], np.array([5, -9, 0], np.int32), 2, 1)
-    assert out.tolist() == [12, 10, 11, 1, 0, 2]
-
-
-def test_emit_codes_fast_matches_emit_codes(pipeline):
+# -- partition (Module.emit_codes, which the lookup modules use) -------------------------------------
+def test_emit_codes_keeps_order_within_gates(pipeline):
     from tailgate.dataplane.module import Module
 
     class Three(Module):
@@ -358,16 +345,15 @@ def test_emit_codes_fast_matches_emit_codes(pipeline):
         def setup(self):
             self.n_ogates = 3
 
-    codes = np.array([2, -1, 0, 0, -2, 1, 2, -1], np.int32)
-    results = []
-    for emit in (lambda m, b: m.emit_codes(b, codes), lambda m, b: emit_codes_fast(m, b, codes)):
-        m = Three()
-        pool = PacketPool(n_slots=16)
-        b = pool.alloc(len(codes))
-        emit(m, b)
-        results.append(({g: bb.idx.tolist() for g, bb in m._out}, m.drop_counts.tolist(), pool.n_used))
-    assert results[0] == results[1]
-    assert results[1][1] == [2, 1] and results[1][2] == 5
+    m = Three()
+    pool = PacketPool(n_slots=16)
+    b = pool.alloc(10)
+    idx = b.idx.tolist()
+    codes = np.array([1, 0, -1, 1, -2, 0, 2, 1, -1, 0], np.int32)
+    m.emit_codes(b, codes)
+    got = {g: bb.idx.tolist() for g, bb in m._out}
+    assert got == {0: [idx[i] for i in (1, 5, 9)], 1: [idx[i] for i in (0, 3, 7)], 2: [idx[6]]}
+    assert m.drop_counts.tolist() == [2, 1] and pool.n_used == 7
 
 
 # -- modules ------------------------------------------------------------------------------------------
@@ -406,6 +392,46 @@ def test_ipv4_lookup_default_gate_and_single_gate_passes_batch_through(pipeline)
     hv = b.headers
     m2.process(b)
     assert len(m2._out) == 1 and m2._out[0][1] is b and b.headers is hv  # headers stay cached
+
+
+def test_ipv4_lookup_scratch_grows_and_matches_the_table(pipeline):
+    """The module keeps its scratch buffers between batches: a bigger batch grows them, a smaller
+    one after it must not see stale codes; every fate matches Dir24_8.lookup."""
+    m = IPv4Lookup(routes_list=ROUTES4 + [("11.0.0.0/8", 3)])
+    rng = np.random.default_rng(5)
+    pool = PacketPool(n_slots=2048)
+    for n in (700, 3, 256, 1):
+        addrs = rng.choice([0x0A090909, 0x0A010909, 0x0A010203, 0x0A0102C8, 0xC0A80101, 0xC0A80102, 0x0B000001], n)
+        frames = [udp_frame(dst=socket.inet_ntoa(struct.pack("!I", int(a)))) for a in addrs]
+        if n > 2:
+            frames[1] = arp_frame()
+        want = m.table.lookup(addrs.astype(np.uint32)).tolist()
+        b = pool.from_frames(frames)
+        idx = b.idx.tolist()
+        m.reset_counters()
+        m.process(b)
+        got = {}
+        for g, bb in m._out:
+            for s in bb.idx.tolist():
+                got[s] = g
+        m._out.clear()
+        for k, s in enumerate(idx):
+            if n > 2 and k == 1:
+                assert s not in got
+            elif want[k] < 0:
+                assert s not in got
+            else:
+                assert got[s] == want[k]
+        c = m.counters()
+        assert c["drops.not_ipv4"] == (1 if n > 2 else 0)
+        assert c["drops.no_route"] == sum(1 for k, w in enumerate(want) if w < 0 and not (n > 2 and k == 1))
+        pool.free_idx(np.array(sorted(got), np.int32))
+        assert pool.n_used == 0
+    # a whole batch without a route is dropped and freed
+    b = pool.from_frames([udp_frame(dst="192.168.1.2")] * 4)
+    m.reset_counters()
+    m.process(b)
+    assert m._out == [] and m.counters()["drops.no_route"] == 4 and pool.n_used == 0
 
 
 def test_ipv4_lookup_argument_errors(tmp_path, pipeline):

@@ -28,6 +28,7 @@ nothing will ever happen again (every source exhausted and every queue empty).
 from __future__ import annotations
 
 import time
+from operator import attrgetter
 from typing import Callable
 
 from tailgate.core.clock import Clock, VirtualClock, WallClock
@@ -37,6 +38,7 @@ from tailgate.dataplane.module import Module
 from tailgate.packet.pool import DEFAULT_BURST, Batch, PacketPool
 
 _merge = Batch.merge
+_pass_of = attrgetter("pass_")
 
 
 class Task:
@@ -153,27 +155,36 @@ class Worker:
         if nt == 1:
             return tasks[0].run_round()
         if self.policy == "rr":
+            first = self._next
             for k in range(nt):
-                t = tasks[(self._next + k) % nt]
-                n = t.run_round()
+                i = (first + k) % nt
+                n = tasks[i].run_round()
                 if n:
-                    self._next = (self._next + k + 1) % nt
+                    self._next = (i + 1) % nt
                     return n
             return 0
         # Stride scheduling; an idle task's pass is raised to the current minimum so that it does
         # not come back with a pile of credit.
-        order = sorted(tasks, key=lambda t: t.pass_)
+        order = sorted(tasks, key=_pass_of)
         floor = order[0].pass_
-        by_time = self.resource == "time"
-        clock = tasks[0].clock
+        if self.resource == "time":
+            now = tasks[0].clock.now_ns
+            for t in order:
+                t0 = now()
+                n = t.run_round()
+                if n:
+                    t.pass_ += max(now() - t0, 1) / t.share
+                    return n
+                if t.pass_ < floor:
+                    t.pass_ = floor
+            return 0
         for t in order:
-            t0 = clock.now_ns()
             n = t.run_round()
             if n:
-                usage = (clock.now_ns() - t0) if by_time else n
-                t.pass_ += max(usage, 1) / t.share
+                t.pass_ += max(n, 1) / t.share
                 return n
-            t.pass_ = max(t.pass_, floor)
+            if t.pass_ < floor:
+                t.pass_ = floor
         return 0
 
 
@@ -250,57 +261,78 @@ class Runtime:
         end_ns = None if duration_ns is None else clock.now_ns() + int(duration_ns)
         limit = None if max_packets is None else self.packets + int(max_packets)
         workers = self.workers
+        roots = self.roots
+        # One round of the usual pipeline (one worker, one task) is one call: Worker.step with a
+        # single task is exactly that task's run_round.
+        step = None
+        if len(workers) == 1:
+            w = workers[0]
+            step = w.tasks[0].run_round if type(w) is Worker and len(w.tasks) == 1 else w.step
         wall0 = time.perf_counter()
         next_progress = wall0 + progress_every_s
         reason = ""
         virtual = clock.virtual
         still_steps = 0
         still_ns = clock.now_ns()
-        while True:
-            did = 0
-            for w in workers:
-                did += w.step()
-            self.steps += 1
-            self.packets += did
-            if virtual and did:
-                # Packets keep moving but virtual time does not (not even by idling until a
-                # source's next packet): every module on the way costs 0 ns, so a time limit would
-                # never be reached.
-                if clock.now_ns() == still_ns:
-                    still_steps += 1
-                    if still_steps >= 10_000 and limit is None:
-                        raise TailgateError(
-                            "the virtual clock stands still: every module on the packets' path has a "
-                            "modeled cost of 0 ns; give modules cost_ns=(T0, T1) or set a packet limit"
-                        )
+        # The step and packet counts live in locals while the loop runs (attribute updates cost
+        # a few hundred ns a round); they are written back before a progress callback and on
+        # the way out, however the loop ends.
+        steps = self.steps
+        packets = self.packets
+        stop_at = limit if limit is not None else 1 << 63  # (no limit: never reached)
+        try:
+            while True:
+                if step is not None:
+                    did = step()
                 else:
-                    still_steps = 0
-                    still_ns = clock.now_ns()
-            if limit is not None and self.packets >= limit:
-                reason = "packet limit"
-                break
-            now = clock.now_ns()
-            if end_ns is not None and now >= end_ns:
-                reason = "time limit"
-                break
-            if not did:
-                nxt = [t for t in (r.next_event_ns() for r in self.roots) if t is not None]
-                if not nxt:
-                    if all(r.exhausted() for r in self.roots) or isinstance(clock, VirtualClock):
-                        reason = "input exhausted" if all(r.exhausted() for r in self.roots) else "idle"
-                        break
-                    continue
-                t_next = min(nxt)
-                if end_ns is not None and t_next > end_ns:
-                    clock.idle_until(end_ns)
+                    did = 0
+                    for w in workers:
+                        did += w.step()
+                steps += 1
+                packets += did
+                if virtual and did:
+                    # Packets keep moving but virtual time does not (not even by idling until a
+                    # source's next packet): every module on the way costs 0 ns, so a time limit
+                    # would never be reached.
+                    if clock.now_ns() == still_ns:
+                        still_steps += 1
+                        if still_steps >= 10_000 and limit is None:
+                            raise TailgateError(
+                                "the virtual clock stands still: every module on the packets' path has a "
+                                "modeled cost of 0 ns; give modules cost_ns=(T0, T1) or set a packet limit"
+                            )
+                    else:
+                        still_steps = 0
+                        still_ns = clock.now_ns()
+                if packets >= stop_at:
+                    reason = "packet limit"
+                    break
+                if end_ns is not None and clock.now_ns() >= end_ns:
                     reason = "time limit"
                     break
-                clock.idle_until(t_next)
-            if on_progress is not None and (self.steps & 63) == 0:
-                wnow = time.perf_counter()
-                if wnow >= next_progress:
-                    next_progress = wnow + progress_every_s
-                    on_progress(self)
+                if not did:
+                    nxt = [t for t in (r.next_event_ns() for r in roots) if t is not None]
+                    if not nxt:
+                        if all(r.exhausted() for r in roots) or isinstance(clock, VirtualClock):
+                            reason = "input exhausted" if all(r.exhausted() for r in roots) else "idle"
+                            break
+                        continue
+                    t_next = min(nxt)
+                    if end_ns is not None and t_next > end_ns:
+                        clock.idle_until(end_ns)
+                        reason = "time limit"
+                        break
+                    clock.idle_until(t_next)
+                if on_progress is not None and (steps & 63) == 0:
+                    wnow = time.perf_counter()
+                    if wnow >= next_progress:
+                        next_progress = wnow + progress_every_s
+                        self.steps = steps
+                        self.packets = packets
+                        on_progress(self)
+        finally:
+            self.steps = steps
+            self.packets = packets
         self.wall_s += time.perf_counter() - wall0
         self.stopped_ns = clock.now_ns()
         self.stop_reason = reason

@@ -56,7 +56,7 @@ from numba import njit
 from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
-from tailgate.nf.lookup import _emit_partitioned, _partition, parse_ipv4, parse_ipv6
+from tailgate.nf.lookup import parse_ipv4, parse_ipv6
 from tailgate.packet.proto import parse
 
 __all__ = ["ACL", "compile_rules", "load_rules", "parse_rule", "RuleTable"]
@@ -320,8 +320,9 @@ def _be(row, o, nbytes):
 
 
 @njit(cache=True)
-def _acl_kernel(data, slots, l3_off, l4_off, ip_proto, ri, ru, default_code, hits, n_gates):
-    """Match every packet, count hits (``hits[n_rules]`` counts the default), partition by fate.
+def _acl_kernel(data, slots, l3_off, l4_off, ip_proto, ri, ru, default_code, hits):
+    """Match every packet, count hits (``hits[n_rules]`` counts the default); returns the codes
+    (``Module.emit_codes``: a gate, -1 denied, -2 no_match).
 
     Family from the version nibble at ``l3_off`` (the parser sets l3_off only for a complete
     IPv4/IPv6 header whose version matches the ethertype). Ports are read where ``l4_off >= 0``
@@ -367,7 +368,7 @@ def _acl_kernel(data, slots, l3_off, l4_off, ip_proto, ri, ru, default_code, hit
         else:
             hits[n_rules] += 1
             codes[k] = default_code
-    return _partition(slots, codes, n_gates, 2)
+    return codes
 
 
 # ================================================================================================
@@ -493,11 +494,11 @@ class ACL(Module):
 
     def process(self, batch) -> None:
         hv = parse(batch)  # = batch.headers (cached on the batch), without the property's import
-        part = _acl_kernel(
+        codes = _acl_kernel(
             batch.pool.data, hv.slots, hv.l3_off, hv.l4_off, hv.ip_proto, self._ri, self._ru, self._default_code,
-            self.hits, self._n_gates,
+            self.hits,
         )
-        _emit_partitioned(self, batch, part)
+        self.emit_codes(batch, codes)
 
     def reset_counters(self) -> None:
         super().reset_counters()

@@ -117,26 +117,31 @@ class Source(Module):
 
     def run_task(self, burst: int) -> int:
         now = self.clock.now_ns()
-        if self._gen is None:
-            self._gen = self._make_gen(now)
+        gen = self._gen
+        if gen is None:
+            gen = self._gen = self._make_gen(now)
             self._sent_at_restart = 0
         n = burst
         if self.packets:
             n = min(n, self.packets - self.sent)
         if self.rate_pps:
             due = int((now - self.start_ns) * self.rate_pps / 1e9) + 1 - (self.sent - self._sent_at_restart)
-            n = min(n, due)
+            if due < n:
+                n = due
+        else:
+            # No rate: the generator stamps every packet with its start time, so moving that to now
+            # gives the right arrival_ns without a second pass over the batch.
+            gen.start_ns = now
         if n <= 0:
             return 0
-        free = self.pool.n_free
+        pool = self.pool
+        free = pool.n_free
         if free < n:
             self.drop_counts[0] += n - free
             n = free
             if n == 0:
                 return 0
-        batch = self._gen.generate(self.pool, n)
-        if not self.rate_pps:
-            batch.arrival_ns = now
+        batch = gen.generate(pool, n)
         self.sent += n
         self.emit(batch)
         return n

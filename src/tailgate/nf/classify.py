@@ -3,8 +3,8 @@
 Manual
 ------
 :class:`ExactMatch` sends each packet to the gate its value of one header field maps to; values
-are kept as a sorted key array and looked up with a binary search (one numba call per batch,
-partition included). :class:`HashSplit` spreads flows over gates by the parser's 5-tuple
+are kept as a sorted key array and looked up with a binary search (one numba call per batch;
+``Module.emit_codes`` then splits the batch). :class:`HashSplit` spreads flows over gates by the parser's 5-tuple
 ``flow_hash``, so that every packet of a flow takes the same gate.
 
 Fields (``ExactMatch(field=...)``): every integer field of the protocol view
@@ -36,7 +36,7 @@ from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
 from tailgate.nf.acl import PROTO_NAMES
-from tailgate.nf.lookup import _emit_partitioned, _partition, parse_ipv4
+from tailgate.nf.lookup import parse_ipv4
 from tailgate.packet.proto import parse
 
 __all__ = ["ExactMatch", "HashSplit", "FIELDS", "parse_field_value"]
@@ -117,7 +117,7 @@ def _presence(hv, what: str) -> np.ndarray:
 
 
 @njit(cache=True)
-def _exact_kernel(slots, vals, present, keys, gates, default_code, n_gates):
+def _exact_kernel(slots, vals, present, keys, gates, default_code):
     n = slots.shape[0]
     codes = np.empty(n, np.int32)
     nk = keys.shape[0]
@@ -129,17 +129,17 @@ def _exact_kernel(slots, vals, present, keys, gates, default_code, n_gates):
             if i < nk and keys[i] == v:
                 c = gates[i]
         codes[k] = c
-    return _partition(slots, codes, n_gates, 1)
+    return codes
 
 
 @njit(cache=True)
 def _hash_split_kernel(slots, h, l3_off, n_gates):
-    """Gate ``h % n_gates`` for IP packets (``l3_off >= 0``), 0 for the others; then partition."""
+    """Gate ``h % n_gates`` for IP packets (``l3_off >= 0``), 0 for the others (the codes)."""
     n = slots.shape[0]
     codes = np.empty(n, np.int32)
     for k in range(n):
         codes[k] = np.int32(np.int64(h[k]) % n_gates) if l3_off[k] >= 0 else 0
-    return _partition(slots, codes, n_gates, 1)
+    return codes
 
 
 class ExactMatch(Module):
@@ -257,8 +257,7 @@ class ExactMatch(Module):
 
     def process(self, batch) -> None:
         vals, present = self.values(batch)
-        part = _exact_kernel(batch.idx, vals, present, self._keys, self._gates, self._default_code, self._n_gates)
-        _emit_partitioned(self, batch, part)
+        self.emit_codes(batch, _exact_kernel(batch.idx, vals, present, self._keys, self._gates, self._default_code))
 
     def extra_counters(self) -> dict:
         return {"rules": int(len(self._keys))}
@@ -315,5 +314,4 @@ class HashSplit(Module):
             self.emit(batch, 0)
             return
         hv = parse(batch)  # = batch.headers (cached on the batch), without the property's import
-        part = _hash_split_kernel(hv.slots, hv.flow_hash(self.seed), hv.l3_off, self.gates)
-        _emit_partitioned(self, batch, part)
+        self.emit_codes(batch, _hash_split_kernel(hv.slots, hv.flow_hash(self.seed), hv.l3_off, self.gates))

@@ -36,12 +36,14 @@ Tables
 
 Modules
     :class:`IPv4Lookup` and :class:`IPv6Lookup` (see their docstrings). Each ``process`` is one
-    parse (cached on the batch), one numba kernel that reads the destination address straight
-    from ``pool.data`` at ``l3_off``, looks it up and counting-sorts the batch by gate
-    (:func:`_partition`), and one emit per non-empty gate. :func:`emit_codes_fast` offers the same
-    partition to any module (same contract as ``Module.emit_codes``; the ACL and classify modules
-    use it too). A batch whose packets all take one gate is passed on whole, keeping its parsed
-    headers.
+    numba kernel over the batch (headers parsed once and cached on the batch) that reads the
+    destination address straight from ``pool.data`` at ``l3_off``, writes each packet's fate into
+    a buffer the module keeps between calls, and returns the gate when every packet takes the same
+    one. Then the batch is passed on whole (``emit``, keeping its parsed headers); otherwise
+    ``Module.emit_codes`` splits it (one numba counting sort, the project's only one).
+    IPv4: the kernel makes two passes, first gathering every destination into a uint32 buffer,
+    then probing tbl24/tbl8 in a tight loop, so that the table loads of different packets
+    overlap (about 2-3 us per 256 packets with warm slot rows, against 6-9 us for one pass).
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ from numba import njit
 from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
-from tailgate.packet.pool import Batch
 from tailgate.packet.proto import parse
 
 __all__ = [
@@ -69,91 +70,11 @@ __all__ = [
     "IPv6LPM",
     "IPv4Lookup",
     "IPv6Lookup",
-    "emit_codes_fast",
 ]
 
 _U64 = (1 << 64) - 1
 MAX_GATE_V4 = 0x7FFE
 N_TBL8_GROUPS = 0x8000
-
-
-# ================================================================================================
-# fast per-packet fate: one numba partition instead of argsort-based splitting
-# ================================================================================================
-@njit(cache=True, inline="always")
-def _bucket(c, n_gates, nb):
-    b = np.int64(c) if c >= 0 else n_gates - np.int64(c) - 1
-    if b < 0 or b >= nb:
-        b = n_gates
-    return b
-
-
-@njit(cache=True)
-def _partition(idx, codes, n_gates, n_reasons):
-    """Counting sort of ``idx`` by fate. ``codes[k] >= 0`` is a gate, ``< 0`` drop reason
-    ``-codes[k] - 1`` (codes out of range count as drop reason 0).
-
-    Returns ONE int32 array ``out`` of length ``n + n_gates + n_reasons`` (one array is cheaper to
-    hand back to Python than two): ``out[:n]`` holds the packets of gate 0, gate 1, ..., then the
-    dropped ones, order kept within each part; ``out[n:]`` holds the counts per gate, then per
-    drop reason."""
-    n = idx.shape[0]
-    nb = n_gates + n_reasons
-    out = np.empty(n + nb, np.int32)
-    counts = out[n:]
-    counts[:] = 0
-    for k in range(n):
-        counts[_bucket(codes[k], n_gates, nb)] += 1
-    start = np.empty(nb, np.int64)
-    s = 0
-    for b in range(nb):
-        start[b] = s
-        s += counts[b]
-    for k in range(n):
-        b = _bucket(codes[k], n_gates, nb)
-        out[start[b]] = idx[k]
-        start[b] += 1
-    return out
-
-
-def _emit_partitioned(m: Module, batch, part: np.ndarray) -> None:
-    """Hand on a partition made by :func:`_partition` with ``emit_codes`` semantics (packets of a
-    gate keep their order; drops are counted per reason and freed). When every packet goes to one
-    gate the batch itself is passed on, so its parsed headers stay cached for the next module."""
-    n = len(batch.idx)
-    if n == 0:
-        return
-    n_g = m.n_ogates
-    cl = part[n:].tolist()
-    emit = m.emit
-    pool = batch.pool
-    pos = 0
-    g = 0
-    for c in cl[:n_g]:
-        if c:
-            if c == n:
-                emit(batch, g)
-                return
-            end = pos + c
-            emit(Batch(pool, part[pos:end]), g)
-            pos = end
-        g += 1
-    if pos < n:
-        dc = m.drop_counts
-        r = 0
-        for c in cl[n_g:]:
-            if c:
-                dc[r] += c
-            r += 1
-        if pos == 0:
-            batch.free()
-        else:
-            pool.free_idx(part[pos:n])
-
-
-def emit_codes_fast(m: Module, batch, codes: np.ndarray) -> None:
-    """Same contract as :meth:`Module.emit_codes`, with one numba counting sort."""
-    _emit_partitioned(m, batch, _partition(batch.idx, codes, m.n_ogates, max(len(m.drop_reasons), 1)))
 
 
 # ================================================================================================
@@ -497,11 +418,16 @@ def routes_from_list(items, family=4, *, source: str = "routes_list"):
 # ================================================================================================
 # DIR-24-8 (IPv4)
 # ================================================================================================
+_T8 = 1 << 24  # where tbl8 starts in the one array that holds tbl24 then tbl8
+
+
 @njit(cache=True)
 def _dir24_build(pfx, lens, vals, n_groups):
-    """pfx/lens/vals sorted by length (stable); vals = gate + 1. Returns (tbl24, tbl8)."""
-    tbl24 = np.zeros(1 << 24, np.uint16)
-    tbl8 = np.zeros(max(n_groups, 1) * 256, np.uint16)
+    """pfx/lens/vals sorted by length (stable); vals = gate + 1. Returns one uint16 array: tbl24
+    (2^24 entries) followed by tbl8 (``max(n_groups, 1)`` groups of 256)."""
+    tbl = np.zeros((1 << 24) + max(n_groups, 1) * 256, np.uint16)
+    tbl24 = tbl[: 1 << 24]
+    tbl8 = tbl[1 << 24 :]
     ng = 0
     for i in range(pfx.shape[0]):
         ln = lens[i]
@@ -523,7 +449,7 @@ def _dir24_build(pfx, lens, vals, n_groups):
             o = g * 256 + (p & 0xFF)
             c = np.int64(1) << (32 - ln)
             tbl8[o : o + c] = v
-    return tbl24, tbl8
+    return tbl
 
 
 @njit(cache=True, inline="always")
@@ -541,30 +467,70 @@ def _dir24_lookup(tbl24, tbl8, addrs, out):
 
 
 @njit(cache=True)
-def _v4_route(data, slots, l3_off, tbl24, tbl8, miss_code, n_gates):
-    """Route every packet: gate of its IPv4 destination (read at l3_off + 16), ``miss_code`` where
-    no route, -2 (not_ipv4) without an IPv4 header. Then partition (see :func:`_partition`).
+def _v4_route(data, slots, l3_off, tbl, buf, miss_code):
+    """Route every packet of a batch; returns the gate when they all take the same one, else -1.
 
+    ``buf`` (uint32, ``2 * cap`` with ``cap >= n``) is the caller's scratch, kept between calls:
+    ``buf[:n]`` receives the destination addresses and ``buf[cap:cap + n]`` the per-packet codes
+    (read them as int32): the gate, ``miss_code`` where no route matches, -2 (not_ipv4) without
+    an IPv4 header. ``tbl`` is :attr:`Dir24_8.tbl` (tbl24 then tbl8).
+
+    Two passes: gather every destination (loads from the slot rows, independent of each other),
+    then probe the table in a tight loop. Indices are unsigned: no negative-index fix-ups.
     ``l3_off >= 0`` with version nibble 4 is exactly the parser's F_IPV4 (it sets l3_off only for
     a complete header whose version matches the ethertype); reading one column is cheaper."""
     n = slots.shape[0]
-    codes = np.empty(n, np.int32)
+    cap = np.uint64(buf.shape[0] >> 1)
+    n_bad = 0
     for k in range(n):
         o = l3_off[k]
-        row = data[slots[k]]
-        if o < 0 or (row[o] >> 4) != 4:
-            codes[k] = -2
-            continue
-        o += 16
-        a = (
-            (np.int64(row[o]) << 24)
-            | (np.int64(row[o + 1]) << 16)
-            | (np.int64(row[o + 2]) << 8)
-            | np.int64(row[o + 3])
-        )
-        g = _dir24_get(tbl24, tbl8, a)
-        codes[k] = g if g >= 0 else miss_code
-    return _partition(slots, codes, n_gates, 2)
+        ku = np.uint64(k)
+        if o >= 0:
+            s = np.uint64(slots[k])
+            ou = np.uint64(o)
+            if (data[s, ou] >> 4) == 4:
+                buf[ku] = (
+                    (np.uint32(data[s, ou + 16]) << 24)
+                    | (np.uint32(data[s, ou + 17]) << 16)
+                    | (np.uint32(data[s, ou + 18]) << 8)
+                    | np.uint32(data[s, ou + 19])
+                )
+                continue
+        buf[ku] = 0
+        n_bad += 1
+    miss = np.uint32(np.int64(miss_code) & 0xFFFFFFFF)
+    t8 = np.uint64(_T8)
+    acc = np.uint32(0)
+    c0 = np.uint32(0)
+    if n_bad == 0:
+        for k in range(n):
+            a = buf[np.uint64(k)]
+            e = tbl[np.uint64(a >> 8)]
+            if e & 0x8000:
+                e = tbl[t8 + (np.uint64(e & 0x7FFF) << 8) + np.uint64(a & 0xFF)]
+            c = np.uint32(e) - np.uint32(1) if e else miss
+            if k == 0:
+                c0 = c
+            acc |= c ^ c0
+            buf[cap + np.uint64(k)] = c
+    else:
+        not_v4 = np.uint32(0xFFFFFFFE)  # -2
+        for k in range(n):
+            o = l3_off[k]
+            c = not_v4
+            if o >= 0 and (data[np.uint64(slots[k]), np.uint64(o)] >> 4) == 4:
+                a = buf[np.uint64(k)]
+                e = tbl[np.uint64(a >> 8)]
+                if e & 0x8000:
+                    e = tbl[t8 + (np.uint64(e & 0x7FFF) << 8) + np.uint64(a & 0xFF)]
+                c = np.uint32(e) - np.uint32(1) if e else miss
+            if k == 0:
+                c0 = c
+            acc |= c ^ c0
+            buf[cap + np.uint64(k)] = c
+    if acc == 0 and c0 < 0x80000000:
+        return np.int64(c0)
+    return -1
 
 
 def _longest_wins_order(lengths: np.ndarray) -> np.ndarray:
@@ -578,7 +544,7 @@ class Dir24_8:
     ``Dir24_8(prefixes, lengths, gates)``: arrays of one length each; prefixes as uint32 (host
     bits are masked), lengths 0..32, gates 0..32766. ``lookup(addrs) -> int32`` gate per address,
     -1 where no route covers it. Attributes: ``tbl24`` (2^24 uint16), ``tbl8`` (groups x 256
-    uint16), ``n_routes``, ``n_groups``.
+    uint16), both views of ``tbl`` (one array, tbl24 then tbl8), ``n_routes``, ``n_groups``.
     """
 
     def __init__(self, prefixes, lengths, gates) -> None:
@@ -603,10 +569,12 @@ class Dir24_8:
                 f"the limit is {N_TBL8_GROUPS}"
             )
         order = _longest_wins_order(lens)
-        self.tbl24, self.tbl8 = _dir24_build(
+        self.tbl = _dir24_build(
             np.ascontiguousarray(pfx[order]), np.ascontiguousarray(lens[order]), np.ascontiguousarray(gates[order] + 1),
             n_groups,
         )
+        self.tbl24 = self.tbl[:_T8]
+        self.tbl8 = self.tbl[_T8:]
         self.n_routes = len(pfx)
         self.n_groups = n_groups
 
@@ -785,20 +753,29 @@ def _be64(row, o):
 
 
 @njit(cache=True)
-def _v6_route(data, slots, l3_off, t, cap_mask, dl, miss_code, n_gates):
-    """Like :func:`_v4_route` for IPv6 (destination at l3_off + 24, version nibble 6)."""
+def _v6_route(data, slots, l3_off, t, cap_mask, dl, miss_code, codes):
+    """Like :func:`_v4_route` for IPv6 (destination at l3_off + 24, version nibble 6), in one
+    pass: ``codes[:n]`` (int32, the caller's scratch) receives the codes; returns the gate when
+    every packet takes the same one, else -1."""
     n = slots.shape[0]
-    codes = np.empty(n, np.int32)
+    acc = 0
+    c0 = 0
     for k in range(n):
         o = l3_off[k]
-        row = data[slots[k]]
-        if o < 0 or (row[o] >> 4) != 6:
-            codes[k] = -2
-            continue
-        o += 24
-        g = _lpm6_get(t, cap_mask, dl, _be64(row, o), _be64(row, o + 8))
-        codes[k] = g if g >= 0 else miss_code
-    return _partition(slots, codes, n_gates, 2)
+        row = data[np.uint64(slots[k])]
+        if o < 0 or (row[np.uint64(o)] >> 4) != 6:
+            c = -2
+        else:
+            o += 24
+            g = _lpm6_get(t, cap_mask, dl, _be64(row, o), _be64(row, o + 8))
+            c = np.int64(g) if g >= 0 else np.int64(miss_code)
+        if k == 0:
+            c0 = c
+        acc |= c ^ c0
+        codes[np.uint64(k)] = c
+    if acc == 0 and c0 >= 0:
+        return c0
+    return -1
 
 
 class IPv6LPM:
@@ -881,6 +858,15 @@ class _RouteLookup(Module):
     def setup(self) -> None:
         self._load()
         self.n_ogates = self._n_gates
+        self._grow(256)
+
+    def _grow(self, n: int) -> None:
+        """Scratch kept between batches: ``_buf`` (uint32, 2 x cap: addresses, then codes) and
+        ``_codes`` (its second half as int32)."""
+        cap = max(n, 2 * getattr(self, "_cap", 0))
+        self._cap = cap
+        self._buf = np.empty(2 * cap, np.uint32)
+        self._codes = self._buf[cap:].view(np.int32)
 
     def _load(self) -> None:
         fam = self.family
@@ -986,10 +972,18 @@ class IPv4Lookup(_RouteLookup):
         return Dir24_8(pfx, lens, gates)
 
     def process(self, batch) -> None:
-        hv = parse(batch)  # = batch.headers (cached on the batch), without the property's import
-        t = self.table
-        part = _v4_route(batch.pool.data, hv.slots, hv.l3_off, t.tbl24, t.tbl8, self._miss, self._n_gates)
-        _emit_partitioned(self, batch, part)
+        hv = batch._headers  # = parse(batch): the headers cached on the batch, parsed if need be
+        if hv is None:
+            hv = parse(batch)
+        slots = hv.slots
+        n = slots.shape[0]
+        if n > self._cap:
+            self._grow(n)
+        g = _v4_route(batch.pool.data, slots, hv.l3_off, self.table.tbl, self._buf, self._miss)
+        if g >= 0:
+            self.emit(batch, g)  # one gate, no drops: the batch goes on whole
+        else:
+            self.emit_codes(batch, self._codes[:n])
 
 
 class IPv6Lookup(_RouteLookup):
@@ -1032,9 +1026,16 @@ class IPv6Lookup(_RouteLookup):
         return IPv6LPM(pfx, lens, gates)
 
     def process(self, batch) -> None:
-        hv = parse(batch)  # = batch.headers (cached on the batch), without the property's import
+        hv = batch._headers  # = parse(batch): the headers cached on the batch, parsed if need be
+        if hv is None:
+            hv = parse(batch)
+        slots = hv.slots
+        n = slots.shape[0]
+        if n > self._cap:
+            self._grow(n)
         t = self.table
-        part = _v6_route(
-            batch.pool.data, hv.slots, hv.l3_off, t.table, t._cap_mask, t.lengths, self._miss, self._n_gates
-        )
-        _emit_partitioned(self, batch, part)
+        g = _v6_route(batch.pool.data, slots, hv.l3_off, t.table, t._cap_mask, t.lengths, self._miss, self._codes)
+        if g >= 0:
+            self.emit(batch, g)  # one gate, no drops: the batch goes on whole
+        else:
+            self.emit_codes(batch, self._codes[:n])
