@@ -98,3 +98,30 @@ def test_optional_gates_may_stay_open(pipeline, frame_source, udp_frame):
     rt.run()
     assert m.counter("drops.unconnected") == 5
     assert rt.pool.n_used == 0
+
+
+def test_bad_codes_are_freed_and_counted(pipeline, frame_source, udp_frame):
+    import numpy as np
+
+    from tailgate.core.clock import VirtualClock
+    from tailgate.dataplane.module import Module
+
+    class Sloppy(Module):
+        n_ogates = 2
+        drop_reasons = ("only",)
+
+        def process(self, batch):
+            # gate 0, gate 1, a gate it lacks, its one reason, a reason it lacks
+            self.emit_codes(batch, np.array([0, 1, 5, -1, -3] * (len(batch) // 5), np.int64))
+
+    src = frame_source(frames=[udp_frame()], repeat=10)
+    m = Sloppy(name="sloppy")
+    src >> m
+    m[0] >> Sink(name="a")
+    m[1] >> Sink(name="b")
+    rt = Runtime(pipeline, VirtualClock(), burst=10)
+    rt.run()
+    c = m.counters()
+    assert (c["out.0"], c["out.1"], c["drops.only"], c["drops.unconnected"]) == (2, 2, 2, 4)
+    assert c["drops"] == 6
+    assert rt.pool.n_used == 0

@@ -87,7 +87,7 @@ class Module:
     #: Input gates that may stay unconnected (e.g. the reverse direction of a NAT).
     optional_igates: ClassVar[tuple[int, ...]] = ()
     #: Output gates that may stay unconnected; packets sent there are freed and counted in
-    #: ``unconnected_drops``.
+    #: ``unconnected_drops`` (as are packets given a gate or drop reason the module lacks).
     optional_ogates: ClassVar[tuple[int, ...]] = ()
     args: ClassVar[tuple[Arg, ...]] = ()
     drop_reasons: ClassVar[tuple[str, ...]] = ()
@@ -203,7 +203,7 @@ class Module:
         Packets of one gate keep their order. When every packet goes to one gate the batch itself
         is passed on (its parsed headers stay cached for the next module). With one output gate
         every code >= 0 means gate 0; with several, a code >= ``n_ogates`` is freed and counted in
-        ``unconnected_drops``. A drop code beyond ``drop_reasons`` is freed, not counted.
+        ``unconnected_drops``, and so is a drop code beyond ``drop_reasons``.
         """
         n = len(batch.idx)
         if n == 0:
@@ -341,7 +341,7 @@ def _partition_fates(idx, codes, n_gates, drop_counts, out):
     """Counting sort of ``idx`` by fate into ``out``: ``out[:n]`` holds the packets of gate 0,
     gate 1, ..., then those to free (drops and gates out of range), order kept in each part;
     ``out[n + g]`` the count of gate g, ``out[n + n_gates]`` the count to free. Adds the drops
-    to ``drop_counts`` per reason; returns how many had a gate out of range."""
+    to ``drop_counts`` per reason; returns how many had a gate or drop reason out of range."""
     n = idx.shape[0]
     nb = n_gates + 1
     counts = out[n:]
@@ -354,6 +354,8 @@ def _partition_fates(idx, codes, n_gates, drop_counts, out):
             r = -c - 1
             if r < n_reasons:
                 drop_counts[r] += 1
+            else:
+                n_bad_gate += 1  # an undeclared reason: still freed, and counted, never lost
             counts[n_gates] += 1
         elif n_gates == 1:
             counts[0] += 1
