@@ -282,6 +282,22 @@ def test_pcap_info_truncated_names_the_offset(tmp_path):
     assert res.exit_code == 1 and f"byte {offset}" in res.stderr
 
 
+def test_run_on_a_truncated_capture_warns_and_exits_1(tmp_path):
+    frames = crafted_frames()
+    cap = write_pcap(tmp_path / "cut.pcap", frames)
+    data = cap.read_bytes()
+    cap.write_bytes(data[:-5])
+    offset = len(data) - 16 - len(frames[-1])
+    script = tmp_path / "count.py"
+    script.write_text('PcapSource("input", path=get_arg("pcap", type=str)) >> Sink("sink")\n')
+    res = invoke("run", script, f"pcap={cap}", "--quiet", "--out", tmp_path / "res")
+    assert res.exit_code == 1
+    assert f"byte {offset}" in res.stderr
+    summary = json.loads((tmp_path / "res" / "summary.json").read_text())
+    assert summary["modules"]["sink"]["counters"]["packets_in"] == len(frames) - 1
+    assert any(f"byte {offset}" in w for w in summary["warnings"])
+
+
 @pytest.mark.parametrize("what", ["text", "linktype", "missing", "empty"])
 def test_pcap_info_not_a_capture(tmp_path, what):
     p = tmp_path / "x.pcap"

@@ -14,8 +14,8 @@ Manual
 
 Every user error (a bad argument, a graph that does not connect, a capture that is not one) is
 one line ``error: ...`` on stderr and exit code 2, never a traceback. A capture damaged part-way
-is reported up to the damage by ``pcap info`` with exit code 1. Ctrl-C stops a run, still writes
-its results directory, and exits with 130.
+is used up to the damage and reported (by ``pcap info``; by ``run`` as a warning) with exit
+code 1. Ctrl-C stops a run, still writes its results directory, and exits with 130.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ pcap_app = typer.Typer(no_args_is_help=True, help="Inspect and generate capture 
 app.add_typer(pcap_app, name="pcap")
 
 EXIT_USER_ERROR = 2
+EXIT_DAMAGED_INPUT = 1  # the input was damaged part-way; results hold what came before
 EXIT_INTERRUPTED = 130
 
 
@@ -125,8 +126,13 @@ def run(
         out_console = Console(highlight=False)
         if not quiet:
             out_console.print(final_table(sr.runtime, sr.stop_reason))
-            for w in (sr.summary or {}).get("warnings", []):
-                err_console.print(f"warning: {w}", style="yellow", markup=False, highlight=False)
+        # Warnings (a capture damaged part-way, ...) show even with --quiet, and make the exit
+        # code 1 as `pcap info` does: the results hold what came before the damage.
+        warnings = (sr.summary or {}).get("warnings", [])
+        for w in warnings:
+            err_console.print(f"warning: {w}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+        if warnings and not code:
+            code = EXIT_DAMAGED_INPUT
         out_console.print(f"results: {sr.out_dir}", markup=False)
     if error is not None:
         raise _err(error)  # last, so that it is the line a reader sees
