@@ -117,7 +117,6 @@ class Pipeline:
         A downstream queue belongs to the task (its ``process`` enqueues) but is not expanded.
         """
         depth: dict[int, int] = {id(root): 0}
-        mods: dict[int, Module] = {id(root): root}
         # Longest path in a DAG: relax in topological order (Kahn over the task's subgraph).
         reach: list[Module] = []
         stack = [root]
@@ -130,7 +129,6 @@ class Pipeline:
             for _, dst, _ in m.connected_ogates():
                 if id(dst) not in seen:
                     seen.add(id(dst))
-                    mods[id(dst)] = dst
                     stack.append(dst)
         indeg = {id(m): 0 for m in reach}
         for m in reach:
