@@ -46,13 +46,6 @@ def _record(counts, values):
         counts[_bucket(values[k])] += 1
 
 
-@njit(cache=True)
-def _record_rows(counts, rows, values):
-    """counts is 2-D (row, bucket): one histogram per row (e.g. per flow)."""
-    for k in range(values.shape[0]):
-        counts[rows[k], _bucket(values[k])] += 1
-
-
 def bucket_upper_ns(i: np.ndarray | int) -> np.ndarray:
     """Largest value that falls in bucket ``i``."""
     i = np.asarray(i, dtype=np.int64)

@@ -313,16 +313,7 @@ class PcapSink(Module):
             raise ArgError(f"{self.label}: cannot write {self.path}: {e.strerror}") from None
 
     def process(self, batch) -> None:
-        if self.timestamps == "capture":
-            cap = batch.anno(ANNO_CAPTURE_TS)
-            if cap.any():
-                keep = batch.arrival_ns
-                batch.arrival_ns = np.where(cap != 0, cap, keep)
-                self._writer.write(batch)
-                batch.arrival_ns = keep
-                batch.free()
-                return
-        self._writer.write(batch)
+        self._writer.write(batch, ANNO_CAPTURE_TS if self.timestamps == "capture" else -1)
         batch.free()
 
     def finish(self) -> None:

@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from tailgate.core.args import Arg
 from tailgate.dataplane.module import Module
-from tailgate.measure.hist import N_BUCKETS, _record_rows, percentiles_from_counts
+from tailgate.measure.hist import N_BUCKETS, _bucket, percentiles_from_counts
 from tailgate.packet.pool import ANNO_TIMESTAMP
+
+
+@njit(cache=True)
+def _measure_kernel(hist, flow_packets, flow_bytes, arrival_ns, anno, ts_anno, flow_id, length, slots, now):
+    """Record each packet's delay in row 0 (all) and row 1 + flow id (flows below the row count)."""
+    n_flows = hist.shape[0] - 1
+    for k in range(slots.shape[0]):
+        s = slots[k]
+        t0 = anno[s, ts_anno] if ts_anno >= 0 else arrival_ns[s]
+        b = _bucket(max(now - t0, 0))
+        size = length[s]
+        hist[0, b] += 1
+        flow_packets[0] += 1
+        flow_bytes[0] += size
+        f = flow_id[s]
+        if 0 <= f < n_flows:
+            hist[f + 1, b] += 1
+            flow_packets[f + 1] += 1
+            flow_bytes[f + 1] += size
 
 
 class Measure(Module):
@@ -50,22 +70,13 @@ class Measure(Module):
 
     def process(self, batch) -> None:
         now = self.clock.now_ns()
-        if now >= self.warmup_ns:
-            pool, idx = batch.pool, batch.idx
-            t0 = pool.anno[idx, ANNO_TIMESTAMP] if self.since == "timestamp" else pool.arrival_ns[idx]
-            delay = np.maximum(now - t0, 0)
-            fid = pool.flow_id[idx].astype(np.int64)
-            rows = np.where((fid >= 0) & (fid < self.max_flows), fid + 1, 0)
-            lengths = pool.length[idx]
-            _record_rows(self.hist, np.zeros(len(idx), np.int64), delay)
-            per_flow = rows > 0
-            if per_flow.any():
-                _record_rows(self.hist, rows[per_flow], delay[per_flow])
-            n_rows = self.max_flows + 1
-            self.flow_packets += np.bincount(rows, minlength=n_rows)
-            self.flow_bytes += np.bincount(rows, weights=lengths, minlength=n_rows).astype(np.int64)
-            self.flow_packets[0] += int(per_flow.sum())
-            self.flow_bytes[0] += int(lengths[per_flow].sum())
+        if len(batch.idx) and now >= self.warmup_ns:
+            pool = batch.pool
+            ts_anno = ANNO_TIMESTAMP if self.since == "timestamp" else -1
+            _measure_kernel(
+                self.hist, self.flow_packets, self.flow_bytes, pool.arrival_ns, pool.anno, ts_anno,
+                pool.flow_id, pool.length, batch.idx, now,
+            )
             if self.first_ns is None:
                 self.first_ns = now
             self.last_ns = now
