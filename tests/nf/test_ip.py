@@ -9,6 +9,7 @@ import pytest
 from tailgate.core.errors import ArgError
 from tailgate.nf.ip import CheckIPHeader, DecTTL, IPChecksum, MACRewrite, SetIPv4, UpdateTTL
 from tailgate.packet.pool import PacketPool
+from oracles import ip_sum_ok, l4_sum_ok
 
 MAC_A = b"\x02\x00\x00\x00\x00\x01"
 MAC_B = b"\x02\x00\x00\x00\x00\x02"
@@ -47,28 +48,6 @@ def ipv6_frame(hlim=64):
     ip6 = dpkt.ip6.IP6(src=b"\x20\x01" + b"\x00" * 13 + b"\x01", dst=b"\x20\x01" + b"\x00" * 13 + b"\x02",
                        nxt=17, hlim=hlim, data=udp, plen=14)
     return MAC_B + MAC_A + b"\x86\xdd" + bytes(ip6)
-
-
-def ip_sum_ok(ip):
-    """Recompute the IPv4 header checksum with dpkt and compare it with the stored one."""
-    hdr = bytearray(bytes(ip)[: ip.hl * 4])
-    hdr[10:12] = b"\x00\x00"
-    return dpkt.in_cksum(bytes(hdr)) == ip.sum
-
-
-def l4_sum_ok(ip):
-    """Recompute the TCP/UDP checksum (pseudo-header) with dpkt and compare it."""
-    seg = bytearray(bytes(ip.data))
-    at = 16 if ip.p == 6 else 6
-    stored = struct.unpack(">H", bytes(seg[at:at + 2]))[0]
-    if ip.p == 17 and stored == 0:
-        return True
-    seg[at:at + 2] = b"\x00\x00"
-    s = dpkt.in_cksum_add(0, struct.pack(">4s4sxBH", ip.src, ip.dst, ip.p, len(seg)))
-    s = dpkt.in_cksum_done(dpkt.in_cksum_add(s, bytes(seg)))
-    if ip.p == 17 and s == 0:
-        s = 0xFFFF
-    return s == stored
 
 
 def run(module, frames, igate=0, pool=None):

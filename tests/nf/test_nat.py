@@ -10,6 +10,7 @@ from tailgate.core.clock import VirtualClock
 from tailgate.core.errors import ArgError
 from tailgate.nf.nat import NAPT, StaticNAT
 from tailgate.testing import drive
+from oracles import ip_sum_ok, l4_sum_ok
 
 MAC_A = b"\x02\x00\x00\x00\x00\x01"
 MAC_B = b"\x02\x00\x00\x00\x00\x02"
@@ -44,28 +45,6 @@ def frame(l4="udp", src="10.0.0.1", dst="192.0.2.9", sport=1000, dport=2000, pay
     if udp_zero_sum:
         raw = raw[:26] + b"\x00\x00" + raw[28:]
     return MAC_B + MAC_A + b"\x08\x00" + raw
-
-
-def ip_sum_ok(ip):
-    hdr = bytearray(bytes(ip)[: ip.hl * 4])
-    hdr[10:12] = b"\x00\x00"
-    return dpkt.in_cksum(bytes(hdr)) == ip.sum
-
-
-def l4_sum_ok(ip):
-    seg = bytearray(bytes(ip.data))
-    at = {6: 16, 17: 6, 1: 2}[ip.p]
-    stored = struct.unpack(">H", bytes(seg[at:at + 2]))[0]
-    if ip.p == 17 and stored == 0:
-        return True
-    seg[at:at + 2] = b"\x00\x00"
-    s = 0
-    if ip.p != 1:
-        s = dpkt.in_cksum_add(0, struct.pack(">4s4sxBH", ip.src, ip.dst, ip.p, len(seg)))
-    s = dpkt.in_cksum_done(dpkt.in_cksum_add(s, bytes(seg)))
-    if ip.p == 17 and s == 0:
-        s = 0xFFFF
-    return s == stored
 
 
 def run(module, frames, igate=0, pool=None):
