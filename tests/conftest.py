@@ -1,5 +1,4 @@
 """Shared fixtures: a fresh pipeline per test, a small pool, crafted frames."""
-import struct
 
 import numpy as np
 import pytest

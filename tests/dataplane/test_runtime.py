@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from tailgate.core.args import Arg

@@ -1,5 +1,4 @@
 """Basic network functions on crafted packets through a real pipeline."""
-import numpy as np
 import pytest
 
 from tailgate.core.clock import VirtualClock

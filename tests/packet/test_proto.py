@@ -35,6 +35,7 @@ from tailgate.packet.proto import (
     M_TRUNCATED_L4,
     MALFORMED_REASONS,
 )
+from oracles import assert_offsets_inside
 
 # ================================================================================================
 # frame builders (struct; checksums computed here, verified against dpkt in the tests)
@@ -171,26 +172,6 @@ def parse_frames(pool, frames):
 
 def dp(frame: bytes):
     return dpkt.ethernet.Ethernet(frame)
-
-
-def assert_offsets_inside(batch, hv):
-    """No reported header reaches past the frame."""
-    start = batch.offsets.astype(np.int64)
-    end = start + batch.lengths
-    for name in ("l2_off", "l3_off", "l4_off", "l4_end", "tun_off", "inner_l2_off", "inner_l3_off"):
-        col = getattr(hv, name).astype(np.int64)
-        m = col >= 0
-        assert np.all(col[m] >= start[m]) and np.all(col[m] <= end[m]), name
-    has2 = hv.l2_off >= 0
-    assert np.all(hv.l2_off[has2] + 14 + 4 * hv.n_vlan[has2] <= end[has2])
-    v4 = hv.is_ipv4
-    assert np.all(hv.l3_off[v4] + 4 * hv.ipv4.ihl[v4] <= end[v4])
-    v6 = hv.is_ipv6
-    assert np.all(hv.l3_off[v6] + 40 <= end[v6])
-    for mask, size in ((hv.is_udp, 8), (hv.is_tcp, 20), (hv.is_icmp, 4)):
-        assert np.all(hv.l4_off[mask] + size <= hv.l4_end[mask])
-    assert np.all(hv.l4_end[hv.l4_end >= 0] <= end[hv.l4_end >= 0])
-    assert np.array_equal(hv.malformed != 0, (hv.flags & F_MALFORMED) != 0)
 
 
 # ================================================================================================

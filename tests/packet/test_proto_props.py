@@ -35,7 +35,6 @@ from tailgate.packet.proto import (
     F_IPV4,
     F_IPV4_OPTIONS,
     F_IPV6,
-    F_MALFORMED,
     F_QINQ,
     F_TCP,
     F_UDP,
@@ -47,6 +46,7 @@ from tailgate.packet.proto import (
     M_TRUNCATED_L3,
     M_TRUNCATED_L4,
 )
+from oracles import assert_offsets_inside
 
 POOL = PacketPool(n_slots=4096, slot_bytes=2048, headroom_bytes=128)
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -144,36 +144,6 @@ def is_fragment(spec) -> bool:
 def parse_frames(frames):
     batch = POOL.from_frames(frames)
     return batch, proto.parse(batch)
-
-
-def assert_offsets_inside(batch, hv):
-    """No reported header reaches past the frame (or starts before it)."""
-    start = batch.offsets.astype(np.int64)
-    end = start + batch.lengths
-    for name in ("l2_off", "l3_off", "l4_off", "l4_end", "tun_off", "inner_l2_off", "inner_l3_off"):
-        col = getattr(hv, name).astype(np.int64)
-        m = col >= 0
-        assert np.all(col[m] >= start[m]) and np.all(col[m] <= end[m]), name
-    has2 = hv.l2_off >= 0
-    assert np.all(hv.l2_off[has2] + 14 + 4 * hv.n_vlan[has2] <= end[has2])
-    assert np.all(hv.n_vlan[~has2] == 0) and np.all(hv.l3_off[~has2] == -1)
-    v4, v6 = hv.is_ipv4, hv.is_ipv6
-    assert not np.any(v4 & v6)
-    assert np.array_equal(hv.l3_off >= 0, v4 | v6)
-    assert np.all(hv.l3_off[v4] + 4 * hv.ipv4.ihl[v4].astype(np.int64) <= end[v4])
-    assert np.all(hv.ipv4.ihl[v4] >= 5)
-    assert np.all(hv.l3_off[v6] + 40 <= end[v6])
-    has_end = hv.l4_end >= 0
-    assert np.all(hv.l4_end[has_end] <= end[has_end]) and np.all(hv.l4_end[has_end] >= hv.l3_off[has_end] + 20)
-    for mask, size in ((hv.is_udp, 8), (hv.is_tcp, 20), (hv.is_icmp, 4)):
-        assert np.all(hv.l4_off[mask] + size <= hv.l4_end[mask])
-    assert np.all(hv.l4_off[hv.is_tcp] + 4 * hv.tcp.data_off[hv.is_tcp].astype(np.int64) <= hv.l4_end[hv.is_tcp])
-    assert np.array_equal(hv.l4_off >= 0, hv.is_tcp | hv.is_udp | hv.is_icmp)
-    for col in (hv.tun_off, hv.inner_l2_off, hv.inner_l3_off):
-        m = col >= 0
-        assert np.all(col[m] <= hv.l4_end[m])
-    assert np.array_equal(hv.malformed != 0, (hv.flags & F_MALFORMED) != 0)
-    assert np.all(hv.malformed < len(proto.MALFORMED_REASONS))
 
 
 def dpkt_l4_complete(frame: bytes) -> bool:
