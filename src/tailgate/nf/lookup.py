@@ -57,7 +57,6 @@ from numba import njit
 from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
-from tailgate.packet.proto import parse
 
 __all__ = [
     "parse_ipv4",
@@ -860,6 +859,23 @@ class _RouteLookup(Module):
         self.n_ogates = self._n_gates
         self._grow(256)
 
+    def process(self, batch) -> None:
+        hv = batch.headers
+        slots = hv.slots
+        n = slots.shape[0]
+        if n > self._cap:
+            self._grow(n)
+        # The kernel writes per-packet codes into self._codes and returns the gate when every
+        # packet takes the same one without drops (-1 otherwise).
+        g = self._route(batch.pool.data, slots, hv.l3_off)
+        if g >= 0:
+            self.emit(batch, g)  # one gate, no drops: the batch goes on whole
+        else:
+            self.emit_codes(batch, self._codes[:n])
+
+    def _route(self, data, slots, l3_off) -> int:
+        raise NotImplementedError
+
     def _grow(self, n: int) -> None:
         """Scratch kept between batches: ``_buf`` (uint32, 2 x cap: addresses, then codes) and
         ``_codes`` (its second half as int32)."""
@@ -971,19 +987,8 @@ class IPv4Lookup(_RouteLookup):
     def _build(self, pfx, lens, gates):
         return Dir24_8(pfx, lens, gates)
 
-    def process(self, batch) -> None:
-        hv = batch._headers  # = parse(batch): the headers cached on the batch, parsed if need be
-        if hv is None:
-            hv = parse(batch)
-        slots = hv.slots
-        n = slots.shape[0]
-        if n > self._cap:
-            self._grow(n)
-        g = _v4_route(batch.pool.data, slots, hv.l3_off, self.table.tbl, self._buf, self._miss)
-        if g >= 0:
-            self.emit(batch, g)  # one gate, no drops: the batch goes on whole
-        else:
-            self.emit_codes(batch, self._codes[:n])
+    def _route(self, data, slots, l3_off) -> int:
+        return _v4_route(data, slots, l3_off, self.table.tbl, self._buf, self._miss)
 
 
 class IPv6Lookup(_RouteLookup):
@@ -1025,17 +1030,6 @@ class IPv6Lookup(_RouteLookup):
     def _build(self, pfx, lens, gates):
         return IPv6LPM(pfx, lens, gates)
 
-    def process(self, batch) -> None:
-        hv = batch._headers  # = parse(batch): the headers cached on the batch, parsed if need be
-        if hv is None:
-            hv = parse(batch)
-        slots = hv.slots
-        n = slots.shape[0]
-        if n > self._cap:
-            self._grow(n)
+    def _route(self, data, slots, l3_off) -> int:
         t = self.table
-        g = _v6_route(batch.pool.data, slots, hv.l3_off, t.table, t._cap_mask, t.lengths, self._miss, self._codes)
-        if g >= 0:
-            self.emit(batch, g)  # one gate, no drops: the batch goes on whole
-        else:
-            self.emit_codes(batch, self._codes[:n])
+        return _v6_route(data, slots, l3_off, t.table, t._cap_mask, t.lengths, self._miss, self._codes)

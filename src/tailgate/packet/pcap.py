@@ -119,28 +119,23 @@ _E_IFACE = 9
 _E_CAP_BLOCK = 10
 
 
+_REASONS = {
+    _E_REC_HDR: "record header cut short ({a} of 16 bytes before end of file)",
+    _E_REC_DATA: "captured length {a} runs past end of file ({b} bytes left)",
+    _E_CAPLEN: "captured length {a} exceeds the limit of {b} bytes (snap length or " + str(MAX_CAPLEN_BYTES) + ")",
+    _E_BLK_HDR: "block header cut short ({a} of 12 bytes before end of file)",
+    _E_BLK_ALIGN: "block length {a} is not a multiple of 4",
+    _E_BLK_SMALL: "block length {a} is too small for block type {b:#x}",
+    _E_BLK_EOF: "block length {a} runs past end of file ({b} bytes left)",
+    _E_BLK_TRAILER: "trailing block length {a} does not match block length {b}",
+    _E_IFACE: "packet on interface {a}, but only {b} interfaces are defined",
+    _E_CAP_BLOCK: "captured length {a} does not fit its block ({b} bytes of room)",
+}
+
+
 def _reason(code: int, a: int, b: int) -> str:
-    if code == _E_REC_HDR:
-        return f"record header cut short ({a} of 16 bytes before end of file)"
-    if code == _E_REC_DATA:
-        return f"captured length {a} runs past end of file ({b} bytes left)"
-    if code == _E_CAPLEN:
-        return f"captured length {a} exceeds the limit of {b} bytes (snap length or {MAX_CAPLEN_BYTES})"
-    if code == _E_BLK_HDR:
-        return f"block header cut short ({a} of 12 bytes before end of file)"
-    if code == _E_BLK_ALIGN:
-        return f"block length {a} is not a multiple of 4"
-    if code == _E_BLK_SMALL:
-        return f"block length {a} is too small for block type {b:#x}"
-    if code == _E_BLK_EOF:
-        return f"block length {a} runs past end of file ({b} bytes left)"
-    if code == _E_BLK_TRAILER:
-        return f"trailing block length {a} does not match block length {b}"
-    if code == _E_IFACE:
-        return f"packet on interface {a}, but only {b} interfaces are defined"
-    if code == _E_CAP_BLOCK:
-        return f"captured length {a} does not fit its block ({b} bytes of room)"
-    return f"corrupt file (code {code})"
+    """The message for an error code reported by a walk kernel, with its two numbers."""
+    return _REASONS.get(code, "corrupt file (code {code})").format(a=a, b=b, code=code)
 
 
 class PcapError(Exception):
