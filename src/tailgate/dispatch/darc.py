@@ -34,6 +34,9 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+from numba import njit
+
 from tailgate.core.errors import ArgError
 
 #: A type joins a group while its mean is below (1 + GROUP_TOLERANCE) × the group's shortest.
@@ -71,12 +74,64 @@ class Reservation:
         ]
 
 
+@njit(cache=True)
 def cores_for(demand: float) -> int:
     """The artifact's rounding: at least one core; round up only above half a core."""
     whole = math.floor(demand)
     if whole == 0:
         return 1
     return whole + 1 if demand - whole > 0.5 else whole
+
+
+@njit(cache=True)
+def reserve_kernel(mean_ns, ratio, active, n_workers, tolerance, group_of, reserved, stealable, demand):
+    """The reservation on type indices; returns the number of groups.
+
+    ``mean_ns``, ``ratio`` and ``active`` are per type; inactive types get group -1 and no cores.
+    Outputs (preallocated, overwritten): ``group_of[t]``, and per group ``g`` (numbered shortest
+    first) ``reserved[g, w]`` / ``stealable[g, w]`` as 0/1 and ``demand[g]`` in cores. The policy
+    objects call this on every re-reservation, so it is compiled and allocation-light.
+    """
+    n_types = mean_ns.shape[0]
+    group_of[:] = -1
+    reserved[:, :] = 0
+    stealable[:, :] = 0
+    s_ns = 0.0
+    for t in range(n_types):
+        if active[t]:
+            s_ns += mean_ns[t] * ratio[t]
+    order = np.argsort(mean_ns, kind="mergesort")
+    spillway = n_workers - 1
+    n_resas = 0
+    n_groups = 0
+    i = 0
+    while i < n_types:
+        first = order[i]
+        if not active[first]:
+            i += 1
+            continue
+        work_ns = mean_ns[first] * ratio[first]
+        group_of[first] = n_groups
+        j = i + 1
+        while j < n_types and mean_ns[order[j]] - mean_ns[first] < tolerance * mean_ns[first]:
+            if active[order[j]]:
+                group_of[order[j]] = n_groups
+                work_ns += mean_ns[order[j]] * ratio[order[j]]
+            j += 1
+        d = work_ns / s_ns * n_workers if s_ns > 0 else 0.0
+        demand[n_groups] = d
+        k = cores_for(d)
+        if k > n_workers - n_resas:
+            reserved[n_groups, n_resas:n_workers] = 1
+            reserved[n_groups, spillway] = 1
+            n_resas = n_workers
+        else:
+            reserved[n_groups, n_resas:n_resas + k] = 1
+            n_resas += k
+        stealable[n_groups, n_resas:n_workers] = 1
+        n_groups += 1
+        i = j
+    return n_groups
 
 
 def reserve(types: Sequence[tuple[int, float, float]], n_workers: int) -> Reservation:
@@ -88,41 +143,33 @@ def reserve(types: Sequence[tuple[int, float, float]], n_workers: int) -> Reserv
     for tid, mean, ratio in types:
         if not mean > 0 or ratio < 0:
             raise ArgError(f"DARC: type {tid} has mean {mean!r} ns and ratio {ratio!r}; need mean > 0, ratio >= 0")
-    s_ns = sum(mean * ratio for _, mean, ratio in types)
-    if s_ns <= 0:
+    if sum(mean * ratio for _, mean, ratio in types) <= 0:
         raise ArgError("DARC: no type has a positive share of requests")
-    ordered = sorted(types, key=lambda t: t[1])
-    spillway = n_workers - 1
-    groups: list[Group] = []
-    n_resas = 0
-    i = 0
-    while i < len(ordered):
-        first_mean = ordered[i][1]
-        j = i + 1
-        while j < len(ordered) and ordered[j][1] - first_mean < GROUP_TOLERANCE * first_mean:
-            j += 1
-        members = ordered[i:j]
-        demand = sum(m * r for _, m, r in members) / s_ns * n_workers
-        k = cores_for(demand)
-        if k > n_workers - n_resas:
-            reserved = tuple(range(n_resas, n_workers))
-            if spillway not in reserved:
-                reserved += (spillway,)
-            n_resas = n_workers
-        else:
-            reserved = tuple(range(n_resas, n_resas + k))
-            n_resas += k
-        groups.append(
-            Group(
-                types=tuple(t for t, _, _ in members),
-                mean_ns=tuple(m for _, m, _ in members),
-                demand=demand,
-                reserved=reserved,
-                stealable=tuple(range(n_resas, n_workers)),
-            )
-        )
-        i = j
-    return Reservation(n_workers=n_workers, spillway=spillway, groups=tuple(groups))
+    ids = [t for t, _, _ in types]
+    mean_ns = np.array([m for _, m, _ in types], dtype=np.float64)
+    n = len(types)
+    group_of = np.empty(n, np.int64)
+    res = np.empty((n, n_workers), np.int8)
+    steal = np.empty((n, n_workers), np.int8)
+    demand = np.zeros(n, np.float64)
+    n_groups = reserve_kernel(mean_ns, np.array([r for _, _, r in types], dtype=np.float64),
+                              np.ones(n, np.bool_), n_workers, GROUP_TOLERANCE, group_of, res, steal, demand)
+    return reservation_from(ids, mean_ns, group_of, res, steal, demand, n_groups, n_workers)
+
+
+def reservation_from(ids, mean_ns, group_of, reserved, stealable, demand, n_groups, n_workers) -> Reservation:
+    """Build the inspectable :class:`Reservation` from :func:`reserve_kernel`'s arrays."""
+    groups = []
+    for g in range(n_groups):
+        members = sorted((i for i in range(len(ids)) if group_of[i] == g), key=lambda i: (mean_ns[i], i))
+        groups.append(Group(
+            types=tuple(int(ids[i]) for i in members),
+            mean_ns=tuple(float(mean_ns[i]) for i in members),
+            demand=float(demand[g]),
+            reserved=tuple(int(w) for w in np.flatnonzero(reserved[g])),
+            stealable=tuple(int(w) for w in np.flatnonzero(stealable[g])),
+        ))
+    return Reservation(n_workers=n_workers, spillway=n_workers - 1, groups=tuple(groups))
 
 
 def reserve_for(workload, n_workers: int) -> Reservation:
