@@ -11,6 +11,7 @@ Manual
                           [--rate-pps R] [--format pcap|pcapng]
     tailgate modules [NAME]
     tailgate bench [--json] [--quick]
+    tailgate sched sim|policies ...      (see tailgate.cli_sched)
 
 Every user error (a bad argument, a graph that does not connect, a capture that is not one) is
 one line ``error: ...`` on stderr and exit code 2, never a traceback. A capture damaged part-way
@@ -360,6 +361,14 @@ def _fmt_cell(v: Any) -> str:
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
     return str(v)
+
+
+# ------------------------------------------------------------------------------------------------
+# sched (request scheduling) lives in its own module
+# ------------------------------------------------------------------------------------------------
+from tailgate.cli_sched import sched_app  # noqa: E402  (after _err, which it uses)
+
+app.add_typer(sched_app, name="sched")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -135,7 +135,9 @@ def simulate(policy: Policy, requests, overhead_ns: int = 0) -> SimResult:
     arrival = np.ascontiguousarray(requests.arrival_ns, dtype=np.int64)
     type_idx = np.ascontiguousarray(requests.type_idx, dtype=np.int64)
     service = np.ascontiguousarray(requests.service_ns, dtype=np.int64)
-    wire_ids = policy.type_ids[type_idx]
+    # The ids on the wire: the stream's own types (a phased stream has more than one workload's).
+    ids = requests.type_ids if hasattr(requests, "type_ids") else policy.type_ids
+    wire_ids = np.ascontiguousarray(ids[type_idx], dtype=np.int64)
     start = np.empty_like(arrival)
     completion = np.empty_like(arrival)
     n_types = len(policy.workload.types)
@@ -153,15 +155,13 @@ def simulate(policy: Policy, requests, overhead_ns: int = 0) -> SimResult:
 def run_point(workload, policy: str, n_workers: int, load: float, n_requests: int = 200_000,
               seed: int = 1, overhead_ns: int = 0, warmup_frac: float = 0.1, **params) -> dict:
     """One load point: generate, simulate, summarise. JSON-ready (DARC adds its reservation)."""
-    from tailgate.dispatch.metrics import summarize
+    from tailgate.dispatch.metrics import summarize_requests
     from tailgate.dispatch.requests import generate
 
     pol = make_policy(policy, workload, n_workers, **params)
     reqs = generate(workload, load, n_workers, n_requests, seed)
     res = simulate(pol, reqs, overhead_ns=overhead_ns)
-    nominal = np.array([t.service_ns for t in workload.types], dtype=np.float64)
-    summary = summarize(res.type_idx, res.arrival_ns, res.completion_ns, nominal,
-                        [t.name for t in workload.types], reqs.offered_rps, warmup_frac=warmup_frac)
+    summary = summarize_requests(reqs, res.completion_ns, warmup_frac=warmup_frac)
     summary.update({
         "workload": workload.name, "policy": pol.name, "n_workers": n_workers, "load": load,
         "n_requests": n_requests, "seed": seed, "overhead_ns": overhead_ns,

@@ -1,0 +1,64 @@
+"""``tailgate sched``: sweeps write their files, one point prints JSON, bad input is one line."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tailgate.cli import app
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_sweep_writes_csv_json_and_plots(tmp_path):
+    out = tmp_path / "s"
+    res = invoke("sched", "sim", "-p", "darc,cfcfs", "--load", "0.2:0.6:0.2", "--requests", 3000,
+                 "--jobs", 1, "--param", "darc.profile=oracle", "--out", out)
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(open(out / "points.csv")))
+    assert [(r["policy"], float(r["load"])) for r in rows] == [
+        ("darc", 0.2), ("darc", 0.4), ("darc", 0.6), ("cfcfs", 0.2), ("cfcfs", 0.4), ("cfcfs", 0.6)]
+    assert "SHORT_latency_p999_ns" in rows[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["max_sustainable_load"]) == {"darc", "cfcfs"}
+    assert summary["points"][0]["reservation"][0]["reserved"] == [0]
+    assert (out / "slowdown.png").stat().st_size > 1000 and (out / "types.png").stat().st_size > 1000
+    assert "sustains load" in res.output
+
+
+def test_one_point_prints_json_with_darcs_reservation():
+    res = invoke("sched", "sim", "-w", "sbim2", "-p", "darc", "--load", "0.8", "--requests", 5000,
+                 "--param", "profile=oracle", "--json")
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["policy"] == "darc" and s["load"] == 0.8
+    assert [len(g["reserved"]) for g in s["reservation"]] == [2, 12]
+    assert s["slowdown"]["p99.9"] >= 1.0
+
+
+def test_policies_lists_every_policy():
+    res = invoke("sched", "policies")
+    assert res.exit_code == 0
+    for name in ("darc", "cfcfs", "dfcfs", "steal", "sjf", "edf", "ts"):
+        assert name in res.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["-p", "fifo"], "unknown policy 'fifo'"),
+    (["--load", "2.0"], "load 2 is outside (0, 1.5]"),
+    (["--load", "x:y"], "expected a number"),
+    (["-w", "nosuch"], "unknown workload 'nosuch'"),
+    (["--param", "ts.slice_ns=5", "-p", "darc"], "policy 'ts' is not among"),
+    (["--param", "slice_ns=0", "-p", "ts"], "slice_ns must be > 0"),
+    (["--requests", "5"], "--requests 5"),
+])
+def test_bad_input_is_one_line(args, words):
+    res = invoke("sched", "sim", "--json", "--requests", 1000, *args)
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in res.output
+    assert words in err
