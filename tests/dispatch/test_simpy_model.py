@@ -35,38 +35,38 @@ def reference(reqs: Requests, n_workers, policy, reservation=None, overhead_ns=0
     queues: dict = {}
     order = [] if policy == "cfcfs" else [(t, g) for g in reservation.groups for t in g.types]
     known = {t for t, _ in order}
-    next_arrival, dispatcher_free, t = 0, 0, 0
+    next_arrival, t = 0, 0
+    dispatcher_free = [0]
+
+    def start(i, w, t):
+        s = max(t, dispatcher_free[0]) + overhead_ns
+        dispatcher_free[0] = s
+        busy_until[w] = done[i] = s + service[i]
+
+    def idle(ws, t):
+        return [w for w in ws if busy_until[w] <= t]
+
     while True:
         while next_arrival < n and arrival[next_arrival] <= t:
             i = next_arrival
             key = "all" if policy == "cfcfs" else (tid[i] if tid[i] in known else "unknown")
             queues.setdefault(key, []).append(i)
             next_arrival += 1
-
-        def start(i, w):
-            nonlocal dispatcher_free
-            s = max(t, dispatcher_free) + overhead_ns
-            dispatcher_free = s
-            busy_until[w] = done[i] = s + service[i]
-
-        def idle(ws):
-            return [w for w in ws if busy_until[w] <= t]
-
         if policy == "cfcfs":
             q = queues.get("all", [])
-            while q and idle(range(n_workers)):
-                start(q.pop(0), idle(range(n_workers))[0])
+            while q and idle(range(n_workers), t):
+                start(q.pop(0), idle(range(n_workers), t)[0], t)
         else:
             for type_id, g in order:
                 q = queues.get(type_id, [])
                 while q:
-                    free = idle(g.reserved) or idle(g.stealable)
+                    free = idle(g.reserved, t) or idle(g.stealable, t)
                     if not free:
                         break
-                    start(q.pop(0), free[0])
+                    start(q.pop(0), free[0], t)
             q = queues.get("unknown", [])
             if q and busy_until[reservation.spillway] <= t:
-                start(q.pop(0), reservation.spillway)
+                start(q.pop(0), reservation.spillway, t)
         upcoming = [b for b in busy_until if b > t] + arrival[next_arrival : next_arrival + 1]
         if not upcoming:
             return np.array(done, np.int64)
@@ -198,7 +198,7 @@ def test_bad_arguments():
         simulate_simpy(reqs, 2, "darc")
     with pytest.raises(ArgError, match="reservation is for 14 workers, not 2"):
         simulate_simpy(reqs, 2, "darc", reserve_for(get_workload("disp2"), 14))
-    with pytest.raises(ArgError, match="overhead must be a whole number"):
+    with pytest.raises(ArgError, match=r"dispatcher overhead \(ns\) must be an integer >= 0"):
         simulate_simpy(reqs, 2, "cfcfs", overhead_ns=-1)
     with pytest.raises(ArgError, match="number of workers"):
         simulate_simpy(reqs, 0, "cfcfs")

@@ -43,7 +43,8 @@ Everything is vectorized numpy; 10 million records take a few seconds.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -79,7 +79,8 @@ class Requests:
         return [t.name for t in self.types]
 
 
-def _check_count(what: str, value: int, low: int = 1) -> int:
+def check_count(what: str, value: int, low: int = 1) -> int:
+    """``value`` as an int if it is a whole number >= ``low`` (not a bool), else an ArgError."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ArgError(f"{what} must be an integer >= {low}, got {value!r}")
     return int(value)
@@ -107,8 +108,8 @@ def _draw_service(rng: np.random.Generator, types: Sequence[RequestType], type_i
 
 def generate(workload: Workload, load: float, n_workers: int, n_requests: int, seed: int) -> Requests:
     """``n_requests`` open-loop Poisson requests of ``workload`` at ``load`` for ``n_workers``."""
-    n_workers = _check_count("the number of workers", n_workers)
-    n_requests = _check_count("the number of requests", n_requests)
+    n_workers = check_count("the number of workers", n_workers)
+    n_requests = check_count("the number of requests", n_requests)
     rate_rps = workload.rate_rps(load, n_workers)   # refuses a load outside (0, 1.5]
     rng = np.random.default_rng(seed)
     times_ns = np.cumsum(rng.exponential(1e9 / rate_rps, n_requests))
@@ -143,7 +144,7 @@ def generate_phased(
     phases: Sequence[tuple[float, float, Workload]], n_workers: int, seed: int, scale: float = 1.0
 ) -> Requests:
     """Requests of consecutive phases ``(seconds, load, workload)``, each ``seconds · scale`` long."""
-    n_workers = _check_count("the number of workers", n_workers)
+    n_workers = check_count("the number of workers", n_workers)
     if not phases:
         raise ArgError("a phased schedule needs at least one phase")
     if not (scale > 0 and math.isfinite(scale)):
@@ -168,7 +169,7 @@ def generate_phased(
         to_merged = np.array([kinds[_kind(t)] for t in workload.types], dtype=np.int64)
         offsets = _poisson_times(rng, rate_rps, duration_ns)
         local = _draw_types(rng, [t.ratio for t in workload.types], len(offsets))
-        starts.append(int(math.floor(start_ns)))
+        starts.append(math.floor(start_ns))
         arrivals.append(np.floor(start_ns + offsets).astype(np.int64))
         type_idx.append(to_merged[local])
         service.append(_draw_service(rng, workload.types, local))

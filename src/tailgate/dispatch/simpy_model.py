@@ -41,6 +41,7 @@ import simpy
 
 from tailgate.core.errors import ArgError
 from tailgate.dispatch.darc import Reservation
+from tailgate.dispatch.requests import check_count
 
 POLICIES = ("cfcfs", "darc")
 
@@ -151,17 +152,15 @@ def simulate_simpy(requests, n_workers: int, policy: str, reservation: Reservati
     """Completion time (int64 ns) of every request of ``requests`` under ``policy``."""
     if policy not in POLICIES:
         raise ArgError(f"the SimPy model knows policies {', '.join(POLICIES)}, not {policy!r}")
-    if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
-        raise ArgError(f"the number of workers must be an integer >= 1, got {n_workers!r}")
-    if isinstance(overhead_ns, bool) or not isinstance(overhead_ns, (int, np.integer)) or overhead_ns < 0:
-        raise ArgError(f"the dispatcher overhead must be a whole number of ns >= 0, got {overhead_ns!r}")
+    n_workers = check_count("the number of workers", n_workers)
+    overhead_ns = check_count("the dispatcher overhead (ns)", overhead_ns, low=0)
     if policy == "darc":
         if reservation is None:
             raise ArgError("darc in the SimPy model needs a static reservation (darc.reserve_for(workload, n))")
         if reservation.n_workers != n_workers:
             raise ArgError(f"the reservation is for {reservation.n_workers} workers, not {n_workers}")
     env = simpy.Environment()
-    system = _System(env, requests, int(n_workers), policy, reservation, int(overhead_ns))
+    system = _System(env, requests, n_workers, policy, reservation, overhead_ns)
     env.process(system.arrivals())
     env.process(system.dispatcher())
     for w in range(n_workers):

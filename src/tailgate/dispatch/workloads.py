@@ -62,9 +62,10 @@ raises one :class:`~tailgate.core.errors.ArgError` that names the file and the t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
@@ -95,7 +96,7 @@ class RequestType:
     samples_ns: tuple[float, ...] = ()      # empirical: the values drawn from
 
     @classmethod
-    def empirical(cls, name: str, type_id: int, samples_ns: Sequence[float], ratio: float) -> "RequestType":
+    def empirical(cls, name: str, type_id: int, samples_ns: Sequence[float], ratio: float) -> RequestType:
         """An ``empirical`` type whose nominal service time is its samples' mean."""
         samples = tuple(float(x) for x in samples_ns)
         mean = sum(samples) / len(samples) if samples else 0.0
