@@ -9,6 +9,7 @@ Manual
                        [--slowdown-target X] [--param POLICY.KEY=VALUE ...] [--jobs J] [--out DIR]
     tailgate sched sim --workload disp2 --policy darc --load 0.8 --json
     tailgate sched policies
+    tailgate sched report [--docs DIR] [--quick] [--no-live]
 
 A sweep runs its points in parallel (one process per core) with a progress bar, and writes
 ``points.csv``, ``summary.json``, ``slowdown.png`` and ``types.png`` into ``--out`` (default
@@ -161,3 +162,25 @@ def policies_cmd() -> None:
     for name, ps in PARAMS.items():
         t.add_row(name, ", ".join(f"{k}={v}" for k, v in {**ps, **COMMON}.items()))
     Console(highlight=False).print(t)
+
+
+@sched_app.command("report")
+def report_cmd(
+    docs: Path = typer.Option(Path("docs"), "--docs", help="where persephone.md and its figures go"),
+    quick: bool = typer.Option(False, "--quick", help="small runs (a minute; noisy numbers)"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="parallel processes (default: every core)"),
+    live: bool = typer.Option(True, "--live/--no-live", help="include the live run on this machine"),
+    slowdown_target: float = typer.Option(10.0, "--slowdown-target", help="p99.9 slowdown a load must meet"),
+) -> None:
+    """Run every experiment of the Perséphone reproduction and write docs/persephone.md."""
+    from tailgate.dispatch.report import make_report
+
+    console = Console(stderr=True, highlight=False)
+    try:
+        path = make_report(docs, quick=quick, jobs=jobs, slowdown_target=slowdown_target, live=live,
+                           say=lambda m: console.print(m, markup=False))
+    except TailgateError as e:
+        raise _fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    Console(highlight=False).print(f"report: {path}")

@@ -1,0 +1,261 @@
+"""The Perséphone reproduction report: ``tailgate sched report`` writes ``docs/persephone.md``.
+
+Manual
+------
+One command runs every experiment and writes the report with its figures and data
+(``docs/persephone/``):
+
+1. for each of the four workloads (``disp2 sbim2 tpcc rocksdb``), a load sweep of every policy
+   with 14 workers in the simulator: p99.9 slowdown vs load, per-type p99.9 latency, CSV/JSON;
+2. DARC's reservations, as it profiled them online at 80 % load, next to the reference sheet's
+   worked examples (§6);
+3. the highest load each policy sustains with p99.9 slowdown under the target (default 10);
+4. the phase-changing workload (four phases at 80 % load): short-request p99.9 latency over
+   time for DARC and c-FCFS, with DARC's reservation changes marked;
+5. a live run on this machine (:mod:`tailgate.dispatch.server` and
+   :mod:`tailgate.dispatch.loadgen`): DARC against c-FCFS on a bimodal workload with service
+   times scaled so that Python workers keep up.
+
+``quick=True`` shrinks every experiment (for tests: seconds, not minutes); the numbers are then
+noisy and the report says so. Simulation is deterministic for a seed; the live run is not.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tailgate.dispatch.sweep import parse_loads, sustainable, sweep, write_results
+from tailgate.dispatch.workloads import PHASED, get_workload
+
+WORKLOADS = ("disp2", "sbim2", "tpcc", "rocksdb")
+POLICIES = ("darc", "cfcfs", "dfcfs", "steal", "sjf", "edf", "ts")
+N_WORKERS = 14
+#: DARC's profiling samples (first reservation, and per window) in quick mode; 50 000 otherwise.
+QUICK_SAMPLES = 2_000
+#: Shinjuku's slices per workload (reference §9); RocksDB gets the 15 µs the artifact meant to pass.
+TS_SLICE_NS = {"disp2": 5_000, "sbim2": 5_000, "tpcc": 10_000, "rocksdb": 15_000}
+#: The reference sheet's worked reservations (§6): per group, its types and reserved core count.
+REFERENCE_RESERVATIONS = {
+    "disp2": [(["SHORT"], 1), (["LONG"], 13)],
+    "sbim2": [(["SHORT"], 2), (["LONG"], 12)],
+    "tpcc": [(["Payment", "OrderStatus"], 2), (["NewOrder"], 6), (["Delivery", "StockLevel"], 6)],
+    "rocksdb": [(["GET"], 1), (["SCAN"], 13)],
+}
+
+
+def make_report(docs_dir="docs", quick: bool = False, jobs: int | None = None, slowdown_target: float = 10.0,
+                live: bool = True, say: Callable[[str], None] = print, n_requests: int | None = None,
+                loads: str | None = None) -> Path:
+    """Run everything and write ``DOCS/persephone.md``; returns its path.
+
+    ``n_requests`` (per point) and ``loads`` (a :func:`parse_loads` spec) override the sizes.
+    """
+    docs = Path(docs_dir)
+    figs = docs / "persephone"
+    figs.mkdir(parents=True, exist_ok=True)
+    n_requests = n_requests or (40_000 if quick else 1_000_000)
+    loads = parse_loads(loads or ("0.2:1.0:0.2" if quick else "0.05:1.0:0.05"))
+    t_start = time.time()
+    sections: dict[str, dict] = {}
+    for name in WORKLOADS:
+        wl = get_workload(name)
+        params = {"ts": {"slice_ns": TS_SLICE_NS[name]}}
+        if quick:
+            params["darc"] = {"resa_samples": QUICK_SAMPLES, "window_min": QUICK_SAMPLES}
+        say(f"simulating {name}: {len(POLICIES)} policies x {len(loads)} loads x {n_requests:,} requests")
+        points = sweep(wl, POLICIES, N_WORKERS, loads, n_requests=n_requests, seed=1, params=params, jobs=jobs)
+        sections[name] = write_results(figs / name, points, slowdown_target,
+                                       {"workload": name, "n_requests": n_requests, "params": params})
+    say("simulating the phase-changing workload")
+    phased = _phased(figs, quick)
+    live_result = None
+    if live:
+        say("live run on this machine: DARC vs c-FCFS")
+        live_result = _live(figs, quick, say)
+    md = _markdown(sections, phased, live_result, slowdown_target, quick, n_requests, loads, time.time() - t_start)
+    path = docs / "persephone.md"
+    path.write_text(md)
+    return path
+
+
+def _point(section: dict, policy: str, load: float) -> dict | None:
+    for s in section["points"]:
+        if s["policy"] == policy and abs(s["load"] - load) < 1e-9:
+            return s
+    return None
+
+
+def _phased(figs: Path, quick: bool) -> dict:
+    """DARC and c-FCFS through the four phases; short-request p99.9 latency per time window."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tailgate.dispatch.policy import make_policy
+    from tailgate.dispatch.requests import generate_phased
+    from tailgate.dispatch.sim import simulate
+
+    scale = 0.02 if quick else 0.4
+    reqs = generate_phased(PHASED, N_WORKERS, seed=1, scale=scale)
+    ids_wl = PHASED[1][2]  # the wire ids (SHORT 1, LONG 2); what they cost, DARC profiles itself
+    window_ns = int(5e9 * scale / 25)  # 25 windows per phase
+    short = reqs.service_ns <= 3_500  # the phase's short requests, whatever their label
+    out: dict = {"scale": scale, "window_ms": window_ns / 1e6, "policies": {}}
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    for policy in ("darc", "cfcfs"):
+        kw = {"resa_samples": QUICK_SAMPLES, "window_min": QUICK_SAMPLES} if quick else {"resa_samples": 20_000, "window_min": 20_000}
+        res = simulate(make_policy(policy, ids_wl, N_WORKERS, **(kw if policy == "darc" else {})), reqs)
+        done = short & (res.completion_ns >= 0)
+        lat = (res.completion_ns - reqs.arrival_ns)[done]
+        win = (reqs.arrival_ns[done] // window_ns)
+        xs, ys = [], []
+        for w in np.unique(win):
+            v = lat[win == w]
+            xs.append((w + 0.5) * window_ns / 1e9)
+            ys.append(float(np.quantile(v, 0.999)) / 1e3)
+        ax.plot(xs, ys, marker=".", label=policy)
+        out["policies"][policy] = {"p999_short_us": ys, "t_s": xs,
+                                   "reservations": [(t / 1e9, c) for t, c in res.reservation_log]}
+        if policy == "darc":
+            for t, _ in res.reservation_log:
+                ax.axvline(t / 1e9, color="grey", lw=0.4, alpha=0.5)
+    for k, start in enumerate(reqs.phase_starts_ns):
+        ax.text(start / 1e9, ax.get_ylim()[1], f" phase {k + 1}", va="top", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("short requests' p99.9 latency (µs)")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(figs / "phased.png", dpi=110)
+    plt.close(fig)
+    (figs / "phased.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
+def _live(figs: Path, quick: bool, say) -> dict | None:
+    """DARC vs c-FCFS, live on this machine; None (and a note in the report) if it cannot run."""
+    try:
+        from tailgate.dispatch.live_report import live_comparison
+    except ImportError as e:  # the live server is optional for the rest of the report
+        say(f"live run skipped: {e}")
+        return {"error": str(e)}
+    result = live_comparison(quick=quick)
+    (figs / "live.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _fmt(x, unit: float = 1.0, digits: int = 1) -> str:
+    return "–" if x is None else f"{x / unit:,.{digits}f}"
+
+
+def _markdown(sections, phased, live, target, quick, n_requests, loads, elapsed_s) -> str:
+    L: list[str] = []
+    L.append("# Perséphone (DARC) in tailgate: reproduction report\n")
+    L.append("Produced by `tailgate sched report` " + ("**in quick mode (small runs, noisy numbers)**" if quick else "")
+             + f" in {elapsed_s / 60:.1f} minutes on this machine. Everything below is regenerated by that one command;"
+             " figures and data lie in `docs/persephone/`.\n")
+    L.append(f"Simulation: {N_WORKERS} workers, open-loop Poisson arrivals, {n_requests:,} requests per point "
+             f"(first 10 % discarded), loads {loads[0]:g}–{loads[-1]:g}, seed 1, no dispatcher overhead "
+             "(an idealised dispatcher: Shinjuku's and Perséphone's real dispatchers saturate earlier on "
+             f"Extreme Bimodal). Policies: DARC profiles online (c-FCFS for the first "
+             f"{QUICK_SAMPLES if quick else 50_000:,} completions, then windows of as many); `ts` is Shinjuku-style time slicing with per-type queues, slices of 5 µs (DISP2, SBIM2), "
+             "10 µs (TPC-C) and 15 µs (RocksDB, the slice the artifact meant to pass) and 500 ns per preemption.\n")
+
+    d = sections["disp2"]
+    darc80, cf80 = _point(d, "darc", 0.8), _point(d, "cfcfs", 0.8)
+    if darc80 and cf80:
+        ratio = cf80["slowdown"]["p99.9"] / darc80["slowdown"]["p99.9"]
+        L.append("## Headline\n")
+        L.append(f"High Bimodal (`disp2`) at 80 % load: DARC's overall p99.9 slowdown is "
+                 f"**{darc80['slowdown']['p99.9']:.1f}**, c-FCFS's **{cf80['slowdown']['p99.9']:.1f}**: "
+                 f"**{ratio:.1f}× lower** (the issue asks for ≥ 5×).\n")
+
+    L.append("## DARC's reservations (profiled online at 80 % load) vs the reference sheet\n")
+    L.append("| workload | group (types) | cores, reference | cores, tailgate | demand | match |")
+    L.append("|---|---|---:|---:|---:|---|")
+    for name in WORKLOADS:
+        wl = get_workload(name)
+        names = {t.type_id: t.name for t in wl.types}
+        p = _point(sections[name], "darc", 0.8)
+        got = [([names.get(t, str(t)) for t in g["types"]], len(g["reserved"]), g["demand"])
+               for g in (p or {}).get("reservation", [])]
+        for k, (types, cores) in enumerate(REFERENCE_RESERVATIONS[name]):
+            mine = got[k] if k < len(got) else ([], None, None)
+            ok = sorted(mine[0]) == sorted(types) and mine[1] == cores
+            L.append(f"| {name} | {', '.join(types)} | {cores} | {mine[1] if mine[1] is not None else '–'} | "
+                     f"{_fmt(mine[2], 1, 2)} | {'yes' if ok else '**no**: ' + ', '.join(mine[0])} |")
+    L.append("")
+
+    L.append(f"## Highest load sustained with p99.9 slowdown ≤ {target:g}\n")
+    L.append("A load counts when it and every lower swept load meet the target and goodput keeps up "
+             "(the reference's saturation rule). The artifact's sweep ranges (§14) hint that DARC holds "
+             "DISP2 and RocksDB to ~100 %, SBIM2 to ~85 %, TPC-C to ~90 %.\n")
+    L.append("| workload | " + " | ".join(POLICIES) + " |")
+    L.append("|---|" + "---:|" * len(POLICIES))
+    for name in WORKLOADS:
+        best = sustainable(sections[name]["points"], target)
+        L.append(f"| {name} | " + " | ".join("–" if best.get(p) is None else f"{best[p]:.2f}" for p in POLICIES) + " |")
+    L.append("")
+
+    for name in WORKLOADS:
+        wl = get_workload(name)
+        L.append(f"## {name}: " + ", ".join(f"{t.name} {t.service_ns / 1e3:g} µs × {t.ratio:.1%}" for t in wl.types) + "\n")
+        L.append(f"![p99.9 slowdown vs load](persephone/{name}/slowdown.png)\n")
+        L.append(f"![per-type p99.9 latency](persephone/{name}/types.png)\n")
+        L.append("p99.9 slowdown at selected loads (`sat` = saturated):\n")
+        show = [x for x in (0.5, 0.7, 0.8, 0.9, 0.95) if any(abs(x - s["load"]) < 1e-9 for s in sections[name]["points"])]
+        L.append("| policy | " + " | ".join(f"{x:g}" for x in show) + " |")
+        L.append("|---|" + "---:|" * len(show))
+        for pol in POLICIES:
+            cells = []
+            for x in show:
+                s = _point(sections[name], pol, x)
+                cells.append("–" if s is None else ("sat" if s["saturated"] else _fmt(s["slowdown"]["p99.9"])))
+            L.append(f"| {pol} | " + " | ".join(cells) + " |")
+        L.append("")
+
+    L.append("## Workload changes over time (the phase-changing schedule, 80 % load)\n")
+    L.append(f"Four phases of {5 * phased['scale']:g} s each (the artifact's 5 s scaled by {phased['scale']:g}): "
+             "1/100 µs 50/50 with the labels inverted, 1/100 µs 50/50, 1/100 µs 95/5, 3.5 µs only. "
+             f"Lines: short requests' p99.9 latency per {phased['window_ms']:g} ms window; grey: DARC's re-reservations.\n")
+    L.append("![phases](persephone/phased.png)\n")
+    n_resa = len(phased["policies"]["darc"]["reservations"])
+    L.append(f"DARC re-reserved {n_resa} times. Its first reservation per phase: "
+             + "; ".join(f"t = {t:.2f} s {c}" for t, c in _first_per_phase(phased)) + ".\n")
+
+    L.append("## Live, on this machine\n")
+    if live is None:
+        L.append("Not run (`--no-live`).\n")
+    elif "error" in live:
+        L.append(f"Could not run: {live['error']}\n")
+    else:
+        L.extend(live.get("markdown", []))
+        L.append("")
+
+    L.append("## What falls short, and how this differs from the original\n")
+    L.append("- The simulated dispatcher is free (`--overhead-ns 0`); `tailgate sched sim --overhead-ns` models one.\n"
+             "- DARC: idle types get no cores (the original gives every declared type ≥ 1 core), the spillway is the "
+             "last worker (`master` semantics, not the `psp` branch's regression), the oracle mode works "
+             "(`profile=oracle`), and profiling windows are not smoothed (as the original; short windows make "
+             "reservations flap — see the phase run).\n"
+             "- `ts` preemption is cooperative in the live server and exact in the simulator.\n")
+    return "\n".join(L) + "\n"
+
+
+def _first_per_phase(phased: dict) -> list:
+    resas = phased["policies"]["darc"]["reservations"]
+    n_phases = len(PHASED)
+    phase_len = 5 * phased["scale"]
+    out = []
+    for k in range(n_phases):
+        mine = [(t, c) for t, c in resas if k * phase_len <= t < (k + 1) * phase_len]
+        if mine:
+            out.append(mine[-1])
+    return out
