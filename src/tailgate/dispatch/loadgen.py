@@ -1,0 +1,333 @@
+"""The open-loop load client, and the live benchmark.
+
+Manual
+------
+``load(workload, load, n_workers, host, port, duration_s, seed)`` plays the artifact's client
+(reference sheet §11) against a server speaking the PSP wire format
+(:mod:`tailgate.dispatch.wire`) — tailgate's own (:mod:`tailgate.dispatch.server`) or another:
+
+* **Schedule up front.** ``round(rate × duration_s)`` requests at ``rate_rps =
+  workload.rate_rps(load, n_workers)`` (or ``rate_rps=`` given directly), drawn by
+  :func:`tailgate.dispatch.requests.generate`: Poisson arrivals, types i.i.d. by share, and each
+  request's ``run_ns`` = its drawn service time × ``run_scale`` (0 with ``zero_work=True``).
+  The request id on the wire is the request's index.
+* **One loop sends and receives** (as the artifact's client polls RX between sends; two threads
+  would fight over the GIL, two processes over this machine's two cores). A request goes out
+  as soon as ``now ≥ its scheduled time``: all requests due are sent in one ``sendmmsg``; the
+  loop spins on ``perf_counter_ns`` when the next send is near and blocks in ``select`` (still
+  receiving) when it is more than ``spin_ns`` away. A send's *actual* time is taken around the
+  system call (interpolated across a burst); a response's receive time is taken when its receive
+  burst returns.
+* **Records** per request: id, type, scheduled send, actual send, completion (``-1``: none),
+  status (``answered``, ``dropped`` — the server answered ``size = SIZE_DROPPED`` —, ``lost`` — no
+  answer within ``timeout_s`` after the last send —, ``unsent``). ``csv_path`` writes them.
+* **Metrics** are the simulator's (:func:`tailgate.dispatch.metrics.summarize`): latency from the
+  actual send to the response (as the artifact measures it), slowdown against each type's nominal
+  service time × ``run_scale``, the first 10 % discarded; dropped and lost requests count as drops.
+* **Send lag** = actual − scheduled send, p50/p99/p99.9/max. The measurement is called
+  *trustworthy* when the p99 lag is at most ``lag_budget`` (default 10 %) of the shortest type's
+  service time as run, every request left, and the sender kept up with the offered rate (sent
+  rate ≥ 99 % of offered); otherwise ``verdict`` says which test failed. A lagging client sends
+  late, in bursts, and so measures a different (burstier, lighter) load than the one it names.
+
+``bench_live(...)`` starts :class:`~tailgate.dispatch.server.ServerProcess` with zero-work requests
+and the client beside it, steps the offered rate up, and reports per step the achieved rate (answers
+per second at the client), the server's dispatch rate, losses and the client's send lag; its
+``dispatch_rate_rps`` is the best step that answered ≥ 99.9 % of its requests.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import select
+import time
+
+import numpy as np
+
+from tailgate.core.errors import ArgError
+from tailgate.dispatch.wire import (RESP_BYTES, SIZE_DROPPED, BatchSocket, encode_requests, ip_to_int,
+                                    udp_socket)
+from tailgate.dispatch.workloads import Workload, get_workload
+
+ANSWERED, DROPPED, LOST, UNSENT = 0, 1, 2, 3
+STATUS_NAMES = ("answered", "dropped", "lost", "unsent")
+U32_MAX = 0xFFFFFFFF
+
+
+def _schedule(workload: Workload, load: float, n_workers: int, n: int, seed: int, rate_rps: float | None):
+    """``(arrival_ns from 0, type_idx, service_ns, offered_rps, types)`` for ``n`` requests."""
+    try:
+        from tailgate.dispatch.requests import generate
+    except ImportError:  # pragma: no cover - the request generator is part of the package
+        generate = None
+    if generate is not None:
+        reqs = generate(workload, load, n_workers, n, seed)
+        arrival, type_idx, service = reqs.arrival_ns, reqs.type_idx, reqs.service_ns
+        offered, types = reqs.offered_rps, reqs.types
+    else:  # pragma: no cover
+        offered = workload.rate_rps(load, n_workers)
+        rng = np.random.default_rng(seed)
+        arrival = np.floor(np.cumsum(rng.exponential(1e9 / offered, n))).astype(np.int64)
+        ratios = np.array([t.ratio for t in workload.types])
+        type_idx = rng.choice(len(ratios), size=n, p=ratios / ratios.sum()).astype(np.int64)
+        service = np.array([t.service_ns for t in workload.types])[type_idx].astype(np.int64)
+        types = workload.types
+    if rate_rps is not None:
+        # Same draws, time axis stretched to the asked rate (a Poisson process scaled is one).
+        arrival = np.floor(arrival * (offered / rate_rps)).astype(np.int64)
+        offered = float(rate_rps)
+    return arrival, type_idx, service, float(offered), tuple(types)
+
+
+def _lag_stats(lag_ns: np.ndarray) -> dict:
+    if len(lag_ns) == 0:
+        return {"p50": None, "p99": None, "p99.9": None, "max": None, "mean": None}
+    q = np.percentile(lag_ns, [50, 99, 99.9], method="inverted_cdf")
+    return {"p50": int(q[0]), "p99": int(q[1]), "p99.9": int(q[2]), "max": int(lag_ns.max()),
+            "mean": float(lag_ns.mean())}
+
+
+def _summary(type_idx, sent_ns, completion_ns, nominal_ns, names, offered_rps, warmup_frac) -> dict | None:
+    try:
+        from tailgate.dispatch.metrics import summarize
+    except ImportError:  # pragma: no cover - the metrics module is part of the package
+        return None
+    return summarize(type_idx, sent_ns, completion_ns, nominal_ns, names, offered_rps, warmup_frac=warmup_frac)
+
+
+def load(workload: Workload | str, load: float, n_workers: int, host: str = "127.0.0.1", port: int = 0,
+         duration_s: float = 1.0, seed: int = 1, *, rate_rps: float | None = None, run_scale: float = 1.0,
+         zero_work: bool = False, timeout_s: float = 1.0, warmup_frac: float = 0.1, lag_budget: float = 0.1,
+         csv_path: str | None = None, burst: int = 64, spin_ns: int = 300_000, lead_ns: int = 5_000_000,
+         max_requests: int = 50_000_000, quiet: bool = False, console=None) -> dict:
+    """Run the open-loop client against ``host:port``; returns its summary dict (see the manual)."""
+    wl = get_workload(workload) if isinstance(workload, str) else workload
+    if not 0 < load <= 1.5:
+        raise ArgError(f"load {load!r} is outside (0, 1.5]")
+    if not duration_s > 0:
+        raise ArgError(f"load: duration_s must be > 0, got {duration_s!r}")
+    if rate_rps is not None and not rate_rps > 0:
+        raise ArgError(f"load: rate_rps must be > 0, got {rate_rps!r}")
+    if not run_scale >= 0:
+        raise ArgError(f"load: run_scale must be >= 0, got {run_scale!r}")
+    if not 0 < port < 65536:
+        raise ArgError(f"load: port {port!r} is outside 1..65535")
+    if not timeout_s > 0:
+        raise ArgError(f"load: timeout_s must be > 0, got {timeout_s!r}")
+    try:
+        dst_ip = ip_to_int(host)
+    except OSError:
+        raise ArgError(f"load: host {host!r} is not an IPv4 address") from None
+    offered_guess = rate_rps if rate_rps is not None else wl.rate_rps(load, n_workers)
+    n = int(round(offered_guess * duration_s))
+    if n < 1:
+        raise ArgError(f"load: {duration_s:g} s at {offered_guess:,.1f} req/s is no request at all")
+    if n > max_requests:
+        raise ArgError(f"load: {n:,} requests is more than max_requests={max_requests:,}; shorten duration_s")
+    if console is None:
+        from rich.console import Console
+        console = Console(stderr=True, quiet=quiet, highlight=False)
+
+    arrival, type_idx, service, offered, types = _schedule(wl, load, n_workers, n, seed, rate_rps)
+    type_ids = np.array([t.type_id for t in types], np.int64)
+    run_ns = np.zeros(n, np.int64) if zero_work else np.minimum((service * run_scale).astype(np.int64), U32_MAX)
+    rows = encode_requests(np.arange(n, dtype=np.int64), type_ids[type_idx], run_ns)
+
+    sock = udp_socket("0.0.0.0" if host not in ("127.0.0.1", "localhost") else "127.0.0.1", 0)
+    bs = BatchSocket(sock, burst=burst)
+    sched = np.empty(n, np.int64)
+    sent_ns = np.full(n, -1, np.int64)
+    done_ns = np.full(n, -1, np.int64)
+    status = np.full(n, UNSENT, np.int8)
+    c = {"duplicates": 0, "malformed_responses": 0, "foreign_responses": 0, "send_stalls": 0}
+    pc = time.perf_counter_ns
+    fd = sock.fileno()
+
+    def receive(now_ns: int) -> int:
+        m = bs.recv_burst()
+        if m == 0:
+            return 0
+        t = pc()
+        data = bs.data[:m]
+        ok = bs.lengths[:m] == RESP_BYTES
+        words = np.ascontiguousarray(data[:, :RESP_BYTES]).view("<u4").reshape(m, 3).astype(np.int64)
+        ids, size = words[:, 0], words[:, 2]
+        ok &= ids < n
+        if not ok.all():
+            c["malformed_responses"] += int((bs.lengths[:m] != RESP_BYTES).sum())
+            c["foreign_responses"] += int(((bs.lengths[:m] == RESP_BYTES) & (ids >= n)).sum())
+            ids, size = ids[ok], size[ok]
+        fresh = done_ns[ids] < 0
+        fresh &= status[ids] != DROPPED
+        if not fresh.all():
+            c["duplicates"] += int((~fresh).sum())
+            ids, size = ids[fresh], size[fresh]
+        dropped = size == SIZE_DROPPED
+        status[ids[dropped]] = DROPPED
+        good = ids[~dropped]
+        done_ns[good] = t
+        status[good] = ANSWERED
+        return m
+
+    progress = None
+    if not quiet:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        progress = Progress(TextColumn("load {task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+                            TimeRemainingColumn(), console=console, transient=True)
+        task = progress.add_task(f"{wl.name} {offered:,.0f} req/s", total=n)
+        progress.start()
+    try:
+        t0 = pc() + lead_ns
+        sched[:] = t0 + arrival
+        i = 0
+        next_ui = t0
+        while i < n:
+            now = pc()
+            if sched[i] <= now:
+                hi = min(i + burst, n)
+                k = int(np.searchsorted(sched[i:hi], now, side="right"))
+                before = pc()
+                got = bs.send_burst(rows[i: i + k], None, dst_ip, port)
+                after = pc()
+                if got:
+                    # Each datagram of a burst leaves in turn: spread the call's time over them.
+                    sent_ns[i: i + got] = before + (after - before) * np.arange(1, got + 1) // got
+                    status[i: i + got] = LOST
+                    i += got
+                if got < k:
+                    c["send_stalls"] += 1        # the socket buffer is full: retry, lag grows
+                    select.select((fd,), (fd,), (), 0.0005)
+            receive(now)
+            if i < n:
+                gap = sched[i] - pc()
+                if gap > spin_ns:
+                    select.select((fd,), (), (), (gap - spin_ns // 2) / 1e9)
+            if progress is not None and now >= next_ui:
+                progress.update(task, completed=i)
+                next_ui = now + 100_000_000
+        last_send = pc()
+        deadline = last_send + int(timeout_s * 1e9)
+        while True:
+            waiting = int((status == LOST).sum())
+            if waiting == 0:
+                break
+            now = pc()
+            if now >= deadline:
+                break
+            if receive(now) == 0:
+                select.select((fd,), (), (), min(0.01, (deadline - now) / 1e9))
+    finally:
+        if progress is not None:
+            progress.stop()
+        sock.close()
+
+    # -- results ---------------------------------------------------------------------------------
+    was_sent = sent_ns >= 0
+    lag = (sent_ns - sched)[was_sent]
+    lag_stats = _lag_stats(lag)
+    nominal = np.array([t.service_ns for t in types], np.float64)
+    run_nominal = nominal * (run_scale if run_scale > 0 and not zero_work else 1.0)
+    send_span_ns = int(sent_ns[was_sent].max() - sent_ns[was_sent].min()) if was_sent.sum() > 1 else 0
+    send_rate = (int(was_sent.sum()) - 1) / (send_span_ns / 1e9) if send_span_ns > 0 else 0.0
+    sched_span = int(sched[-1] - sched[0]) if n > 1 else 0
+    sched_rate = (n - 1) / (sched_span / 1e9) if sched_span > 0 else offered
+    answered = int((status == ANSWERED).sum())
+    counts = {name: int((status == k).sum()) for k, name in enumerate(STATUS_NAMES)}
+    budget_ns = lag_budget * (float(run_nominal.min()) if not zero_work else 1_000.0)
+    reasons = []
+    if counts["unsent"]:
+        reasons.append(f"{counts['unsent']:,} requests never left")
+    if lag_stats["p99"] is not None and lag_stats["p99"] > budget_ns:
+        reasons.append(f"p99 send lag {lag_stats['p99'] / 1e3:,.1f} us > {budget_ns / 1e3:,.2f} us "
+                       f"({lag_budget:.0%} of the shortest service time)")
+    if send_rate < 0.99 * sched_rate:
+        reasons.append(f"sent at {send_rate:,.0f} req/s, below the schedule's {sched_rate:,.0f}")
+    trustworthy = not reasons
+    completion = np.where(status == ANSWERED, done_ns - t0, -1)
+    metrics = _summary(type_idx, np.where(was_sent, sent_ns - t0, sched - t0), completion, run_nominal,
+                       [t.name for t in types], offered, warmup_frac)
+    if csv_path:
+        _write_csv(csv_path, type_ids[type_idx], [types[k].name for k in range(len(types))], type_idx,
+                   sched - t0, np.where(was_sent, sent_ns - t0, -1), completion, status)
+    lat = (done_ns - sent_ns)[status == ANSWERED]
+    out = {
+        "workload": wl.name, "load": load, "offered_rps": round(offered, 3), "n_requests": n,
+        "host": host, "port": port, "duration_s": duration_s, "seed": seed, "run_scale": 0.0 if zero_work else run_scale,
+        **counts, **c,
+        "send_rate_rps": round(send_rate, 1),
+        "answer_rate_rps": round(answered / ((done_ns.max() - sent_ns[was_sent].min()) / 1e9), 1)
+        if answered and was_sent.any() else 0.0,
+        "send_lag_ns": lag_stats,
+        "latency_ns": {"p50": int(np.percentile(lat, 50, method="inverted_cdf")) if len(lat) else None,
+                       "p99": int(np.percentile(lat, 99, method="inverted_cdf")) if len(lat) else None},
+        "trustworthy": trustworthy,
+        "verdict": "trustworthy" if trustworthy else "not trustworthy: " + "; ".join(reasons),
+        "metrics": metrics,
+    }
+    if csv_path:
+        out["csv"] = str(csv_path)
+    _print_summary(out, console)
+    return out
+
+
+def _write_csv(path, wire_type, names, type_idx, sched, sent, completion, status) -> None:
+    try:
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["req_id", "type", "type_name", "scheduled_ns", "sent_ns", "completed_ns", "latency_ns", "status"])
+            lat = np.where(completion >= 0, completion - sent, -1)
+            name_col = np.array(names, dtype=object)[type_idx]
+            status_col = np.array(STATUS_NAMES, dtype=object)[status]
+            w.writerows(zip(range(len(sched)), wire_type.tolist(), name_col.tolist(), sched.tolist(), sent.tolist(),
+                            completion.tolist(), lat.tolist(), status_col.tolist()))
+    except OSError as e:
+        raise ArgError(f"load: cannot write {path}: {e.strerror or e}") from None
+
+
+def _print_summary(s: dict, console) -> None:
+    lag = s["send_lag_ns"]
+    us = (lambda v: "-" if v is None else f"{v / 1e3:,.1f}")
+    console.print(f"load {s['workload']}: offered {s['offered_rps']:,.0f} req/s, sent {s['send_rate_rps']:,.0f}/s; "
+                  f"answered {s['answered']:,}/{s['n_requests']:,}, dropped {s['dropped']:,}, lost {s['lost']:,}")
+    console.print(f"  send lag us: p50 {us(lag['p50'])}  p99 {us(lag['p99'])}  p99.9 {us(lag['p99.9'])}  "
+                  f"max {us(lag['max'])}  -> {s['verdict']}")
+    m = s.get("metrics")
+    if m and m.get("latency_ns"):
+        la = m["latency_ns"]
+        console.print(f"  latency us: p50 {us(la.get('p50'))}  p99 {us(la.get('p99'))}  p99.9 {us(la.get('p99.9'))}")
+
+
+# ------------------------------------------------------------------------------------------------
+# benchmark
+# ------------------------------------------------------------------------------------------------
+
+def bench_live(rates_rps=(20_000, 40_000, 50_000, 60_000, 80_000), duration_s: float = 2.0, n_workers: int = 2,
+               policy: str = "cfcfs", workload: str = "disp2", worker_kind: str = "spin", burst: int = 64,
+               seed: int = 1, quiet: bool = True) -> dict:
+    """Zero-work requests through a live server with the client beside it (see the manual)."""
+    from tailgate.dispatch.server import ServerProcess
+
+    steps = []
+    with ServerProcess(policy, workload, n_workers, worker_kind=worker_kind, burst=burst) as srv:
+        # Warm the path (first-call costs, page faults) before measuring.
+        load(workload, 0.5, n_workers, "127.0.0.1", srv.port, 0.2, seed, rate_rps=5_000, zero_work=True, quiet=True)
+        for rate in rates_rps:
+            r = load(workload, 0.5, n_workers, "127.0.0.1", srv.port, duration_s, seed, rate_rps=rate,
+                     zero_work=True, quiet=quiet)
+            steps.append({"offered_rps": rate, "send_rate_rps": r["send_rate_rps"],
+                          "answer_rate_rps": r["answer_rate_rps"], "answered": r["answered"],
+                          "n_requests": r["n_requests"], "lost": r["lost"], "dropped": r["dropped"],
+                          "send_lag_ns": r["send_lag_ns"], "latency_ns": r["latency_ns"]})
+    stats = srv.stats or {}
+    good = [s for s in steps if s["answered"] >= 0.999 * s["n_requests"]]
+    best = max(good, key=lambda s: s["answer_rate_rps"]) if good else None
+    return {
+        "benchmark": "live_dispatch", "policy": policy, "workload": workload, "n_workers": n_workers,
+        "worker_kind": worker_kind, "burst": burst, "duration_s": duration_s, "cpus": os.cpu_count(),
+        "steps": steps,
+        "dispatch_rate_rps": best["answer_rate_rps"] if best else 0.0,
+        "send_lag_ns_at_best": best["send_lag_ns"] if best else None,
+        "server": {k: stats.get(k) for k in ("dispatched", "completed", "dropped", "malformed", "idle_waits", "loops")},
+        "target_rps": 50_000,
+    }

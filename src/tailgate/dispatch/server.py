@@ -1,0 +1,853 @@
+"""The live request server: one dispatcher process, N worker processes, shared-memory rings.
+
+Manual
+------
+``serve(policy, workload, n_workers, port=..., worker_kind=..., duration_s=...)`` runs the
+artifact's architecture (reference sheet §2) with processes instead of pinned cores:
+
+* **Dispatcher** (the calling process): owns a non-blocking UDP socket and loops: receive up to
+  ``burst`` datagrams in one ``recvmmsg`` (:class:`~tailgate.dispatch.wire.BatchSocket`), decode
+  them with numpy, hand them to the policy (``pol.arrive``), collect completion notices from every
+  worker's ring (``pol.complete``), ask for assignments (``pol.assign``) and push them onto the
+  workers' rings. Everything per request is vectorized per burst; Python runs per loop.
+* **Workers** (``n_workers`` processes, forked): each pops one request at a time from its ring,
+  works, sends the 12-byte response straight to the client from its own UDP socket (as the
+  artifact's workers do) and posts a completion notice. Kinds (``worker_kind``):
+
+  - ``spin``: busy-waits ``run_ns`` on ``perf_counter_ns`` (the artifact's ``fake_work``);
+  - ``sleep``: sleeps ``run_ns`` so that many workers fit a small machine. The worker sets its
+    timer slack to 1 ns (``prctl``), which brings ``time.sleep``'s overshoot from ~50–100 µs to
+    ~10–40 µs on a busy 2-core guest; ``sleep_spin_ns`` spins the last part of each sleep for
+    precision at the cost of CPU (default 0: pure sleep, service times are ≥ ``run_ns`` plus
+    that overshoot);
+  - ``rocksdb``: a real RocksDB through ``rocksdict``: one DB of 5000 keys ``key<i>`` → "value"
+    built in a temporary directory at start and opened read-only by every worker; type GET (10)
+    seeks to the first key and reads it, SCAN (11) iterates all 5000 keys, any other type spins
+    ``run_ns``. Not preemptible (Shinjuku also disables preemption around library calls).
+
+  An idle worker polls its ring for ``idle_spin_ns``, then
+  blocks on its own semaphore (``worker_idle='block'``, the default: on a 2-core machine a
+  polling worker would steal the dispatcher's core); ``'poll'`` workers never block, as the
+  artifact's pinned workers. The dispatcher idles the same way: it polls for ``idle_spin_ns``,
+  then sleeps in ``select`` on its socket and a doorbell pipe the workers ring when it sleeps.
+* **Time slicing** (policy ``ts``): workers run in chunks and watch a per-worker preempt word in
+  shared memory. When a request has run ``pol.slice_ns`` the dispatcher calls ``pol.preempt``; if
+  the policy takes it back, the dispatcher raises the worker's preempt word and holds back any
+  new assignment to that worker, and any re-dispatch of that request, until the worker answers:
+  ``preempted`` (with the exact remaining run time, to which ``pol.preempt_cost_ns`` is added) or
+  ``done`` (it finished first: the request is then completed without running again). So a request
+  is answered exactly once. A worker notices the flag within one chunk (continuously when
+  spinning; ``slice_ns / 4`` when sleeping).
+
+Bad input never stops the server; each case is counted in the stats dict:
+``malformed`` by reason (``short``, ``oversize``, ``bad_run_ns`` — ``run_ns`` above
+``max_run_ns``, default 1 s); ``unknown_type`` (an id the workload does not declare: it goes to the
+policy's UNKNOWN queue, served by DARC's spillway worker); ``dropped`` (the policy's queue was full,
+or the request table was: the request is answered with ``size = SIZE_DROPPED``); ``ring_full``
+(a worker's ring refused an entry: it is retried, never lost).
+
+The server stops on SIGINT/SIGTERM (in the main thread), after ``duration_s``, or when
+``stop_event`` is set; it then stops and reaps the workers, unlinks the shared memory and prints
+its counters. The return value is the stats dict (JSON-able): counters, ``dispatch_rate_rps``
+(dispatched requests per second between the first request and the last completion), DARC's
+reservation table.
+
+:class:`ServerProcess` runs ``serve`` in a child process (tests, benchmarks, the report)::
+
+    with ServerProcess("darc", "disp2", n_workers=4, worker_kind="sleep") as srv:
+        ...  # send to ("127.0.0.1", srv.port)
+    srv.stats["dispatched"]
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing as mp
+import os
+import select
+import shutil
+import signal
+import struct
+import sys
+import tempfile
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from tailgate.core.errors import ArgError, TailgateError
+from tailgate.dispatch.ring import RingSet
+from tailgate.dispatch.wire import (OK, REASONS, SIZE_DROPPED, BatchSocket, count_reasons, decode_requests,
+                                    encode_responses, udp_socket)
+from tailgate.dispatch.workloads import GET, SCAN, Workload, get_workload
+
+WORKER_KINDS = ("spin", "sleep", "rocksdb")
+MAX_SERVER_WORKERS = 64        # each worker is a process; the artifact's limit is 32
+ROCKSDB_KEYS = 5000
+
+# dispatcher -> worker entry fields
+TX_SEQ, TX_REQ_ID, TX_TYPE, TX_RUN_NS, TX_IP, TX_PORT, TX_RID, TX_N = range(8)
+# worker -> dispatcher notice fields
+RX_SEQ, RX_STATUS, RX_LEFT_NS, RX_END_NS = range(4)
+DONE, PREEMPTED = 0, 1
+# shared control words (RingSet.extra of the dispatcher -> worker set): flags, then per-worker arrays
+C_STOP, C_DISP_SLEEPING, C_SLICE_NS = 0, 1, 2
+C_HDR = 8
+
+
+def _ctl_offsets(n: int) -> dict[str, int]:
+    """Start of each per-worker array among the control words."""
+    return {"preempt": C_HDR, "ready": C_HDR + n, "sent": C_HDR + 2 * n, "send_err": C_HDR + 3 * n,
+            "busy_ns": C_HDR + 4 * n, "end": C_HDR + 5 * n}
+
+
+# --------------------------------------------------------------------------------------------
+# workers
+# --------------------------------------------------------------------------------------------
+
+def _set_timer_slack_ns(ns: int) -> None:
+    """Linux: let this process's sleeps end within ``ns`` of their deadline (default slack 50 µs)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).prctl(29, ns, 0, 0, 0)   # PR_SET_TIMERSLACK
+        except (OSError, AttributeError):
+            pass
+
+
+def _open_rocksdb(path: str):
+    from rocksdict import AccessType, Rdict
+    return Rdict(path, access_type=AccessType.read_only())
+
+
+def build_rocksdb(path: str, n_keys: int = ROCKSDB_KEYS) -> None:
+    """The artifact's database: ``key<i>`` -> "value" for i < n_keys."""
+    try:
+        from rocksdict import Rdict
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise ArgError("worker kind 'rocksdb' needs the rocksdict package (pip install rocksdict)") from None
+    db = Rdict(path)
+    for i in range(n_keys):
+        db[f"key{i}"] = "value"
+    db.close()
+
+
+def _worker_main(w: int, kind: str, tx: RingSet, rx: RingSet, sem, wake_fd: int, idle: str,
+                 idle_spin_ns: int, sleep_spin_ns: int, db_path: str | None, close_fds: tuple[int, ...]) -> None:
+    """One worker process: pop, work, answer the client, post a completion notice."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is the dispatcher's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for fd in close_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    import socket
+
+    ctl = tx.extra
+    off = _ctl_offsets(tx.n_rings)
+    words = tx._words
+    extra0 = tx._extra_base
+    pre_idx = extra0 + off["preempt"] + w
+    stop_idx = extra0 + C_STOP
+    sleeping_idx = extra0 + C_DISP_SLEEPING
+    slice_ns = int(ctl[C_SLICE_NS])
+    _set_timer_slack_ns(1)
+    db = _open_rocksdb(db_path) if kind == "rocksdb" else None
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    pack = struct.Struct("<III").pack
+    addrs: dict[tuple[int, int], tuple[str, int]] = {}
+    pc = time.perf_counter_ns
+    parent = os.getppid()
+    sent = send_err = busy_ns = 0
+    ctl[off["ready"] + w] = 1
+
+    def spin(seq: int, run_ns: int) -> tuple[int, int]:
+        end = pc() + run_ns
+        if slice_ns:
+            while (now := pc()) < end:
+                if words[pre_idx] == seq:
+                    return PREEMPTED, end - now
+        else:
+            while pc() < end:
+                pass
+        return DONE, 0
+
+    def nap(seq: int, run_ns: int) -> tuple[int, int]:
+        end = pc() + run_ns
+        chunk = max(slice_ns // 4, 1_000) if slice_ns else run_ns
+        while True:
+            now = pc()
+            left = end - now
+            if left <= 0:
+                return DONE, 0
+            if slice_ns and words[pre_idx] == seq:
+                return PREEMPTED, left
+            if left <= sleep_spin_ns:
+                continue
+            time.sleep(min(chunk, left - sleep_spin_ns) / 1e9)
+
+    def rocks(seq: int, run_ns: int, type_id: int) -> tuple[int, int]:
+        if type_id == GET:
+            it = db.iter()
+            it.seek_to_first()
+            it.key(), it.value()
+        elif type_id == SCAN:
+            it = db.iter()
+            it.seek_to_first()
+            while it.valid():
+                it.key(), it.value()
+                it.next()
+        else:
+            return spin(seq, run_ns)
+        return DONE, 0
+
+    polling_since = 0
+    try:
+        while True:
+            e = tx.pop1(w)
+            if e is None:
+                # Idle: poll for idle_spin_ns, then block on the doorbell; 'poll' workers never
+                # block, as the artifact's pinned ones. (No sched_yield: beside another busy
+                # process it hands over the core for a whole time slice, milliseconds.)
+                now = pc()
+                if polling_since == 0:
+                    polling_since = now
+                if idle == "poll" or now - polling_since < idle_spin_ns:
+                    if words[stop_idx]:
+                        break
+                    continue
+                polling_since = 0
+                if not sem.acquire(timeout=0.25):
+                    if words[stop_idx] or os.getppid() != parent:
+                        break
+                continue           # the doorbell rang (or rang earlier for an entry already run)
+            polling_since = 0
+            if idle == "block":
+                sem.acquire(False)     # consume this entry's doorbell if it has been rung already
+            seq, req_id, type_id, run_ns = e[TX_SEQ], e[TX_REQ_ID], e[TX_TYPE], e[TX_RUN_NS]
+            t0 = pc()
+            if run_ns <= 0 and kind != "rocksdb":
+                status, left = DONE, 0
+            elif kind == "spin":
+                status, left = spin(seq, run_ns)
+            elif kind == "sleep":
+                status, left = nap(seq, run_ns)
+            else:
+                status, left = rocks(seq, run_ns, type_id)
+            if status == DONE:
+                key = (e[TX_IP], e[TX_PORT])
+                addr = addrs.get(key)
+                if addr is None:
+                    addr = addrs[key] = (socket.inet_ntoa(key[0].to_bytes(4, "big")), key[1])
+                try:
+                    sock.sendto(pack(req_id, type_id, 0), addr)
+                    sent += 1
+                except OSError:
+                    send_err += 1
+            end = pc()
+            busy_ns += end - t0
+            while not rx.push1(w, (seq, status, left, end)):
+                time.sleep(0)          # cannot happen with one outstanding request; never lose it
+            ctl[off["sent"] + w] = sent
+            ctl[off["send_err"] + w] = send_err
+            ctl[off["busy_ns"] + w] = busy_ns
+            if words[sleeping_idx]:
+                try:
+                    os.write(wake_fd, b"\0")
+                except OSError:
+                    pass       # the pipe is full: the dispatcher is awake enough
+    except KeyboardInterrupt:  # pragma: no cover - SIGINT is ignored
+        pass
+    finally:
+        sock.close()
+        if db is not None:
+            db.close()
+
+
+# --------------------------------------------------------------------------------------------
+# dispatcher
+# --------------------------------------------------------------------------------------------
+
+def warm_policy(policy: str, workload: Workload, n_workers: int, params: dict | None = None) -> None:
+    """Run every policy call once on a throwaway policy: numba loads (or compiles) the kernels on
+    first use, ~1 s here, which would otherwise stall the first requests. A process forked
+    afterwards inherits the loaded kernels."""
+    from tailgate.dispatch.policy import make_policy
+
+    pol = make_policy(policy, workload, n_workers, **(params or {}))
+    ids = np.array([t.type_id for t in workload.types] + [0], np.int64)
+    pol.arrive(np.arange(len(ids), dtype=np.int64), ids, 1)
+    for now in range(2, 6):
+        workers, _ = pol.assign(now)
+        if pol.slice_ns and len(workers):
+            pol.preempt(int(workers[0]), now)
+        pol.complete(workers, now + 1)
+    pol.reservation()
+    pol.counters()
+
+
+class Server:
+    """The dispatcher's state; :func:`serve` is the usual entry point (see the module manual)."""
+
+    def __init__(self, policy: str, workload: Workload | str, n_workers: int, *, host: str = "127.0.0.1",
+                 port: int = 0, worker_kind: str = "spin", burst: int = 64, max_run_ns: int = 1_000_000_000,
+                 worker_idle: str = "block", idle_spin_ns: int = 20_000, sleep_spin_ns: int = 0,
+                 run_scale: float = 1.0, policy_params: dict | None = None):
+        from tailgate.dispatch.policy import make_policy
+
+        self.workload = get_workload(workload) if isinstance(workload, str) else workload
+        if not isinstance(n_workers, (int, np.integer)) or not 1 <= n_workers <= MAX_SERVER_WORKERS:
+            raise ArgError(f"serve: n_workers must be an integer in 1..{MAX_SERVER_WORKERS}, got {n_workers!r}")
+        if worker_kind not in WORKER_KINDS:
+            raise ArgError(f"serve: unknown worker kind {worker_kind!r} (kinds: {', '.join(WORKER_KINDS)})")
+        if worker_idle not in ("block", "poll"):
+            raise ArgError(f"serve: worker_idle must be 'block' or 'poll', got {worker_idle!r}")
+        if not 1 <= burst <= 1024:
+            raise ArgError(f"serve: burst must be in 1..1024, got {burst!r}")
+        if not 0 <= port < 65536:
+            raise ArgError(f"serve: port {port!r} is outside 0..65535")
+        if not run_scale > 0:
+            raise ArgError(f"serve: run_scale must be > 0, got {run_scale!r}")
+        self.n_workers = int(n_workers)
+        self.policy_name = policy
+        self.policy_params = dict(policy_params or {})
+        self.pol = make_policy(policy, self.workload, self.n_workers, **self.policy_params)
+        self.worker_kind, self.worker_idle = worker_kind, worker_idle
+        self.burst, self.max_run_ns, self.idle_spin_ns = burst, int(max_run_ns), int(idle_spin_ns)
+        self.sleep_spin_ns, self.run_scale = int(sleep_spin_ns), float(run_scale)
+        self.host, self.port_wanted = host, port
+        self.slice_ns = int(self.pol.slice_ns)
+        self.preempt_cost_ns = int(self.pol.preempt_cost_ns)
+        # Request table, indexed by rid % size: large enough for every queue to be full at once.
+        queue_len = int(self.pol.params.get("queue_len", 4096))
+        live_max = max(self.n_workers, len(self.workload.types) + 1) * queue_len + self.n_workers
+        size = 1 << int(np.ceil(np.log2(2 * live_max)))
+        self.t_mask = size - 1
+        self.t_req_id = np.zeros(size, np.int64)
+        self.t_type = np.zeros(size, np.int64)
+        self.t_run = np.zeros(size, np.int64)
+        self.t_ip = np.zeros(size, np.int64)
+        self.t_port = np.zeros(size, np.int64)
+        self.t_live = np.zeros(size, bool)
+        self.t_done = np.zeros(size, bool)        # ts: finished while being preempted
+        self.t_stopping = np.zeros(size, bool)    # ts: a preempted run not yet acknowledged
+        self.next_rid = 0
+        self.next_seq = 1
+        n = self.n_workers
+        self.w_seq = np.zeros(n, np.int64)
+        self.w_rid = np.full(n, -1, np.int64)
+        self.w_slice_start = np.zeros(n, np.int64)
+        self.w_running = np.zeros(n, bool)
+        self.w_draining = np.zeros(n, bool)
+        self.held: list[tuple[int, int]] = []          # assignments waiting (ts hand-over, full ring)
+        self.again = False                             # ts: assign again next loop
+        self.known_type = np.zeros(256, bool)
+        for t in self.workload.types:
+            self.known_type[t.type_id] = True
+        self.c = {"rx_datagrams": 0, "accepted": 0, "malformed": 0, "unknown_type": 0, "dropped": 0,
+                  "drop_answers": 0, "dispatched": 0, "completed": 0, "preempted": 0, "stale_notices": 0,
+                  "ring_full": 0, "table_full": 0, "loops": 0, "idle_waits": 0}
+        self.malformed = {r: 0 for r in REASONS[1:]}
+        self.first_rx_ns = 0
+        self.last_event_ns = 0
+        self.sock = None
+        self.tx = self.rx = None
+        self.procs: list = []
+        self.sems: list = []
+        self.db_dir: str | None = None
+        self._stop = False
+
+    # -- lifetime ------------------------------------------------------------------------------
+    def _warm(self) -> None:
+        warm_policy(self.policy_name, self.workload, self.n_workers, self.policy_params)
+
+    def start(self, ready_timeout_s: float = 60.0) -> int:
+        """Bind, create the rings, start the workers; returns the bound UDP port."""
+        self._warm()
+        try:
+            self.sock = udp_socket(self.host, self.port_wanted)
+        except OSError as e:
+            raise ArgError(f"serve: cannot bind UDP {self.host}:{self.port_wanted}: {e.strerror or e}") from None
+        self.port = self.sock.getsockname()[1]
+        self.bs = BatchSocket(self.sock, burst=self.burst)
+        n = self.n_workers
+        off = _ctl_offsets(n)
+        self.off = off
+        self.tx = RingSet(n, TX_N, capacity=4096, extra_words=off["end"])
+        self.rx = RingSet(n, 4, capacity=4096)
+        self.ctl = self.tx.extra
+        self.ctl[C_SLICE_NS] = self.slice_ns
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        if self.worker_kind == "rocksdb":
+            self.db_dir = tempfile.mkdtemp(prefix="tailgate_rocksdb_")
+            build_rocksdb(os.path.join(self.db_dir, "db"))
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.sems = [ctx.Semaphore(0) for _ in range(n)]
+        close = (self.sock.fileno(), self.wake_r)
+        for w in range(n):
+            p = ctx.Process(target=_worker_main, name=f"tailgate-worker-{w}", daemon=True,
+                            args=(w, self.worker_kind, self.tx, self.rx, self.sems[w], self.wake_w,
+                                  self.worker_idle, self.idle_spin_ns, self.sleep_spin_ns,
+                                  os.path.join(self.db_dir, "db") if self.db_dir else None, close))
+            p.start()
+            self.procs.append(p)
+        deadline = time.monotonic() + ready_timeout_s
+        ready = self.ctl[off["ready"]: off["ready"] + n]
+        while not ready.all():
+            dead = [p.name for p in self.procs if not p.is_alive()]
+            if dead:
+                raise TailgateError(f"serve: worker {dead[0]} exited during start-up (exit code "
+                                    f"{self.procs[int(dead[0].rsplit('-', 1)[1])].exitcode})")
+            if time.monotonic() > deadline:
+                raise TailgateError(f"serve: workers not ready after {ready_timeout_s:g} s")
+            time.sleep(0.005)
+        return self.port
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def drain(self, timeout_s: float = 0.2) -> None:
+        """After the loop: take the notices of requests still running (up to ``timeout_s``), so that
+        what was answered is also counted as completed. Nothing new is dispatched."""
+        if self.rx is None:
+            return
+        deadline = time.perf_counter_ns() + int(timeout_s * 1e9)
+        while self.w_running.any() and time.perf_counter_ns() < deadline:
+            workers, notes = self.rx.pop_all()
+            if len(workers):
+                self._on_notices(workers, notes, time.perf_counter_ns())
+            else:
+                time.sleep(0.0005)
+
+    def close(self) -> None:
+        """Stop and reap the workers, unlink the shared memory, close the socket. Idempotent."""
+        if self.tx is not None:
+            self.ctl[C_STOP] = 1
+            for s in self.sems:
+                s.release()
+        deadline = time.monotonic() + 3.0
+        for p in self.procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+        for p in self.procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(1.0)
+            if p.is_alive():   # pragma: no cover - a worker stuck in a library call
+                p.kill()
+                p.join(1.0)
+        if self.tx is not None:
+            self.worker_totals = {k: int(self.ctl[self.off[k]: self.off[k] + self.n_workers].sum())
+                                  for k in ("sent", "send_err", "busy_ns")}
+            self.tx.close()
+            self.rx.close()
+            self.tx = self.rx = None
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.db_dir:
+            shutil.rmtree(self.db_dir, ignore_errors=True)
+            self.db_dir = None
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self, duration_s: float | None = None, stop_event=None,
+            on_tick: Callable[["Server", float], None] | None = None, tick_s: float = 1.0) -> None:
+        """Serve until ``stop()``, ``duration_s`` or ``stop_event``; ``on_tick`` every ``tick_s``."""
+        pc = time.perf_counter_ns
+        start = pc()
+        end = start + int(duration_s * 1e9) if duration_s else None
+        next_tick = start + int(tick_s * 1e9)
+        idle_since = 0
+        bs, rx = self.bs, self.rx
+        fds = [self.sock.fileno(), self.wake_r]
+        sleeping = self.ctl
+        while not self._stop:
+            now = pc()
+            self.c["loops"] += 1
+            busy = False
+            n = bs.recv_burst()
+            if n:
+                self._on_requests(n, now)
+                busy = True
+            workers, notes = rx.pop_all()
+            if len(workers):
+                self._on_notices(workers, notes, now)
+                busy = True
+            if self.slice_ns and self.w_running.any():
+                busy |= self._check_slices(now)
+            if busy or self.held or self.again:
+                self._assign(now)
+                idle_since = 0
+            else:
+                if idle_since == 0:
+                    idle_since = now
+                elif now - idle_since >= self.idle_spin_ns:
+                    # Nothing to do for a while: block until a datagram or a worker's doorbell.
+                    sleeping[C_DISP_SLEEPING] = 1
+                    if len(self.rx) == 0:
+                        timeout = 0.001 if self.w_running.any() else 0.05
+                        if self.slice_ns and self.w_running.any():
+                            # wake when the first running request has had its slice
+                            due_ns = int(self.w_slice_start[self.w_running].min()) + self.slice_ns - now
+                            timeout = min(timeout, max(due_ns, 0) / 1e9)
+                        self.c["idle_waits"] += 1
+                        try:
+                            select.select(fds, (), (), timeout)
+                        except InterruptedError:  # pragma: no cover - PEP 475 retries
+                            pass
+                    sleeping[C_DISP_SLEEPING] = 0
+                    try:
+                        os.read(self.wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                    idle_since = 0
+            if now >= next_tick:
+                next_tick = now + int(tick_s * 1e9)
+                if end is not None and now >= end:
+                    break
+                if stop_event is not None and stop_event.is_set():
+                    break
+                if on_tick is not None:
+                    on_tick(self, (now - start) / 1e9)
+                if any(not p.is_alive() for p in self.procs):
+                    dead = next(p for p in self.procs if not p.is_alive())
+                    raise TailgateError(f"serve: worker {dead.name} died (exit code {dead.exitcode})")
+            elif end is not None and now >= end:
+                break
+
+    def _on_requests(self, n: int, now: int) -> None:
+        c = self.c
+        c["rx_datagrams"] += n
+        if self.first_rx_ns == 0:
+            self.first_rx_ns = now
+        f, reason = decode_requests(self.bs.data, self.bs.lengths[:n], self.max_run_ns, self.bs.slot_bytes)
+        ok = reason == OK
+        ip, port = self.bs.src_ip[:n], self.bs.src_port[:n]
+        if not ok.all():
+            bad = count_reasons(reason)
+            for k, v in bad.items():
+                self.malformed[k] += v
+            c["malformed"] += n - int(ok.sum())
+            f = {k: v[ok] for k, v in f.items()}
+            ip, port = ip[ok], port[ok]
+        k = len(f["req_id"])
+        if k == 0:
+            return
+        c["accepted"] += k
+        rid = self.next_rid + np.arange(k, dtype=np.int64)
+        self.next_rid += k
+        slot = rid & self.t_mask
+        types = f["type"]
+        in_range = types < 256
+        known = np.zeros(k, bool)
+        known[in_range] = self.known_type[types[in_range]]
+        if not known.all():
+            c["unknown_type"] += k - int(known.sum())
+        free = ~self.t_live[slot]
+        run_ns = f["run_ns"] if self.run_scale == 1.0 else (f["run_ns"] * self.run_scale).astype(np.int64)
+        self.t_req_id[slot] = f["req_id"]
+        self.t_type[slot] = types
+        self.t_run[slot] = run_ns
+        self.t_ip[slot] = ip
+        self.t_port[slot] = port
+        self.t_done[slot] = False
+        self.t_stopping[slot] = False
+        accepted = np.zeros(k, bool)
+        if free.all():
+            accepted[:] = self.pol.arrive(rid, np.where(known, types, 0), now)
+        else:
+            c["table_full"] += k - int(free.sum())
+            accepted[free] = self.pol.arrive(rid[free], np.where(known, types, 0)[free], now)
+        self.t_live[slot[accepted]] = True
+        if not accepted.all():
+            refused = ~accepted
+            c["dropped"] += int(refused.sum())
+            rows = encode_responses(f["req_id"][refused], types[refused], SIZE_DROPPED)
+            c["drop_answers"] += self.bs.send_burst(rows, None, ip[refused], port[refused])
+
+    def _on_notices(self, workers: np.ndarray, notes: np.ndarray, now: int) -> None:
+        self.last_event_ns = now
+        current = self.w_seq[workers] == notes[:, RX_SEQ]
+        if not current.all():
+            self.c["stale_notices"] += int((~current).sum())
+        if self.slice_ns:
+            draining = self.w_draining[workers]       # a copy, taken before the hand-over clears it
+            if draining.any():
+                self._on_handover(workers, notes, now)
+                current &= ~draining
+        done = workers[current & (notes[:, RX_STATUS] == DONE)]
+        if len(done):
+            self.pol.complete(done, now)
+            self.t_live[self.w_rid[done] & self.t_mask] = False
+            self.w_running[done] = False
+            self.c["completed"] += len(done)
+
+    def _on_handover(self, workers, notes, now) -> None:
+        """ts: a preempted worker answered; settle its request and let held assignments go."""
+        for w, note in zip(workers.tolist(), notes.tolist()):
+            if not self.w_draining[w] or note[RX_SEQ] != self.w_seq[w]:
+                continue
+            slot = self.w_rid[w] & self.t_mask
+            if note[RX_STATUS] == PREEMPTED:
+                self.t_run[slot] = note[RX_LEFT_NS] + self.preempt_cost_ns
+                self.c["preempted"] += 1
+            else:
+                self.t_done[slot] = True       # it finished before seeing the flag: answered once
+            self.t_stopping[slot] = False
+            self.w_draining[w] = False
+            self.w_running[w] = False
+            self.w_rid[w] = -1
+
+    def _check_slices(self, now: int) -> bool:
+        """ts: offer every request that has run a slice back to the policy."""
+        expired = np.flatnonzero(self.w_running & ~self.w_draining & (now - self.w_slice_start >= self.slice_ns))
+        took = False
+        for w in expired.tolist():
+            if self.pol.preempt(w, now):
+                self.w_draining[w] = True
+                self.t_stopping[self.w_rid[w] & self.t_mask] = True
+                self.ctl[self.off["preempt"] + w] = self.w_seq[w]
+                took = True
+            else:
+                self.w_slice_start[w] = now
+        return took
+
+    def _assign(self, now: int) -> None:
+        self.again = False
+        workers, rids = self.pol.assign(now)
+        if self.held:
+            hw, hr = zip(*self.held)
+            self.held = []
+            workers = np.concatenate([np.array(hw, np.int64), workers])
+            rids = np.concatenate([np.array(hr, np.int64), rids])
+        if len(workers) == 0:
+            return
+        slots = rids & self.t_mask
+        if self.slice_ns:
+            wait = self.w_draining[workers] | self.t_stopping[slots]
+            if wait.any():
+                self.held.extend(zip(workers[wait].tolist(), rids[wait].tolist()))
+                workers, rids, slots = workers[~wait], rids[~wait], slots[~wait]
+            finished = self.t_done[slots]
+            if finished.any():
+                # Answered already (it finished before it saw its preemption): complete it at
+                # once instead of running it again, and assign those workers next loop.
+                self.pol.complete(workers[finished], now)
+                self.t_live[slots[finished]] = False
+                self.t_done[slots[finished]] = False
+                self.c["completed"] += int(finished.sum())
+                self.again = True
+                workers, rids, slots = workers[~finished], rids[~finished], slots[~finished]
+            if len(workers) == 0:
+                return
+        k = len(workers)
+        seq = self.next_seq + np.arange(k, dtype=np.int64)
+        self.next_seq += k
+        rows = np.empty((k, TX_N), np.int64)
+        rows[:, TX_SEQ] = seq
+        rows[:, TX_REQ_ID] = self.t_req_id[slots]
+        rows[:, TX_TYPE] = self.t_type[slots]
+        rows[:, TX_RUN_NS] = self.t_run[slots]
+        rows[:, TX_IP] = self.t_ip[slots]
+        rows[:, TX_PORT] = self.t_port[slots]
+        rows[:, TX_RID] = rids
+        pushed = self.tx.push_each(workers, rows)
+        if not pushed.all():
+            self.c["ring_full"] += int((~pushed).sum())
+            self.held.extend(zip(workers[~pushed].tolist(), rids[~pushed].tolist()))
+            workers, rids, seq = workers[pushed], rids[pushed], seq[pushed]
+        self.w_seq[workers] = seq
+        self.w_rid[workers] = rids
+        self.w_slice_start[workers] = now
+        self.w_running[workers] = True
+        self.c["dispatched"] += len(workers)
+        if self.worker_idle == "block":
+            sems = self.sems
+            for w in workers.tolist():
+                sems[w].release()
+
+    # -- reporting -----------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """Counters and rates so far (JSON-able)."""
+        s: dict = dict(self.c)
+        s["malformed_by_reason"] = {k: v for k, v in self.malformed.items() if v}
+        s["policy"] = self.policy_name
+        s["workload"] = self.workload.name
+        s["n_workers"] = self.n_workers
+        s["worker_kind"] = self.worker_kind
+        s["port"] = getattr(self, "port", None)
+        active_ns = self.last_event_ns - self.first_rx_ns
+        s["active_s"] = round(active_ns / 1e9, 6) if active_ns > 0 else 0.0
+        s["dispatch_rate_rps"] = round(self.c["dispatched"] / (active_ns / 1e9), 1) if active_ns > 0 else 0.0
+        s["policy_counters"] = self.pol.counters()
+        res = self.pol.reservation()
+        s["reservation"] = res.table() if res is not None else None
+        totals = getattr(self, "worker_totals", None)
+        if totals is None and self.tx is not None:
+            totals = {k: int(self.ctl[self.off[k]: self.off[k] + self.n_workers].sum())
+                      for k in ("sent", "send_err", "busy_ns")}
+        if totals:
+            s["responses_sent"] = totals["sent"]
+            s["response_send_errors"] = totals["send_err"]
+            s["worker_busy_s"] = round(totals["busy_ns"] / 1e9, 6)
+        return s
+
+
+def _console(quiet: bool):
+    from rich.console import Console
+    return Console(stderr=True, quiet=quiet, highlight=False)
+
+
+def _tick_line(srv: Server, elapsed_s: float) -> str:
+    c = srv.c
+    rate = c["dispatched"] / elapsed_s if elapsed_s > 0 else 0.0
+    bad = c["malformed"] + c["unknown_type"] + c["dropped"]
+    return (f"{elapsed_s:7.1f} s  rx {c['rx_datagrams']:,}  dispatched {c['dispatched']:,} "
+            f"({rate:,.0f}/s)  completed {c['completed']:,}  dropped {c['dropped']:,}  bad input {bad:,}")
+
+
+def print_stats(stats: dict, console) -> None:
+    """The counters table printed when a server stops."""
+    from rich.table import Table
+    t = Table(title=f"tailgate serve: {stats['policy']} on {stats['workload']}, {stats['n_workers']} "
+                    f"{stats['worker_kind']} workers", title_justify="left", box=None, show_edge=False)
+    t.add_column("counter")
+    t.add_column("value", justify="right")
+    for k in ("rx_datagrams", "accepted", "dispatched", "completed", "responses_sent", "dropped",
+              "drop_answers", "unknown_type", "malformed", "preempted", "ring_full", "table_full",
+              "response_send_errors"):
+        if k in stats:
+            v = stats[k]
+            t.add_row(k, f"[red]{v:,}[/red]" if v and k in ("dropped", "malformed", "ring_full", "table_full",
+                                                            "response_send_errors") else f"{v:,}")
+    for k, v in stats.get("malformed_by_reason", {}).items():
+        t.add_row(f"  malformed: {k}", f"{v:,}")
+    t.add_row("dispatch rate", f"{stats['dispatch_rate_rps']:,.0f} req/s over {stats['active_s']:.3f} s")
+    console.print(t)
+    if stats.get("reservation"):
+        for g in stats["reservation"]:
+            console.print(f"  DARC group types {g['types']}: reserved {g['reserved']}, may steal {g['stealable']}")
+
+
+def serve(policy: str, workload: Workload | str, n_workers: int, *, host: str = "127.0.0.1", port: int = 0,
+          worker_kind: str = "spin", duration_s: float | None = None, burst: int = 64,
+          max_run_ns: int = 1_000_000_000, worker_idle: str = "block", idle_spin_ns: int = 20_000,
+          sleep_spin_ns: int = 0, run_scale: float = 1.0, policy_params: dict | None = None,
+          quiet: bool = False, console=None, on_ready: Callable[[int], None] | None = None,
+          stop_event=None, tick_s: float = 1.0) -> dict:
+    """Run the live server until SIGINT/SIGTERM, ``duration_s`` or ``stop_event``; returns its stats.
+
+    ``run_scale`` multiplies every request's ``run_ns`` (so a client's µs workload can be run at
+    a scale Python keeps up with). ``on_ready(port)`` is called once the workers are up."""
+    console = console or _console(quiet)
+    if duration_s is not None and not duration_s > 0:
+        raise ArgError(f"serve: duration_s must be > 0, got {duration_s!r}")
+    srv = Server(policy, workload, n_workers, host=host, port=port, worker_kind=worker_kind, burst=burst,
+                 max_run_ns=max_run_ns, worker_idle=worker_idle, idle_spin_ns=idle_spin_ns,
+                 sleep_spin_ns=sleep_spin_ns, run_scale=run_scale, policy_params=policy_params)
+    old_handlers = {}
+    interrupted = False
+
+    def on_signal(signum, frame):
+        nonlocal interrupted
+        interrupted = True
+        srv.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old_handlers[sig] = signal.signal(sig, on_signal)
+    try:
+        bound = srv.start()
+        console.print(f"serving {srv.policy_name} / {srv.workload.name} on udp://{host}:{bound} with "
+                      f"{srv.n_workers} {worker_kind} workers (Ctrl-C stops)")
+        if on_ready is not None:
+            on_ready(bound)
+        srv.run(duration_s, stop_event=stop_event, tick_s=tick_s,
+                on_tick=None if quiet else (lambda s, el: console.print(_tick_line(s, el))))
+    finally:
+        srv.drain()
+        srv.close()
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
+    stats = srv.stats()
+    stats["interrupted"] = interrupted
+    print_stats(stats, console)
+    return stats
+
+
+# --------------------------------------------------------------------------------------------
+# serve() in a child process
+# --------------------------------------------------------------------------------------------
+
+def _server_child(conn, args, kwargs) -> None:
+    try:
+        stats = serve(*args, on_ready=lambda port: conn.send(("ready", port)), quiet=True, **kwargs)
+        conn.send(("stats", stats))
+    except TailgateError as e:
+        conn.send(("error", str(e)))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+
+
+class ServerProcess:
+    """``serve(...)`` in a child process. ``with ServerProcess(...) as srv``: ``srv.port`` is bound
+    and the workers are up; leaving the block stops it (SIGTERM) and puts its stats in ``srv.stats``."""
+
+    def __init__(self, policy: str, workload: Workload | str, n_workers: int, start_timeout_s: float = 60.0,
+                 **serve_kwargs):
+        self.args = (policy, workload, n_workers)
+        self.kwargs = serve_kwargs
+        self.start_timeout_s = start_timeout_s
+        self.port: int | None = None
+        self.stats: dict | None = None
+        self.proc = None
+
+    def start(self) -> "ServerProcess":
+        policy, workload, n_workers = self.args
+        wl = get_workload(workload) if isinstance(workload, str) else workload
+        warm_policy(policy, wl, n_workers, self.kwargs.get("policy_params"))   # once, inherited by the fork
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.conn, child = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_server_child, args=(child, self.args, self.kwargs), name="tailgate-server")
+        self.proc.start()
+        child.close()
+        if not self.conn.poll(self.start_timeout_s):
+            self.stop()
+            raise TailgateError(f"server did not start within {self.start_timeout_s:g} s")
+        kind, value = self.conn.recv()
+        if kind != "ready":
+            self.proc.join(5)
+            raise TailgateError(str(value))
+        self.port = value
+        return self
+
+    def stop(self, timeout_s: float = 15.0) -> dict | None:
+        if self.proc is None:
+            return self.stats
+        if self.proc.is_alive():
+            os.kill(self.proc.pid, signal.SIGTERM)
+        if self.conn.poll(timeout_s):
+            try:
+                kind, value = self.conn.recv()
+                if kind == "stats":
+                    self.stats = value
+                elif kind == "error":
+                    raise TailgateError(value)
+            except EOFError:
+                pass
+        self.proc.join(5)
+        if self.proc.is_alive():   # pragma: no cover - a stuck server
+            self.proc.kill()
+            self.proc.join(2)
+        self.proc = None
+        return self.stats
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

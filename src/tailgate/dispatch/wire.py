@@ -1,0 +1,330 @@
+"""The PSP request wire format, encoded and decoded many datagrams at a time, and batched UDP I/O.
+
+Manual
+------
+A request is one UDP datagram whose payload is 16 bytes (reference sheet §12; the artifact adds
+Ethernet + IPv4 + UDP headers in front, the kernel does that here)::
+
+    offset  0  u32 req_id   the client's id, echoed in the response
+    offset  4  u32 type     request type id (0 UNKNOWN, 1 SHORT, 2 LONG, ... 10 GET, 11 SCAN)
+    offset  8  u32 size     payload size the artifact puts there (= 4); not checked
+    offset 12  u32 run_ns   how long a spin/sleep worker works on it, in ns
+
+A response is 12 bytes: ``req_id, type, size``. ``size`` is 0 for a served request. tailgate adds
+one value the artifact does not have, so that a refused request is answered rather than lost
+silently: ``size = SIZE_DROPPED`` (0xFFFFFFFF) means "the server dropped it (queue full)".
+
+Byte order is little-endian: the artifact writes its C structs in host order on x86, so these
+fields are little-endian on the wire (not network order) — a tailgate client speaks to the
+original server and back.
+
+Decoding never raises. :func:`decode_requests` returns a reason code per datagram:
+``OK``, ``SHORT`` (fewer than 16 bytes), ``OVERSIZE`` (longer than the receive slot: truncated by
+the kernel), ``BAD_RUN`` (``run_ns`` above the server's ``max_run_ns``); ``REASONS`` names them.
+
+Batched socket I/O: :class:`BatchSocket` wraps a non-blocking UDP socket and receives up to
+``burst`` datagrams per call into one ``(burst, slot)`` uint8 array (``recv_burst``), and sends
+many (``send_burst``), with Linux ``recvmmsg``/``sendmmsg`` through ctypes — one system call per
+burst instead of one per datagram, which is what lets one Python process move tens of thousands
+of requests per second. Elsewhere it falls back to a loop of ``recvfrom_into``/``sendto``.
+
+Example::
+
+    data = encode_requests(np.arange(3), np.array([1, 2, 1]), np.array([1000, 100000, 1000]))
+    f, reason = decode_requests(data, np.full(3, REQ_BYTES))
+    f["req_id"], f["type"], f["run_ns"], reason      # reason all OK
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import sys
+
+import numpy as np
+
+REQ_BYTES = 16
+RESP_BYTES = 12
+REQ_DTYPE = np.dtype([("req_id", "<u4"), ("type", "<u4"), ("size", "<u4"), ("run_ns", "<u4")])
+RESP_DTYPE = np.dtype([("req_id", "<u4"), ("type", "<u4"), ("size", "<u4")])
+REQ_SIZE_FIELD = 4            # what the artifact's client puts in `size`
+SIZE_DROPPED = 0xFFFFFFFF     # response `size`: the server refused the request (tailgate extension)
+
+OK, SHORT, OVERSIZE, BAD_RUN = 0, 1, 2, 3
+REASONS = ("ok", "short", "oversize", "bad_run_ns")
+
+#: Receive slot: a PSP datagram is 16 bytes; anything beyond 64 is not one.
+SLOT_BYTES = 64
+
+
+def encode_requests(req_id, type_id, run_ns, size: int = REQ_SIZE_FIELD) -> np.ndarray:
+    """``(n, 16)`` uint8: one request payload per row."""
+    req_id = np.asarray(req_id)
+    out = np.empty(len(req_id), REQ_DTYPE)
+    out["req_id"] = req_id
+    out["type"] = type_id
+    out["size"] = size
+    out["run_ns"] = run_ns
+    return out.view(np.uint8).reshape(-1, REQ_BYTES)
+
+
+def encode_responses(req_id, type_id, size=0) -> np.ndarray:
+    """``(n, 12)`` uint8: one response payload per row (``size`` 0 = served, SIZE_DROPPED = refused)."""
+    req_id = np.asarray(req_id)
+    out = np.empty(len(req_id), RESP_DTYPE)
+    out["req_id"] = req_id
+    out["type"] = type_id
+    out["size"] = size
+    return out.view(np.uint8).reshape(-1, RESP_BYTES)
+
+
+def _fields(buf: np.ndarray, n_words: int) -> np.ndarray:
+    """``buf`` rows as little-endian u32 words: ``(n, n_words)``. Rows shorter than that read 0."""
+    if buf.shape[1] < 4 * n_words:
+        pad = np.zeros((buf.shape[0], 4 * n_words), np.uint8)
+        pad[:, : buf.shape[1]] = buf
+        buf = pad
+    return np.ascontiguousarray(buf[:, : 4 * n_words]).view("<u4").reshape(-1, n_words)
+
+
+def decode_requests(buf: np.ndarray, lengths: np.ndarray, max_run_ns: int = 0xFFFFFFFF,
+                    slot_bytes: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Fields of ``len(lengths)`` received datagrams, rows of ``buf`` ((n, slot) uint8), and a reason
+    code per datagram (``OK`` or why it is malformed). Fields of a malformed row are garbage (0)."""
+    lengths = np.asarray(lengths)
+    n = len(lengths)
+    buf = buf.reshape(1, -1) if buf.ndim == 1 else buf
+    w = _fields(buf[:n], 4).astype(np.int64)
+    slot = buf.shape[1] if slot_bytes is None else slot_bytes
+    reason = np.zeros(n, np.int8)
+    reason[lengths < REQ_BYTES] = SHORT
+    reason[lengths > slot] = OVERSIZE
+    reason[(reason == OK) & (w[:, 3] > max_run_ns)] = BAD_RUN
+    bad = reason != OK
+    if bad.any():
+        w[bad] = 0
+    return {"req_id": w[:, 0], "type": w[:, 1], "size": w[:, 2], "run_ns": w[:, 3]}, reason
+
+
+def decode_responses(buf: np.ndarray, lengths: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Fields of received responses and a bool mask of the well-formed ones (exactly 12 bytes)."""
+    lengths = np.asarray(lengths)
+    n = len(lengths)
+    buf = buf.reshape(1, -1) if buf.ndim == 1 else buf
+    w = _fields(buf[:n], 3).astype(np.int64)
+    ok = lengths == RESP_BYTES
+    return {"req_id": w[:, 0], "type": w[:, 1], "size": w[:, 2]}, ok
+
+
+def count_reasons(reason: np.ndarray) -> dict[str, int]:
+    """``{"short": n, ...}`` for the malformed reasons present (OK is not listed)."""
+    counts = np.bincount(reason.astype(np.int64), minlength=len(REASONS))
+    return {REASONS[i]: int(counts[i]) for i in range(1, len(REASONS)) if counts[i]}
+
+
+# --- addresses --------------------------------------------------------------------------------
+
+def ip_to_int(host: str) -> int:
+    """IPv4 dotted quad -> u32 in host order (``'127.0.0.1'`` -> 0x7F000001)."""
+    return int.from_bytes(socket.inet_aton(host), "big")
+
+
+def int_to_ip(ip: int) -> str:
+    return socket.inet_ntoa(int(ip).to_bytes(4, "big"))
+
+
+# --- batched UDP I/O (recvmmsg / sendmmsg through ctypes) ----------------------------------------
+
+# struct mmsghdr on x86-64/aarch64 Linux: struct msghdr (56 bytes) + unsigned msg_len + padding.
+_MMSG = np.dtype({
+    "names": ["name", "namelen", "iov", "iovlen", "control", "controllen", "flags", "msg_len"],
+    "formats": ["<u8", "<u4", "<u8", "<u8", "<u8", "<u8", "<i4", "<u4"],
+    "offsets": [0, 8, 16, 24, 32, 40, 48, 56],
+    "itemsize": 64,
+})
+_IOVEC = np.dtype([("base", "<u8"), ("len", "<u8")])
+# struct sockaddr_in: family (host order u16), port (network order), addr (network order), zero[8].
+_SOCKADDR = np.dtype([("family", "<u2"), ("port", ">u2"), ("addr", ">u4"), ("zero", "<u8")])
+_MSG_TRUNC = 0x20
+_MSG_DONTWAIT = 0x40
+
+
+def _load_mmsg():
+    if not sys.platform.startswith("linux") or ctypes.sizeof(ctypes.c_void_p) != 8:
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        recv, send = libc.recvmmsg, libc.sendmmsg
+    except (OSError, AttributeError):
+        return None
+    recv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
+    recv.restype = ctypes.c_int
+    send.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    send.restype = ctypes.c_int
+    return recv, send
+
+
+_MMSG_CALLS = _load_mmsg()
+
+
+class BatchSocket:
+    """A non-blocking IPv4 UDP socket that receives and sends bursts of datagrams.
+
+    After ``n = recv_burst()``: ``data[:n]`` holds the datagrams (``(burst, slot_bytes)`` uint8),
+    ``lengths[:n]`` their true lengths (a length above ``slot_bytes`` was truncated), and
+    ``src_ip[:n]`` / ``src_port[:n]`` the senders (u32 and u16, host order).
+    ``send_burst(rows, lengths, ip, port)`` sends rows of a uint8 array; ``ip``/``port`` may be
+    scalars or arrays (None: the connected peer). ``use_mmsg=False`` forces the portable loop.
+    """
+
+    def __init__(self, sock: socket.socket, burst: int = 64, slot_bytes: int = SLOT_BYTES, use_mmsg: bool = True):
+        self.sock = sock
+        sock.setblocking(False)
+        self.fd = sock.fileno()
+        self.burst = burst
+        self.slot_bytes = slot_bytes
+        self.data = np.zeros((burst, slot_bytes), np.uint8)
+        self.lengths = np.zeros(burst, np.int64)
+        self.src_ip = np.zeros(burst, np.int64)
+        self.src_port = np.zeros(burst, np.int64)
+        self._calls = _MMSG_CALLS if use_mmsg else None
+        # The receive side reads one byte past the slot so that an oversize datagram is seen
+        # as longer than the slot (MSG_TRUNC then reports its real length anyway).
+        if self._calls is not None:
+            self._rx_hdr = np.zeros(burst, _MMSG)
+            self._rx_iov = np.zeros(burst, _IOVEC)
+            self._rx_addr = np.zeros(burst, _SOCKADDR)
+            self._rx_iov["base"] = self.data.ctypes.data + np.arange(burst, dtype=np.uint64) * slot_bytes
+            self._rx_iov["len"] = slot_bytes
+            self._rx_hdr["iov"] = self._rx_iov.ctypes.data + np.arange(burst, dtype=np.uint64) * _IOVEC.itemsize
+            self._rx_hdr["iovlen"] = 1
+            self._rx_hdr["name"] = self._rx_addr.ctypes.data + np.arange(burst, dtype=np.uint64) * _SOCKADDR.itemsize
+            self._tx_cap = 0
+            self._rx_buf = None
+        else:
+            self._rx_buf = bytearray(slot_bytes + 1)
+            self._rx_view = memoryview(self._rx_buf)
+
+    # -- receive ---------------------------------------------------------------------------------
+    def recv_burst(self, max_n: int | None = None) -> int:
+        """Receive up to ``max_n`` (default ``burst``) waiting datagrams without blocking; returns n."""
+        max_n = self.burst if max_n is None else min(max_n, self.burst)
+        if self._calls is None:
+            return self._recv_loop(max_n)
+        hdr = self._rx_hdr
+        hdr["namelen"][:max_n] = _SOCKADDR.itemsize
+        n = self._calls[0](self.fd, hdr.ctypes.data, max_n, _MSG_DONTWAIT, None)
+        if n <= 0:
+            if n < 0:
+                e = ctypes.get_errno()
+                if e not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
+                    raise OSError(e, os.strerror(e))
+            return 0
+        self.lengths[:n] = hdr["msg_len"][:n]
+        trunc = (hdr["flags"][:n] & _MSG_TRUNC) != 0
+        if trunc.any():
+            # msg_len is the copied length; make a truncated datagram read as oversize.
+            self.lengths[:n][trunc] = self.slot_bytes + 1
+        self.src_ip[:n] = self._rx_addr["addr"][:n]
+        self.src_port[:n] = self._rx_addr["port"][:n]
+        return n
+
+    def _recv_loop(self, max_n: int) -> int:
+        n = 0
+        recv = self.sock.recvfrom_into
+        while n < max_n:
+            try:
+                length, addr = recv(self._rx_buf)
+            except (BlockingIOError, InterruptedError):
+                break
+            k = min(length, self.slot_bytes)
+            self.data[n, :k] = np.frombuffer(self._rx_buf, np.uint8, k)
+            self.lengths[n] = length
+            self.src_ip[n] = ip_to_int(addr[0])
+            self.src_port[n] = addr[1]
+            n += 1
+        return n
+
+    # -- send ------------------------------------------------------------------------------------
+    def send_burst(self, rows: np.ndarray, lengths=None, ip=None, port=None) -> int:
+        """Send each row of ``rows`` (uint8, contiguous) as one datagram; returns how many left.
+
+        A full socket buffer stops the burst early (the caller counts the rest); nothing raises
+        for EAGAIN/ENOBUFS/ECONNREFUSED."""
+        rows = np.ascontiguousarray(rows, dtype=np.uint8)
+        n = rows.shape[0]
+        if n == 0:
+            return 0
+        width = rows.shape[1]
+        lengths = np.full(n, width, np.int64) if lengths is None else np.asarray(lengths)
+        if self._calls is None:
+            return self._send_loop(rows, lengths, ip, port)
+        if n > self._tx_cap:
+            self._tx_cap = max(n, self.burst)
+            self._tx_hdr = np.zeros(self._tx_cap, _MMSG)
+            self._tx_iov = np.zeros(self._tx_cap, _IOVEC)
+            self._tx_addr = np.zeros(self._tx_cap, _SOCKADDR)
+            self._tx_addr["family"] = socket.AF_INET
+            self._tx_hdr["iov"] = self._tx_iov.ctypes.data + np.arange(self._tx_cap, dtype=np.uint64) * _IOVEC.itemsize
+            self._tx_hdr["iovlen"] = 1
+        hdr, iov = self._tx_hdr[:n], self._tx_iov[:n]
+        iov["base"] = rows.ctypes.data + np.arange(n, dtype=np.uint64) * width
+        iov["len"] = lengths
+        if ip is None:
+            hdr["name"] = 0
+            hdr["namelen"] = 0
+        else:
+            addr = self._tx_addr[:n]
+            addr["addr"] = ip
+            addr["port"] = port
+            hdr["name"] = addr.ctypes.data + np.arange(n, dtype=np.uint64) * _SOCKADDR.itemsize
+            hdr["namelen"] = _SOCKADDR.itemsize
+        sent = 0
+        while sent < n:
+            k = self._calls[1](self.fd, hdr.ctypes.data + sent * _MMSG.itemsize, n - sent, _MSG_DONTWAIT)
+            if k <= 0:
+                e = ctypes.get_errno()
+                if k < 0 and e == errno.EINTR:
+                    continue
+                if k < 0 and e in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EPERM):
+                    sent += 1        # that datagram is lost (the peer is gone); go on with the rest
+                    continue
+                break
+            sent += k
+        return sent
+
+    def _send_loop(self, rows, lengths, ip, port) -> int:
+        sent = 0
+        n = rows.shape[0]
+        ips = np.broadcast_to(np.asarray(ip if ip is not None else 0), (n,))
+        ports = np.broadcast_to(np.asarray(port if port is not None else 0), (n,))
+        for i in range(n):
+            payload = rows[i, : lengths[i]].tobytes()
+            try:
+                if ip is None:
+                    self.sock.send(payload)
+                else:
+                    self.sock.sendto(payload, (int_to_ip(ips[i]), int(ports[i])))
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                pass         # refused / unreachable: this one is lost, go on
+            sent += 1
+        return sent
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def udp_socket(host: str = "127.0.0.1", port: int = 0, rcvbuf_bytes: int = 4 << 20) -> socket.socket:
+    """A bound IPv4 UDP socket with a large receive buffer (bursts of requests must not be lost)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            s.setsockopt(socket.SOL_SOCKET, opt, rcvbuf_bytes)
+        except OSError:
+            pass
+    s.bind((host, port))
+    return s

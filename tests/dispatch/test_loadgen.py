@@ -1,0 +1,60 @@
+"""The open-loop load client against the live server: records, metrics, send lag, losses, CSV."""
+
+import csv
+import socket
+
+import pytest
+
+from tailgate.core.errors import ArgError
+from tailgate.dispatch.loadgen import bench_live, load
+from tailgate.dispatch.ring import leaked_segments
+from tailgate.dispatch.server import ServerProcess
+
+
+def test_load_against_the_server_records_every_request(tmp_path):
+    before = set(leaked_segments())
+    out = tmp_path / "records.csv"
+    with ServerProcess("darc", "disp2", 2, worker_kind="sleep") as srv:
+        r = load("disp2", 0.5, 2, "127.0.0.1", srv.port, duration_s=0.4, seed=3, rate_rps=2_000,
+                 run_scale=0.01, csv_path=str(out), quiet=True)
+    assert r["n_requests"] == 800
+    assert r["answered"] == 800 and r["lost"] == r["dropped"] == r["unsent"] == 0
+    assert r["duplicates"] == 0 and r["malformed_responses"] == 0
+    assert srv.stats["completed"] == 800
+    lag = r["send_lag_ns"]
+    assert 0 <= lag["p50"] <= lag["p99"] <= lag["p99.9"] <= lag["max"]
+    assert isinstance(r["trustworthy"], bool) and r["verdict"]
+    m = r["metrics"]
+    assert m is not None and set(m["types"]) == {"SHORT", "LONG"}
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 800 and rows[0].keys() >= {"req_id", "type", "scheduled_ns", "sent_ns", "completed_ns", "status"}
+    assert {row["status"] for row in rows} == {"answered"}
+    assert all(int(row["completed_ns"]) >= int(row["sent_ns"]) >= 0 for row in rows)
+    assert set(leaked_segments()) - before == set()
+
+
+def test_no_server_means_lost_requests_not_an_exception():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    r = load("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.05, rate_rps=2_000, timeout_s=0.1, quiet=True)
+    assert r["answered"] == 0 and r["lost"] == r["n_requests"] == 100
+    assert not r["trustworthy"] or r["lost"] == r["n_requests"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"load": 2.0}, "outside"), ({"load": 0.0}, "outside"), ({"port": 0}, "port"),
+    ({"duration_s": -1}, "duration_s"), ({"host": "not-an-ip"}, "host"), ({"rate_rps": -5}, "rate_rps"),
+])
+def test_bad_arguments(kwargs, match):
+    args = {"workload": "disp2", "load": 0.5, "n_workers": 2, "host": "127.0.0.1", "port": 9, "duration_s": 0.1}
+    args.update(kwargs)
+    with pytest.raises(ArgError, match=match):
+        load(**args, quiet=True)
+
+
+@pytest.mark.slow
+def test_bench_live_reports_a_rate():
+    r = bench_live(rates_rps=(5_000,), duration_s=0.5)
+    assert r["dispatch_rate_rps"] > 0 and r["steps"][0]["answered"] > 0
