@@ -245,7 +245,7 @@ def test_valid_frames_match_dpkt(specs):
         assert hv.l4_checksum_ok().tolist() == [not is_fragment(s) for s in specs]
         # a second parse of the same bytes is identical, and the flow hash is deterministic
         again = proto.Headers(batch.pool, batch.idx)
-        assert np.array_equal(again._buf, hv._buf)
+        assert np.array_equal(again.buf, hv.buf)
         assert np.array_equal(again.flow_hash(7), hv.flow_hash(7))
     finally:
         batch.free()

@@ -58,6 +58,7 @@ from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
 from tailgate.nf.lookup import parse_ipv4, parse_ipv6
 from tailgate.packet.proto import parse
+from tailgate.packet.wide import slot_row
 
 __all__ = ["ACL", "compile_rules", "load_rules", "parse_rule", "RuleTable"]
 
@@ -332,7 +333,7 @@ def _acl_kernel(data, slots, l3_off, l4_off, ip_proto, ri, ru, default_code, hit
     codes = np.empty(n, np.int32)
     z = np.uint64(0)
     for k in range(n):
-        row = data[slots[k]]
+        row = slot_row(data, slots[k])
         o = l3_off[k]
         pf = 0
         sh = z

@@ -22,6 +22,10 @@ from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
 from tailgate.packet.proto import (
+    B_MAL,
+    C_FLAGS,
+    C_L3,
+    C_SLOT,
     ETH_P_IPV4,
     F_IPV4,
     F_IPV6,
@@ -30,7 +34,10 @@ from tailgate.packet.proto import (
     M_BAD_VERSION,
     M_TRUNCATED_L2,
     M_TRUNCATED_L3,
+    hdr_cols,
+    ipv4_hdr_csum,
 )
+from tailgate.packet.wide import ld_be16, ld_be32, slot_row, st_be16, st_be32
 
 __all__ = [
     "CheckIPHeader",
@@ -119,28 +126,11 @@ def wr8(row, o, v):
     row[np.uint64(o)] = np.uint8(v & 0xFF)
 
 
-@njit(cache=True, inline="always")
-def rd16(row, o):
-    return (rd8(row, o) << 8) | rd8(row, o + 1)
-
-
-@njit(cache=True, inline="always")
-def wr16(row, o, v):
-    wr8(row, o, v >> 8)
-    wr8(row, o + 1, v)
-
-
-@njit(cache=True, inline="always")
-def rd32(row, o):
-    return (rd8(row, o) << 24) | (rd8(row, o + 1) << 16) | (rd8(row, o + 2) << 8) | rd8(row, o + 3)
-
-
-@njit(cache=True, inline="always")
-def wr32(row, o, v):
-    wr8(row, o, v >> 24)
-    wr8(row, o + 1, v >> 16)
-    wr8(row, o + 2, v >> 8)
-    wr8(row, o + 3, v)
+# 16- and 32-bit fields: one unaligned load or store each (see tailgate.packet.wide)
+rd16 = ld_be16
+wr16 = st_be16
+rd32 = ld_be32
+wr32 = st_be32
 
 
 @njit(cache=True, inline="always")
@@ -156,18 +146,6 @@ def csum_upd16(c, old, new):
 def csum_upd32(c, old, new):
     c = csum_upd16(c, (old >> 16) & 0xFFFF, (new >> 16) & 0xFFFF)
     return csum_upd16(c, old & 0xFFFF, new & 0xFFFF)
-
-
-@njit(cache=True, inline="always")
-def ipv4_hdr_csum(row, o, ihl):
-    """Checksum to store in the IPv4 header at ``o`` of ``ihl`` bytes (field skipped)."""
-    s = np.int64(0)
-    for i in range(0, ihl, 2):
-        if i != 10:
-            s += rd16(row, o + i)
-    while s > 0xFFFF:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
 
 
 @njit(cache=True, inline="always")
@@ -200,7 +178,7 @@ def rewrite_ipv4_addr_kernel(data, slots, l3_off, l4_off, ip_proto, rel, new_add
     for k in range(slots.shape[0]):
         if not do[k]:
             continue
-        row = data[slots[k]]
+        row = slot_row(data, slots[k])
         o = np.int64(l3_off[k])
         old = rd32(row, o + rel)
         new = np.int64(new_addr[k]) & 0xFFFFFFFF
@@ -215,12 +193,18 @@ def rewrite_ipv4_addr_kernel(data, slots, l3_off, l4_off, ip_proto, rel, new_add
 # CheckIPHeader
 # ================================================================================================
 @njit(cache=True)
-def _check_ip_kernel(data, slots, l3_off, flags, mal, ethertype, verify, codes):
+def _check_ip_kernel(data, hbuf, verify, codes):
     """CheckIPHeader's verdict per packet (0 or -(drop reason index + 1)); returns how many drop.
 
-    The first reason that applies wins, in the order of the class docstring's table."""
+    ``hbuf`` is the batch's parsed headers (``hv.buf``). The first reason that applies wins, in
+    the order of the class docstring's table."""
+    n, i32, ethertype, u8 = hdr_cols(hbuf)
+    slots = i32[C_SLOT * n : (C_SLOT + 1) * n]
+    l3_off = i32[C_L3 * n : (C_L3 + 1) * n]
+    flags = i32[C_FLAGS * n : (C_FLAGS + 1) * n]
+    mal = u8[B_MAL * n : (B_MAL + 1) * n]
     n_bad = 0
-    for k in range(slots.shape[0]):
+    for k in range(n):
         m = mal[k]
         c = 0
         if m == M_TRUNCATED_L2:
@@ -237,7 +221,7 @@ def _check_ip_kernel(data, slots, l3_off, flags, mal, ethertype, verify, codes):
             c = -5
         elif verify and (flags[k] & F_IPV4):
             # malformed further in (L4) but with a sound IPv4 header: only the checksum counts
-            row = data[slots[k]]
+            row = slot_row(data, np.uint64(slots[k]))
             o = np.int64(l3_off[k])
             if ipv4_hdr_csum(row, o, (rd8(row, o) & 0x0F) * 4) != rd16(row, o + 10):
                 c = -6
@@ -290,9 +274,7 @@ class CheckIPHeader(Module):
         hv = batch.headers
         n = len(batch.idx)
         codes = _codes_buf(self, n)
-        n_bad = _check_ip_kernel(
-            batch.pool.data, hv.slots, hv.l3_off, hv.flags, hv.malformed, hv.ethertype, self.verify_checksum, codes
-        )
+        n_bad = _check_ip_kernel(batch.pool.data, hv.buf, self.verify_checksum, codes)
         if n_bad:
             self.emit_codes(batch, codes[:n])
         else:
@@ -303,26 +285,29 @@ class CheckIPHeader(Module):
 # DecTTL / UpdateTTL
 # ================================================================================================
 @njit(cache=True)
-def _dec_ttl_kernel(data, slots, l3_off, flags, codes):
-    """Returns how many packets drop (codes != 0)."""
+def _dec_ttl_kernel(data, hbuf, codes):
+    """Returns how many packets drop (codes != 0). ``hbuf``: the batch's parsed headers."""
+    n, i32, _, _ = hdr_cols(hbuf)
+    slots = i32[C_SLOT * n : (C_SLOT + 1) * n]
+    l3_off = i32[C_L3 * n : (C_L3 + 1) * n]
+    flags = i32[C_FLAGS * n : (C_FLAGS + 1) * n]
     n_bad = 0
-    for k in range(slots.shape[0]):
+    for k in range(n):
         f = flags[k]
         o = np.int64(l3_off[k])
         if f & F_IPV4:
-            row = data[slots[k]]
-            ttl = rd8(row, o + 8)
-            if ttl <= 1:
+            row = slot_row(data, np.uint64(slots[k]))
+            old = rd16(row, o + 8)  # TTL and protocol: the 16-bit word the checksum covers
+            if old < 0x200:  # TTL 0 or 1
                 codes[k] = -2
                 n_bad += 1
                 continue
-            old = (ttl << 8) | rd8(row, o + 9)
             new = old - 256
-            wr8(row, o + 8, ttl - 1)
+            wr8(row, o + 8, new >> 8)
             wr16(row, o + 10, csum_upd16(rd16(row, o + 10), old, new))
             codes[k] = 0
         elif f & F_IPV6:
-            row = data[slots[k]]
+            row = slot_row(data, np.uint64(slots[k]))
             hl = rd8(row, o + 7)
             if hl <= 1:
                 codes[k] = -2
@@ -345,7 +330,7 @@ def _set_ttl_kernel(data, slots, l3_off, flags, ttl):
         f = flags[k]
         o = np.int64(l3_off[k])
         if f & F_IPV4:
-            row = data[slots[k]]
+            row = slot_row(data, slots[k])
             proto = rd8(row, o + 9)
             old = (rd8(row, o + 8) << 8) | proto
             new = (t << 8) | proto
@@ -387,7 +372,7 @@ class DecTTL(Module):
         hv = batch.headers
         n = len(batch.idx)
         codes = _codes_buf(self, n)
-        if _dec_ttl_kernel(batch.pool.data, hv.slots, hv.l3_off, hv.flags, codes):
+        if _dec_ttl_kernel(batch.pool.data, hv.buf, codes):
             self.emit_codes(batch, codes[:n])
         else:
             self.emit(batch, 0)
@@ -436,7 +421,7 @@ def _mac_rewrite_kernel(data, slots, offset, length, set_src, src, set_dst, dst,
     rowlen = data.shape[1]
     n_bad = 0
     for k in range(slots.shape[0]):
-        s = slots[k]
+        s = np.uint64(slots[k])
         o = np.int64(offset[s])
         end = min(o + np.int64(length[s]), rowlen)
         if o < 0 or o + 14 > end:
@@ -444,13 +429,14 @@ def _mac_rewrite_kernel(data, slots, offset, length, set_src, src, set_dst, dst,
             n_bad += 1
             continue
         codes[k] = 0
-        row = data[s]
+        row = slot_row(data, s)
+        # a 48-bit address as a 32-bit and a 16-bit store (not six byte stores)
         if set_dst:
-            for i in range(6):
-                wr8(row, o + i, dst >> (8 * (5 - i)))
+            wr32(row, o, dst >> 16)
+            wr16(row, o + 4, dst)
         if set_src:
-            for i in range(6):
-                wr8(row, o + 6 + i, src >> (8 * (5 - i)))
+            wr32(row, o + 6, src >> 16)
+            wr16(row, o + 10, src)
     return n_bad
 
 
@@ -545,7 +531,7 @@ def _set_tos_kernel(data, slots, l3_off, do, tos):
     for k in range(slots.shape[0]):
         if not do[k]:
             continue
-        row = data[slots[k]]
+        row = slot_row(data, slots[k])
         o = np.int64(l3_off[k])
         b0 = rd8(row, o)
         old = (b0 << 8) | rd8(row, o + 1)

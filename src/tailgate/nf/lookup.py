@@ -57,6 +57,8 @@ from numba import njit
 from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
+from tailgate.packet.proto import C_L3, C_SLOT, hdr_cols
+from tailgate.packet.wide import ld_be32, slot_row
 
 __all__ = [
     "parse_ipv4",
@@ -466,8 +468,9 @@ def _dir24_lookup(tbl24, tbl8, addrs, out):
 
 
 @njit(cache=True)
-def _v4_route(data, slots, l3_off, tbl, buf, miss_code):
-    """Route every packet of a batch; returns the gate when they all take the same one, else -1.
+def _v4_route(data, hbuf, tbl, buf, miss_code):
+    """Route every packet of a batch (``hbuf``: its parsed headers); returns the gate when they
+    all take the same one, else -1.
 
     ``buf`` (uint32, ``2 * cap`` with ``cap >= n``) is the caller's scratch, kept between calls:
     ``buf[:n]`` receives the destination addresses and ``buf[cap:cap + n]`` the per-packet codes
@@ -478,22 +481,19 @@ def _v4_route(data, slots, l3_off, tbl, buf, miss_code):
     then probe the table in a tight loop. Indices are unsigned: no negative-index fix-ups.
     ``l3_off >= 0`` with version nibble 4 is exactly the parser's F_IPV4 (it sets l3_off only for
     a complete header whose version matches the ethertype); reading one column is cheaper."""
-    n = slots.shape[0]
+    n, i32, _, _ = hdr_cols(hbuf)
+    slots = i32[C_SLOT * n : (C_SLOT + 1) * n]
+    l3_off = i32[C_L3 * n : (C_L3 + 1) * n]
     cap = np.uint64(buf.shape[0] >> 1)
     n_bad = 0
     for k in range(n):
         o = l3_off[k]
         ku = np.uint64(k)
         if o >= 0:
-            s = np.uint64(slots[k])
+            row = slot_row(data, np.uint64(slots[k]))
             ou = np.uint64(o)
-            if (data[s, ou] >> 4) == 4:
-                buf[ku] = (
-                    (np.uint32(data[s, ou + 16]) << 24)
-                    | (np.uint32(data[s, ou + 17]) << 16)
-                    | (np.uint32(data[s, ou + 18]) << 8)
-                    | np.uint32(data[s, ou + 19])
-                )
+            if (row[ou] >> 4) == 4:
+                buf[ku] = np.uint32(ld_be32(row, ou + 16))
                 continue
         buf[ku] = 0
         n_bad += 1
@@ -752,16 +752,18 @@ def _be64(row, o):
 
 
 @njit(cache=True)
-def _v6_route(data, slots, l3_off, t, cap_mask, dl, miss_code, codes):
+def _v6_route(data, hbuf, t, cap_mask, dl, miss_code, codes):
     """Like :func:`_v4_route` for IPv6 (destination at l3_off + 24, version nibble 6), in one
     pass: ``codes[:n]`` (int32, the caller's scratch) receives the codes; returns the gate when
     every packet takes the same one, else -1."""
-    n = slots.shape[0]
+    n, i32, _, _ = hdr_cols(hbuf)
+    slots = i32[C_SLOT * n : (C_SLOT + 1) * n]
+    l3_off = i32[C_L3 * n : (C_L3 + 1) * n]
     acc = 0
     c0 = 0
     for k in range(n):
         o = l3_off[k]
-        row = data[np.uint64(slots[k])]
+        row = slot_row(data, np.uint64(slots[k]))
         if o < 0 or (row[np.uint64(o)] >> 4) != 6:
             c = -2
         else:
@@ -861,19 +863,18 @@ class _RouteLookup(Module):
 
     def process(self, batch) -> None:
         hv = batch.headers
-        slots = hv.slots
-        n = slots.shape[0]
+        n = hv.n
         if n > self._cap:
             self._grow(n)
         # The kernel writes per-packet codes into self._codes and returns the gate when every
         # packet takes the same one without drops (-1 otherwise).
-        g = self._route(batch.pool.data, slots, hv.l3_off)
+        g = self._route(batch.pool.data, hv.buf)
         if g >= 0:
             self.emit(batch, g)  # one gate, no drops: the batch goes on whole
         else:
             self.emit_codes(batch, self._codes[:n])
 
-    def _route(self, data, slots, l3_off) -> int:
+    def _route(self, data, hbuf) -> int:
         raise NotImplementedError
 
     def _grow(self, n: int) -> None:
@@ -987,8 +988,8 @@ class IPv4Lookup(_RouteLookup):
     def _build(self, pfx, lens, gates):
         return Dir24_8(pfx, lens, gates)
 
-    def _route(self, data, slots, l3_off) -> int:
-        return _v4_route(data, slots, l3_off, self.table.tbl, self._buf, self._miss)
+    def _route(self, data, hbuf) -> int:
+        return _v4_route(data, hbuf, self.table.tbl, self._buf, self._miss)
 
 
 class IPv6Lookup(_RouteLookup):
@@ -1030,6 +1031,6 @@ class IPv6Lookup(_RouteLookup):
     def _build(self, pfx, lens, gates):
         return IPv6LPM(pfx, lens, gates)
 
-    def _route(self, data, slots, l3_off) -> int:
+    def _route(self, data, hbuf) -> int:
         t = self.table
-        return _v6_route(data, slots, l3_off, t.table, t._cap_mask, t.lengths, self._miss, self._codes)
+        return _v6_route(data, hbuf, t.table, t._cap_mask, t.lengths, self._miss, self._codes)

@@ -28,6 +28,7 @@ from tailgate.nf.ip import (
     wr32,
 )
 from tailgate.packet.proto import F_FRAGMENT, F_IPV4
+from tailgate.packet.wide import slot_row
 
 __all__ = ["StaticNAT", "NAPT"]
 
@@ -267,7 +268,7 @@ def _napt_out_kernel(data, slots, l3_off, l4_off, l4_end, flags, ip_proto,
     mask = keys.shape[0] - 1
     swept = False
     for k in range(slots.shape[0]):
-        row = data[slots[k]]
+        row = slot_row(data, slots[k])
         o3 = np.int64(l3_off[k])
         pi, pp, ck = _classify(row, flags[k], o3, np.int64(l4_off[k]), np.int64(l4_end[k]), ip_proto[k], False)
         if pi < 0:
@@ -312,7 +313,7 @@ def _napt_in_kernel(data, slots, l3_off, l4_off, l4_end, flags, ip_proto,
     """Inbound: packets to (external ip, allocated port) go back to the internal endpoint."""
     nports = rev_used.shape[1]
     for k in range(slots.shape[0]):
-        row = data[slots[k]]
+        row = slot_row(data, slots[k])
         o3 = np.int64(l3_off[k])
         pi, pp, ck = _classify(row, flags[k], o3, np.int64(l4_off[k]), np.int64(l4_end[k]), ip_proto[k], True)
         if pi < 0:

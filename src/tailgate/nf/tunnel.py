@@ -26,6 +26,7 @@ from tailgate.dataplane.module import Module
 from tailgate.nf.ip import ipv4_hdr_csum, parse_ipv4, parse_mac, rd16, wr16
 from tailgate.packet.pool import N_ANNOTATIONS
 from tailgate.packet.proto import ETH_P_8021AD, ETH_P_8021Q, GTPU_PORT, VXLAN_PORT
+from tailgate.packet.wide import slot_row
 
 __all__ = ["VLANPush", "VLANPop", "VLANSplit", "VXLANEncap", "VXLANDecap", "GTPUEncap", "GTPUDecap"]
 
@@ -48,7 +49,7 @@ def _vlan_push_kernel(data, slots, offset, length, wire_len, tag, codes):
         if o < 4:
             codes[k] = -1
             continue
-        row = data[s]
+        row = slot_row(data, s)
         no = o - 4
         for i in range(12):  # destination below source: ascending copy is safe
             row[no + i] = row[o + i]
@@ -73,7 +74,7 @@ def _vlan_pop_kernel(data, slots, offset, length, wire_len, do):
         o = np.int64(offset[s])
         if length[s] < 18:
             continue
-        row = data[s]
+        row = slot_row(data, s)
         tpid = rd16(row, o + 12)
         if tpid != ETH_P_8021Q and tpid != ETH_P_8021AD:
             continue
@@ -96,7 +97,7 @@ def _vxlan_encap_kernel(data, slots, offset, length, wire_len, tmpl, sport, code
         if o < nh:
             codes[k] = -1
             continue
-        row = data[s]
+        row = slot_row(data, s)
         no = o - nh
         for i in range(nh):
             row[no + i] = tmpl[i]
@@ -126,7 +127,7 @@ def _gtpu_encap_kernel(data, slots, offset, length, wire_len, l3_off, ip_end, tm
         if o < nh:
             codes[k] = -3
             continue
-        row = data[s]
+        row = slot_row(data, s)
         l3 = np.int64(l3_off[k])
         h2 = l3 - o
         no = o - nh
@@ -162,7 +163,7 @@ def _gtpu_decap_kernel(data, slots, offset, length, wire_len, l3_off, il3_off, l
             continue
         s = slots[k]
         o = np.int64(offset[s])
-        row = data[s]
+        row = slot_row(data, s)
         h2 = np.int64(l3_off[k]) - o
         il3 = np.int64(il3_off[k])
         avail = np.int64(l4_end[k]) - il3

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from tailgate.packet.wide import slot_row
+
 PROTO_ICMP = 1
 PROTO_TCP = 6
 PROTO_UDP = 17
@@ -50,7 +52,7 @@ def ipv4_header_checksum(data, slots, l3_off):
     n = slots.shape[0]
     out = np.empty(n, np.uint16)
     for k in range(n):
-        row = data[slots[k]]
+        row = slot_row(data, slots[k])
         o = l3_off[k]
         ihl = (row[o] & 0x0F) * 4
         s = _sum_bytes(row, o, o + 10) + _sum_bytes(row, o + 12, o + ihl)
@@ -69,7 +71,7 @@ def l4_checksum(data, slots, l3_off, l4_off, l4_end, is_ipv6, proto):
     n = slots.shape[0]
     out = np.empty(n, np.uint16)
     for k in range(n):
-        row = data[slots[k]]
+        row = slot_row(data, slots[k])
         p = proto[k]
         o3 = l3_off[k]
         o4 = l4_off[k]

@@ -70,6 +70,7 @@ from numba import njit
 
 from tailgate.packet.checksum import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
 from tailgate.packet.pool import Batch, PacketPool
+from tailgate.packet.wide import slot_row
 
 __all__ = [
     "IMIX",
@@ -369,7 +370,7 @@ def _synth_fill(data, offset, length, wire_len, flow_id, arrival_ns, slots, u, m
         s = np.uint64(slots[k])
         o = np.int64(offset[s])
         ou = np.uint64(o)
-        row = data[s]
+        row = slot_row(data, s)
         tpl = hdr[np.uint64(f)]
         for i in range(hl):
             row[ou + np.uint64(i)] = tpl[np.uint64(i)]
