@@ -16,4 +16,5 @@ def test_report_writes_every_section(tmp_path):
         assert len(summary["points"]) == 2 * 7
     assert (tmp_path / "persephone" / "phased.png").exists()
     # DARC's online reservation for High Bimodal matches the sheet even in a small run.
-    assert "| disp2 | SHORT | 1 | 1 |" in md
+    assert "| disp2 | SHORT | 1 | 1 | 0.14 | yes |" in md
+    assert "| tpcc | NewOrder | 6 | 6 | 6.46 | yes |" in md
