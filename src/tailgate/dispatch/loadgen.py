@@ -30,10 +30,14 @@ Manual
   rate ≥ 99 % of offered); otherwise ``verdict`` says which test failed. A lagging client sends
   late, in bursts, and so measures a different (burstier, lighter) load than the one it names.
 
-``bench_live(...)`` starts :class:`~tailgate.dispatch.server.ServerProcess` with zero-work requests
-and the client beside it, steps the offered rate up, and reports per step the achieved rate (answers
-per second at the client), the server's dispatch rate, losses and the client's send lag; its
-``dispatch_rate_rps`` is the best step that answered ≥ 99.9 % of its requests.
+``saturate(host, port, n_requests, window)`` is the closed-loop capacity probe: it keeps ``window``
+zero-work requests outstanding and reports the answer rate, the most the server can dispatch.
+
+``bench_live(...)`` starts :class:`~tailgate.dispatch.server.ServerProcess` (8 workers, pinned:
+dispatcher on the first CPU, workers on the others) with the client beside it on the same
+machine. ``dispatch_rate_rps`` is the best closed-loop capacity of ``repeats`` runs; then the
+open-loop client steps its offered rate up (``rates_rps``) and each step reports the answer
+rate, losses and the send lag — the rate a *paced* client can offer and still be trusted.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import select
 import time
 
 import numpy as np
+from numba import njit
 
 from tailgate.core.errors import ArgError
 from tailgate.dispatch.wire import (RESP_BYTES, SIZE_DROPPED, BatchSocket, encode_requests, ip_to_int,
@@ -53,6 +58,31 @@ from tailgate.dispatch.workloads import Workload, get_workload
 ANSWERED, DROPPED, LOST, UNSENT = 0, 1, 2, 3
 STATUS_NAMES = ("answered", "dropped", "lost", "unsent")
 U32_MAX = 0xFFFFFFFF
+
+
+@njit(cache=True)
+def _record_responses(data, lengths, m, t_ns, done_ns, status, counts):
+    """Record ``m`` received responses at ``t_ns``: answered, or refused (size = SIZE_DROPPED).
+    counts: [malformed, foreign id, duplicate]."""
+    n = done_ns.shape[0]
+    for i in range(m):
+        if lengths[i] != RESP_BYTES:
+            counts[0] += 1
+            continue
+        row = data[i]
+        rid = np.int64(row[0]) | (np.int64(row[1]) << 8) | (np.int64(row[2]) << 16) | (np.int64(row[3]) << 24)
+        size = np.int64(row[8]) | (np.int64(row[9]) << 8) | (np.int64(row[10]) << 16) | (np.int64(row[11]) << 24)
+        if rid >= n:
+            counts[1] += 1
+            continue
+        if done_ns[rid] >= 0 or status[rid] == DROPPED:
+            counts[2] += 1
+            continue
+        if size == SIZE_DROPPED:
+            status[rid] = DROPPED
+        else:
+            done_ns[rid] = t_ns
+            status[rid] = ANSWERED
 
 
 def _schedule(workload: Workload, load: float, n_workers: int, n: int, seed: int, rate_rps: float | None):
@@ -140,34 +170,16 @@ def load(workload: Workload | str, load: float, n_workers: int, host: str = "127
     sent_ns = np.full(n, -1, np.int64)
     done_ns = np.full(n, -1, np.int64)
     status = np.full(n, UNSENT, np.int8)
-    c = {"duplicates": 0, "malformed_responses": 0, "foreign_responses": 0, "send_stalls": 0}
+    c = {"send_stalls": 0}
     pc = time.perf_counter_ns
     fd = sock.fileno()
 
+    counts = np.zeros(4, np.int64)       # malformed, foreign, duplicates, (unused)
+
     def receive(now_ns: int) -> int:
         m = bs.recv_burst()
-        if m == 0:
-            return 0
-        t = pc()
-        data = bs.data[:m]
-        ok = bs.lengths[:m] == RESP_BYTES
-        words = np.ascontiguousarray(data[:, :RESP_BYTES]).view("<u4").reshape(m, 3).astype(np.int64)
-        ids, size = words[:, 0], words[:, 2]
-        ok &= ids < n
-        if not ok.all():
-            c["malformed_responses"] += int((bs.lengths[:m] != RESP_BYTES).sum())
-            c["foreign_responses"] += int(((bs.lengths[:m] == RESP_BYTES) & (ids >= n)).sum())
-            ids, size = ids[ok], size[ok]
-        fresh = done_ns[ids] < 0
-        fresh &= status[ids] != DROPPED
-        if not fresh.all():
-            c["duplicates"] += int((~fresh).sum())
-            ids, size = ids[fresh], size[fresh]
-        dropped = size == SIZE_DROPPED
-        status[ids[dropped]] = DROPPED
-        good = ids[~dropped]
-        done_ns[good] = t
-        status[good] = ANSWERED
+        if m:
+            _record_responses(bs.data, bs.lengths, m, pc(), done_ns, status, counts)
         return m
 
     progress = None
@@ -223,6 +235,7 @@ def load(workload: Workload | str, load: float, n_workers: int, host: str = "127
         sock.close()
 
     # -- results ---------------------------------------------------------------------------------
+    c.update(malformed_responses=int(counts[0]), foreign_responses=int(counts[1]), duplicates=int(counts[2]))
     was_sent = sent_ns >= 0
     lag = (sent_ns - sched)[was_sent]
     lag_stats = _lag_stats(lag)
@@ -302,16 +315,56 @@ def _print_summary(s: dict, console) -> None:
 # benchmark
 # ------------------------------------------------------------------------------------------------
 
-def bench_live(rates_rps=(20_000, 40_000, 50_000, 60_000, 80_000), duration_s: float = 2.0, n_workers: int = 2,
+def saturate(host: str, port: int, n_requests: int = 50_000, window: int = 512, timeout_s: float = 30.0,
+             type_id: int = 1, burst: int = 256) -> dict:
+    """Closed-loop capacity probe: keep ``window`` zero-work requests outstanding until
+    ``n_requests`` are answered; the answer rate is the server's maximum dispatch rate (no pacing,
+    so no send lag to speak of; the client blocks in ``select`` while it waits)."""
+    if not 1 <= window <= 1 << 20 or n_requests < 1:
+        raise ArgError(f"saturate: need window in 1..{1 << 20} and n_requests >= 1, got {window!r}, {n_requests!r}")
+    rows = encode_requests(np.arange(n_requests, dtype=np.int64), np.full(n_requests, type_id), np.zeros(n_requests))
+    sock = udp_socket("127.0.0.1" if host in ("127.0.0.1", "localhost") else "0.0.0.0", 0)
+    bs = BatchSocket(sock, burst=burst)
+    dst = ip_to_int(host)
+    done_ns = np.full(n_requests, -1, np.int64)
+    status = np.full(n_requests, LOST, np.int8)
+    counts = np.zeros(4, np.int64)
+    pc = time.perf_counter_ns
+    sent = answered = 0
+    t0 = pc()
+    deadline = t0 + int(timeout_s * 1e9)
+    try:
+        while answered < n_requests and pc() < deadline:
+            want = min(n_requests, answered + window)
+            if want > sent:
+                sent += bs.send_burst(rows[sent:want], None, dst, port)
+            m = bs.recv_burst()
+            if m:
+                _record_responses(bs.data, bs.lengths, m, pc(), done_ns, status, counts)
+                answered = int(np.count_nonzero(status != LOST))
+            else:
+                select.select((sock.fileno(),), (), (), 0.005)
+    finally:
+        sock.close()
+    elapsed_s = (pc() - t0) / 1e9
+    return {"window": window, "n_requests": n_requests, "answered": answered, "sent": sent,
+            "elapsed_s": round(elapsed_s, 4), "rate_rps": round(answered / elapsed_s, 1) if elapsed_s > 0 else 0.0}
+
+
+def bench_live(rates_rps=(10_000, 20_000, 30_000, 40_000, 50_000), duration_s: float = 1.5, n_workers: int = 8,
                policy: str = "cfcfs", workload: str = "disp2", worker_kind: str = "spin", burst: int = 64,
+               window: int = 512, capacity_requests: int = 60_000, repeats: int = 2, pin: bool = True,
                seed: int = 1, quiet: bool = True) -> dict:
     """Zero-work requests through a live server with the client beside it (see the manual)."""
     from tailgate.dispatch.server import ServerProcess
 
+    capacity = []
     steps = []
-    with ServerProcess(policy, workload, n_workers, worker_kind=worker_kind, burst=burst) as srv:
-        # Warm the path (first-call costs, page faults) before measuring.
-        load(workload, 0.5, n_workers, "127.0.0.1", srv.port, 0.2, seed, rate_rps=5_000, zero_work=True, quiet=True)
+    with ServerProcess(policy, workload, n_workers, worker_kind=worker_kind, burst=burst, pin=pin) as srv:
+        # Warm the path (first calls, page faults) before measuring.
+        saturate("127.0.0.1", srv.port, 2_000, window)
+        for _ in range(repeats):
+            capacity.append(saturate("127.0.0.1", srv.port, capacity_requests, window))
         for rate in rates_rps:
             r = load(workload, 0.5, n_workers, "127.0.0.1", srv.port, duration_s, seed, rate_rps=rate,
                      zero_work=True, quiet=quiet)
@@ -324,9 +377,11 @@ def bench_live(rates_rps=(20_000, 40_000, 50_000, 60_000, 80_000), duration_s: f
     best = max(good, key=lambda s: s["answer_rate_rps"]) if good else None
     return {
         "benchmark": "live_dispatch", "policy": policy, "workload": workload, "n_workers": n_workers,
-        "worker_kind": worker_kind, "burst": burst, "duration_s": duration_s, "cpus": os.cpu_count(),
-        "steps": steps,
-        "dispatch_rate_rps": best["answer_rate_rps"] if best else 0.0,
+        "worker_kind": worker_kind, "burst": burst, "pin": pin, "cpus": os.cpu_count(),
+        "dispatch_rate_rps": max(c["rate_rps"] for c in capacity),
+        "capacity_runs": capacity,
+        "open_loop_steps": steps,
+        "open_loop_best_rps": best["answer_rate_rps"] if best else 0.0,
         "send_lag_ns_at_best": best["send_lag_ns"] if best else None,
         "server": {k: stats.get(k) for k in ("dispatched", "completed", "dropped", "malformed", "idle_waits", "loops")},
         "target_rps": 50_000,

@@ -44,6 +44,7 @@ import socket
 import sys
 
 import numpy as np
+from numba import njit
 
 REQ_BYTES = 16
 RESP_BYTES = 12
@@ -169,6 +170,52 @@ def _load_mmsg():
 _MMSG_CALLS = _load_mmsg()
 
 
+@njit(cache=True)
+def _unpack_mmsg(words, addr, n, slot_bytes, lengths, src_ip, src_port):
+    """After recvmmsg: lengths (a truncated datagram reads as slot_bytes + 1) and senders of the
+    first ``n`` messages; resets each ``msg_namelen`` (value-result) for the next call."""
+    for i in range(n):
+        length = words[i, 14]                       # msg_len, byte offset 56
+        if words[i, 12] & _MSG_TRUNC:               # msg_flags, byte offset 48
+            length = slot_bytes + 1
+        lengths[i] = length
+        words[i, 2] = 16                            # msg_namelen, byte offset 8
+        src_port[i] = (np.int64(addr[i, 2]) << 8) | addr[i, 3]
+        src_ip[i] = (np.int64(addr[i, 4]) << 24) | (np.int64(addr[i, 5]) << 16) | (np.int64(addr[i, 6]) << 8) | addr[i, 7]
+
+
+_NO_LENGTHS = np.zeros(0, np.int64)
+
+
+def _scalar_or_array(v) -> np.ndarray:
+    """A 1-element array broadcasts in the packer: ip/port may be a scalar or one per datagram."""
+    a = np.asarray(v, dtype=np.int64)
+    return a.reshape(1) if a.ndim == 0 else a
+
+
+@njit(cache=True)
+def _pack_mmsg(words, iov, addr, n, rows_addr, width, lengths, ips, ports, connected, addr0):
+    """Fill the first ``n`` sendmmsg headers: datagram i is row i of a (n, width) uint8 array at
+    ``rows_addr`` (``lengths[i]`` bytes if given), to ``ips[i]:ports[i]`` (or index 0 for all)."""
+    for i in range(n):
+        iov[i, 0] = rows_addr + i * width
+        iov[i, 1] = lengths[i] if lengths.shape[0] else width
+        if connected:
+            words[i, 0] = 0                          # msg_name
+            words[i, 1] = 0                          # msg_namelen
+        else:
+            ip = ips[i] if ips.shape[0] > 1 else ips[0]
+            port = ports[i] if ports.shape[0] > 1 else ports[0]
+            addr[i, 2] = (port >> 8) & 0xFF
+            addr[i, 3] = port & 0xFF
+            addr[i, 4] = (ip >> 24) & 0xFF
+            addr[i, 5] = (ip >> 16) & 0xFF
+            addr[i, 6] = (ip >> 8) & 0xFF
+            addr[i, 7] = ip & 0xFF
+            words[i, 0] = addr0 + i * 16
+            words[i, 1] = 16
+
+
 class BatchSocket:
     """A non-blocking IPv4 UDP socket that receives and sends bursts of datagrams.
 
@@ -201,6 +248,11 @@ class BatchSocket:
             self._rx_hdr["iov"] = self._rx_iov.ctypes.data + np.arange(burst, dtype=np.uint64) * _IOVEC.itemsize
             self._rx_hdr["iovlen"] = 1
             self._rx_hdr["name"] = self._rx_addr.ctypes.data + np.arange(burst, dtype=np.uint64) * _SOCKADDR.itemsize
+            self._rx_hdr["namelen"] = _SOCKADDR.itemsize
+            self._rx_hdr_addr = self._rx_hdr.ctypes.data
+            # Raw views for the compiled unpacker: u32 words of each 64-byte mmsghdr, sockaddr bytes.
+            self._rx_words = self._rx_hdr.view(np.uint32).reshape(burst, _MMSG.itemsize // 4)
+            self._rx_addr_bytes = self._rx_addr.view(np.uint8).reshape(burst, _SOCKADDR.itemsize)
             self._tx_cap = 0
             self._rx_buf = None
         else:
@@ -213,22 +265,14 @@ class BatchSocket:
         max_n = self.burst if max_n is None else min(max_n, self.burst)
         if self._calls is None:
             return self._recv_loop(max_n)
-        hdr = self._rx_hdr
-        hdr["namelen"][:max_n] = _SOCKADDR.itemsize
-        n = self._calls[0](self.fd, hdr.ctypes.data, max_n, _MSG_DONTWAIT, None)
+        n = self._calls[0](self.fd, self._rx_hdr_addr, max_n, _MSG_DONTWAIT, None)
         if n <= 0:
             if n < 0:
                 e = ctypes.get_errno()
                 if e not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
                     raise OSError(e, os.strerror(e))
             return 0
-        self.lengths[:n] = hdr["msg_len"][:n]
-        trunc = (hdr["flags"][:n] & _MSG_TRUNC) != 0
-        if trunc.any():
-            # msg_len is the copied length; make a truncated datagram read as oversize.
-            self.lengths[:n][trunc] = self.slot_bytes + 1
-        self.src_ip[:n] = self._rx_addr["addr"][:n]
-        self.src_port[:n] = self._rx_addr["port"][:n]
+        _unpack_mmsg(self._rx_words, self._rx_addr_bytes, n, self.slot_bytes, self.lengths, self.src_ip, self.src_port)
         return n
 
     def _recv_loop(self, max_n: int) -> int:
@@ -253,37 +297,39 @@ class BatchSocket:
 
         A full socket buffer stops the burst early (the caller counts the rest); nothing raises
         for EAGAIN/ENOBUFS/ECONNREFUSED."""
-        rows = np.ascontiguousarray(rows, dtype=np.uint8)
+        if rows.dtype != np.uint8 or not rows.flags.c_contiguous:
+            rows = np.ascontiguousarray(rows, dtype=np.uint8)
         n = rows.shape[0]
         if n == 0:
             return 0
         width = rows.shape[1]
-        lengths = np.full(n, width, np.int64) if lengths is None else np.asarray(lengths)
         if self._calls is None:
+            lengths = np.full(n, width, np.int64) if lengths is None else np.asarray(lengths)
             return self._send_loop(rows, lengths, ip, port)
         if n > self._tx_cap:
-            self._tx_cap = max(n, self.burst)
-            self._tx_hdr = np.zeros(self._tx_cap, _MMSG)
-            self._tx_iov = np.zeros(self._tx_cap, _IOVEC)
-            self._tx_addr = np.zeros(self._tx_cap, _SOCKADDR)
+            self._tx_cap = cap = max(n, self.burst)
+            self._tx_hdr = np.zeros(cap, _MMSG)
+            self._tx_iov = np.zeros(cap, _IOVEC)
+            self._tx_addr = np.zeros(cap, _SOCKADDR)
             self._tx_addr["family"] = socket.AF_INET
-            self._tx_hdr["iov"] = self._tx_iov.ctypes.data + np.arange(self._tx_cap, dtype=np.uint64) * _IOVEC.itemsize
+            self._tx_hdr["iov"] = self._tx_iov.ctypes.data + np.arange(cap, dtype=np.uint64) * _IOVEC.itemsize
             self._tx_hdr["iovlen"] = 1
-        hdr, iov = self._tx_hdr[:n], self._tx_iov[:n]
-        iov["base"] = rows.ctypes.data + np.arange(n, dtype=np.uint64) * width
-        iov["len"] = lengths
-        if ip is None:
-            hdr["name"] = 0
-            hdr["namelen"] = 0
-        else:
-            addr = self._tx_addr[:n]
-            addr["addr"] = ip
-            addr["port"] = port
-            hdr["name"] = addr.ctypes.data + np.arange(n, dtype=np.uint64) * _SOCKADDR.itemsize
-            hdr["namelen"] = _SOCKADDR.itemsize
+            self._tx_hdr_addr = self._tx_hdr.ctypes.data
+            self._tx_addr0 = self._tx_addr.ctypes.data
+            self._tx_words = self._tx_hdr.view(np.uint64).reshape(cap, _MMSG.itemsize // 8)
+            self._tx_iov_words = self._tx_iov.view(np.uint64).reshape(cap, 2)
+            self._tx_addr_bytes = self._tx_addr.view(np.uint8).reshape(cap, _SOCKADDR.itemsize)
+        if lengths is None:
+            lengths = _NO_LENGTHS
+        connected = ip is None
+        ips = _scalar_or_array(0 if connected else ip)
+        ports = _scalar_or_array(0 if connected else port)
+        _pack_mmsg(self._tx_words, self._tx_iov_words, self._tx_addr_bytes, n, rows.__array_interface__["data"][0],
+                   width, lengths, ips, ports, connected, self._tx_addr0)
+        hdr_addr = self._tx_hdr_addr
         sent = 0
         while sent < n:
-            k = self._calls[1](self.fd, hdr.ctypes.data + sent * _MMSG.itemsize, n - sent, _MSG_DONTWAIT)
+            k = self._calls[1](self.fd, hdr_addr + sent * _MMSG.itemsize, n - sent, _MSG_DONTWAIT)
             if k <= 0:
                 e = ctypes.get_errno()
                 if k < 0 and e == errno.EINTR:
