@@ -140,6 +140,7 @@ def _best_of(fn, repeats: int) -> float:
 def _replay_modules():
     """Bench-only modules, made on first use so importing this file builds no classes of Module."""
     from tailgate.dataplane.module import Module
+    from tailgate.packet.pool import Batch
 
     class Replay(Module):
         """Task root handing out consecutive slices of frames already in the pool, as a NIC ring
@@ -157,7 +158,8 @@ def _replay_modules():
             if i + burst > len(self.idx):
                 i = 0
             self.pos = i + burst
-            self.emit(self.pool.batch(self.idx[i : i + burst]))
+            # (the ring's slice is already int32: no pool.batch conversion)
+            self.emit(Batch(self.pool, self.idx[i : i + burst]))
             return burst
 
     class Recycle(Module):

@@ -123,6 +123,9 @@ class Module:
         self.current_igate = 0
         self.setup()
         self._ogates: list[tuple[Module, int] | None] = [None] * self.n_ogates
+        # Per output gate, the pending list of the input gate it feeds (None: unconnected):
+        # emit appends there without looking the connection up.
+        self._ogate_pending: list[list["Batch"] | None] = [None] * self.n_ogates
         self._feeders: list[list[tuple[Module, int]]] = [[] for _ in range(self.n_igates)]
         # Per-igate pending batches within a task round (filled by upstream emits).
         self._pending: list[list["Batch"]] = [[] for _ in range(self.n_igates)]
@@ -171,6 +174,7 @@ class Module:
             prev, pg = self._ogates[ogate]
             raise GraphError(f"{self.label}: output gate {ogate} is already connected to {prev.label} input {pg}")
         self._ogates[ogate] = (dst, igate)
+        self._ogate_pending[ogate] = dst._pending[igate]
         dst._feeders[igate].append((self, ogate))
         return dst
 
@@ -184,8 +188,8 @@ class Module:
     def emit(self, batch: "Batch", gate: int = 0) -> None:
         n = len(batch.idx)
         if n:
-            c = self._ogates[gate]
-            if c is None:
+            pending = self._ogate_pending[gate]
+            if pending is None:
                 if self.runtime is not None:
                     # An optional gate left open in a running pipeline.
                     self.unconnected_drops += n
@@ -194,7 +198,7 @@ class Module:
                     # Not wired (a module driven by hand, e.g. in a test): keep it for the caller.
                     self._out.append((gate, batch))
                 return
-            c[0]._pending[c[1]].append(batch)
+            pending.append(batch)
             self.packets_out[gate] += n
 
     def emit_codes(self, batch: "Batch", codes: np.ndarray) -> None:

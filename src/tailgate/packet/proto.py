@@ -277,6 +277,41 @@ def _parse_kernel(data, slots, offset, length, buf):
         end = base + np.int64(length[s])
         if end > rowlen:
             end = rowlen
+        if base >= 0 and base + 34 <= end and _be16(row, base + 12) == ETH_P_IPV4 and _at(row, base + 14) == 0x45:
+            # The common case first: untagged IPv4 without options, not a fragment, carrying
+            # TCP or UDP that is not a tunnel. Same columns as the general walk below, which
+            # takes every packet this test does not finish.
+            l3 = base + 14
+            tl = _be16(row, l3 + 2)
+            pend = l3 + tl
+            proto = _at(row, l3 + 9)
+            fl = 0
+            if tl >= 20 and pend <= end and (_be16(row, l3 + 6) & 0x3FFF) == 0:
+                p = l3 + 20
+                if proto == 17:
+                    if p + 8 <= pend:
+                        dport = _be16(row, p + 2)
+                        if dport != VXLAN_PORT and dport != GTPU_PORT:
+                            fl = F_IPV4 | F_UDP
+                elif proto == 6 and p + 20 <= pend:
+                    doff = np.int64(_at(row, p + 12) >> 4) * 4
+                    if doff >= 20 and p + doff <= pend:
+                        fl = F_IPV4 | F_TCP
+            if fl != 0:
+                i32[np.uint64(C_L2 * n + k)] = base
+                i32[np.uint64(C_L3 * n + k)] = l3
+                i32[np.uint64(C_L4 * n + k)] = l3 + 20
+                i32[np.uint64(C_L4END * n + k)] = pend
+                i32[np.uint64(C_TUN * n + k)] = -1
+                i32[np.uint64(C_IL2 * n + k)] = -1
+                i32[np.uint64(C_IL3 * n + k)] = -1
+                i32[np.uint64(C_FLAGS * n + k)] = fl
+                i32[np.uint64(C_SLOT * n + k)] = s
+                u16[np.uint64(k)] = ETH_P_IPV4
+                u8[np.uint64(B_NVLAN * n + k)] = 0
+                u8[np.uint64(B_PROTO * n + k)] = proto
+                u8[np.uint64(B_MAL * n + k)] = M_OK
+                continue
         l2 = -1
         l3 = -1
         l4 = -1
