@@ -62,3 +62,27 @@ def test_bad_input_is_one_line(args, words):
     err = res.stderr.strip()
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in res.output
     assert words in err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["serve", "--kind", "bogus", "--duration", "1"], "unknown worker kind 'bogus'"),
+    (["serve", "-p", "nope", "--duration", "1"], "unknown policy 'nope'"),
+    (["load", "--load", "2", "--duration", "1"], "load 2.0 is outside (0, 1.5]"),
+])
+def test_serve_and_load_refuse_bad_input_in_one_line(args, words):
+    res = invoke("sched", *args)
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and words in err
+
+
+def test_serve_and_load_talk_over_loopback():
+    from tailgate.dispatch.server import ServerProcess
+
+    with ServerProcess("cfcfs", "disp2", 2, worker_kind="sleep") as srv:
+        res = invoke("sched", "load", "-n", 2, "--port", srv.port, "--duration", 0.5, "--run-scale", 100,
+                     "--load", 0.3, "--json")
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["answered"] == s["n_requests"] > 0 and s["lost"] == 0
+    assert srv.stats["completed"] == s["n_requests"]

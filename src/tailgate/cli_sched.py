@@ -10,6 +10,8 @@ Manual
     tailgate sched sim --workload disp2 --policy darc --load 0.8 --json
     tailgate sched policies
     tailgate sched report [--docs DIR] [--quick] [--no-live]
+    tailgate sched serve --policy darc --workload disp2 --workers 4 --port 9100 [--kind spin|sleep|rocksdb]
+    tailgate sched load --workload disp2 --load 0.5 --workers 4 --port 9100 [--duration S] [--csv FILE]
 
 A sweep runs its points in parallel (one process per core) with a progress bar, and writes
 ``points.csv``, ``summary.json``, ``slowdown.png`` and ``types.png`` into ``--out`` (default
@@ -184,3 +186,75 @@ def report_cmd(
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     Console(highlight=False).print(f"report: {path}")
+
+
+@sched_app.command("serve")
+def serve_cmd(
+    policy: str = typer.Option("darc", "--policy", "-p", help="scheduling policy"),
+    workload: str = typer.Option("disp2", "--workload", "-w", help="the request types to expect (name or YAML)"),
+    workers: int = typer.Option(4, "--workers", "-n", help="worker processes"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
+    port: int = typer.Option(9100, "--port", help="UDP port (0: any free port)"),
+    kind: str = typer.Option("spin", "--kind", help="worker kind: spin, sleep or rocksdb"),
+    duration_s: Optional[float] = typer.Option(None, "--duration", help="stop after this many seconds"),
+    run_scale: float = typer.Option(1.0, "--run-scale", help="multiply every request's run time"),
+    pin: bool = typer.Option(False, "--pin", help="pin the dispatcher to CPU 0, workers to the others"),
+    param: Optional[list[str]] = typer.Option(None, "--param", help="policy parameter KEY=VALUE (repeatable)"),
+    as_json: bool = typer.Option(False, "--json", help="print the final stats as JSON"),
+) -> None:
+    """Serve typed requests over UDP (PSP wire format) with a dispatcher and worker processes."""
+    from tailgate.dispatch.server import serve
+    from tailgate.dispatch.workloads import get_workload
+
+    def go() -> dict:
+        params = parse_params(param, [policy.lower()]).get(policy.lower(), {}) if param else {}
+        return serve(policy.lower(), get_workload(workload), workers, host=host, port=port, worker_kind=kind,
+                     duration_s=duration_s, run_scale=run_scale, policy_params=params, pin=pin, quiet=as_json)
+
+    _call(f"serve on {host}:{port}", go, as_json)
+
+
+@sched_app.command("load")
+def load_cmd(
+    workload: str = typer.Option("disp2", "--workload", "-w", help="workload name or YAML file"),
+    load: float = typer.Option(0.5, "--load", "-l", help="offered load (fraction of the workers' capacity)"),
+    workers: int = typer.Option(4, "--workers", "-n", help="the server's workers (sets the rate with --load)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="server address"),
+    port: int = typer.Option(9100, "--port", help="server UDP port"),
+    duration_s: float = typer.Option(5.0, "--duration", help="seconds of sending"),
+    seed: int = typer.Option(1, "--seed", help="random seed of the schedule"),
+    rate_rps: Optional[float] = typer.Option(None, "--rate", help="requests/s (instead of --load)"),
+    run_scale: float = typer.Option(1.0, "--run-scale", help="multiply every request's run time"),
+    zero_work: bool = typer.Option(False, "--zero-work", help="requests that ask for no work (dispatch benchmark)"),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="write every request's record here"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Open-loop Poisson client: send on schedule, record every answer, report latency and send lag."""
+    from tailgate.dispatch.loadgen import load as run_client
+    from tailgate.dispatch.workloads import get_workload
+
+    def go() -> dict:
+        wl = get_workload(workload)
+        rate = rate_rps
+        if rate is None and not zero_work and run_scale > 0:
+            # --load is a fraction of what the workers can do with the run times as run (scaled).
+            rate = wl.rate_rps(load, workers) / run_scale
+        return run_client(wl, load, workers, host=host, port=port, duration_s=duration_s, seed=seed, rate_rps=rate,
+                          run_scale=run_scale, zero_work=zero_work, csv_path=str(csv_path) if csv_path else None,
+                          quiet=as_json)
+
+    _call(f"load against {host}:{port}", go, as_json)
+
+
+def _call(where: str, fn, as_json: bool) -> None:
+    """Run ``fn``; a user or OS error becomes one line (exit 2), Ctrl-C exit 130; JSON if asked."""
+    try:
+        result = fn()
+    except TailgateError as e:
+        raise _fail(str(e)) from None
+    except OSError as e:
+        raise _fail(f"{where}: {e.strerror or e}") from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
