@@ -10,14 +10,19 @@ import textwrap
 import numpy as np
 import pytest
 
-from tailgate.dispatch.ring import RingSet, cleanup_owned, leaked_segments
+from tailgate.dispatch.ring import (
+    RingSet,
+    cleanup_owned,
+    leaked_segments,
+    orphaned_segments,
+)
 
 
 @pytest.fixture
 def no_leaks():
     before = set(leaked_segments())
     yield
-    assert set(leaked_segments()) - before == set()
+    assert set(orphaned_segments(also_pid=os.getpid())) - before == set()
 
 
 def test_push_pop_order_wrap_and_backpressure(no_leaks):

@@ -8,9 +8,23 @@ import numpy as np
 import pytest
 
 from tailgate.dispatch import wire
-from tailgate.dispatch.wire import (BAD_RUN, OK, OVERSIZE, REQ_BYTES, RESP_BYTES, SHORT, SIZE_DROPPED, BatchSocket,
-                                    count_reasons, decode_requests, decode_responses, encode_requests,
-                                    encode_responses, ip_to_int, udp_socket)
+from tailgate.dispatch.wire import (
+    BAD_RUN,
+    OK,
+    OVERSIZE,
+    REQ_BYTES,
+    RESP_BYTES,
+    SHORT,
+    SIZE_DROPPED,
+    BatchSocket,
+    count_reasons,
+    decode_requests,
+    decode_responses,
+    encode_requests,
+    encode_responses,
+    ip_to_int,
+    udp_socket,
+)
 
 
 def test_request_layout_is_the_artifacts_little_endian_struct():

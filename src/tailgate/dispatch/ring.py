@@ -85,6 +85,20 @@ def leaked_segments(prefix: str = SHM_PREFIX) -> list[str]:
         return []
 
 
+def orphaned_segments(prefix: str = SHM_PREFIX, also_pid: int | None = None) -> list[str]:
+    """Segments whose creating process (``tg_<pid>_...``) has exited — nobody will unlink them —
+    plus, with ``also_pid``, those that process still holds (a test's own leaks)."""
+    out = []
+    for name in leaked_segments(prefix):
+        try:
+            pid = int(name[len(prefix):].split("_", 1)[0])
+        except ValueError:
+            continue
+        if pid == also_pid or not os.path.exists(f"/proc/{pid}"):
+            out.append(name)
+    return out
+
+
 def _attach(name: str) -> shared_memory.SharedMemory:
     # Python 3.11 registers attached segments with the resource tracker, which would unlink the
     # owner's segment when this process exits; attach without registering.
@@ -138,7 +152,7 @@ class RingSet:
         return (RingSet.attach, (self.spec,))
 
     @classmethod
-    def attach(cls, spec: tuple) -> "RingSet":
+    def attach(cls, spec: tuple) -> RingSet:
         name, n_rings, n_fields, capacity, extra = spec
         return cls(n_rings, n_fields, capacity, extra, _attach_name=name)
 
@@ -244,8 +258,8 @@ class RingSet:
         self.idx = self.extra = self.entries = None
         try:
             self._words.release()
-        except Exception:
-            pass
+        except (BufferError, ValueError):
+            pass             # a slice of it is still in use: the mapping goes with the process
         try:
             self._shm.close()
         except BufferError:
@@ -257,7 +271,7 @@ class RingSet:
             except FileNotFoundError:
                 pass
 
-    def __enter__(self) -> "RingSet":
+    def __enter__(self) -> RingSet:
         return self
 
     def __exit__(self, *exc) -> None:

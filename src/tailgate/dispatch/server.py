@@ -6,30 +6,40 @@ Manual
 artifact's architecture (reference sheet §2) with processes instead of pinned cores:
 
 * **Dispatcher** (the calling process): owns a non-blocking UDP socket and loops: receive up to
-  ``burst`` datagrams in one ``recvmmsg`` (:class:`~tailgate.dispatch.wire.BatchSocket`), decode
-  them with numpy, hand them to the policy (``pol.arrive``), collect completion notices from every
-  worker's ring (``pol.complete``), ask for assignments (``pol.assign``) and push them onto the
-  workers' rings. Everything per request is vectorized per burst; Python runs per loop.
+  ``burst`` datagrams (default 64; the artifact's 8 is too few to amortize Python's per-loop
+  cost) in one ``recvmmsg`` (:class:`~tailgate.dispatch.wire.BatchSocket`), decode them into the
+  request table, hand them to the policy (``pol.arrive``), collect completion notices from every
+  worker's ring (``pol.complete``), ask for assignments (``pol.assign``) and write them onto the
+  workers' rings. The per-request bookkeeping is four small numba kernels, one call per burst;
+  Python runs once per loop.
 * **Workers** (``n_workers`` processes, forked): each pops one request at a time from its ring,
   works, sends the 12-byte response straight to the client from its own UDP socket (as the
   artifact's workers do) and posts a completion notice. Kinds (``worker_kind``):
 
   - ``spin``: busy-waits ``run_ns`` on ``perf_counter_ns`` (the artifact's ``fake_work``);
-  - ``sleep``: sleeps ``run_ns`` so that many workers fit a small machine. The worker sets its
-    timer slack to 1 ns (``prctl``), which brings ``time.sleep``'s overshoot from ~50–100 µs to
-    ~10–40 µs on a busy 2-core guest; ``sleep_spin_ns`` spins the last part of each sleep for
-    precision at the cost of CPU (default 0: pure sleep, service times are ≥ ``run_ns`` plus
-    that overshoot);
+  - ``sleep``: sleeps ``run_ns`` so that many workers fit a small machine. ``time.sleep`` ends
+    late: on the 2-vCPU development guest a 1–100 µs sleep overshot by ~90–105 µs (median) and
+    ~200–260 µs (p99) with Linux's default 50 µs timer slack. The worker sets its slack to 1 ns
+    (``prctl``), which brought that to ~30–60 µs median, ~45–150 µs p99. ``sleep_spin_ns`` spins
+    the last part of each sleep for precision at the cost of CPU (default 0: pure sleep, so a
+    service time is ``run_ns`` plus that overshoot — scale service times up, e.g. ×100, so the
+    overshoot is small beside them);
   - ``rocksdb``: a real RocksDB through ``rocksdict``: one DB of 5000 keys ``key<i>`` → "value"
     built in a temporary directory at start and opened read-only by every worker; type GET (10)
     seeks to the first key and reads it, SCAN (11) iterates all 5000 keys, any other type spins
     ``run_ns``. Not preemptible (Shinjuku also disables preemption around library calls).
 
-  An idle worker polls its ring for ``idle_spin_ns``, then
-  blocks on its own semaphore (``worker_idle='block'``, the default: on a 2-core machine a
-  polling worker would steal the dispatcher's core); ``'poll'`` workers never block, as the
-  artifact's pinned workers. The dispatcher idles the same way: it polls for ``idle_spin_ns``,
-  then sleeps in ``select`` on its socket and a doorbell pipe the workers ring when it sleeps.
+  An idle worker polls its ring for ``worker_spin_ns`` (default 0), then blocks on its own
+  semaphore (``worker_idle='block'``, the default: on a 2-core machine a polling worker steals
+  the core the dispatcher or another worker needs); ``'poll'`` workers never block, as the
+  artifact's pinned workers (for a machine with a core per worker). The dispatcher polls for
+  ``idle_spin_ns`` (default 20 µs), then sleeps in ``select`` on its socket and a doorbell pipe
+  that the workers write to when it sleeps.
+
+  ``pin=True`` puts the dispatcher on the first CPU and the workers on the others. Waking a
+  worker then sends it to another core instead of letting it preempt the dispatcher on the
+  waker's core (Linux's wake-affine placement), which doubled the zero-work dispatch rate on the
+  2-vCPU development guest, where a futex wake-up costs ~40 µs.
 * **Time slicing** (policy ``ts``): workers run in chunks and watch a per-worker preempt word in
   shared memory. When a request has run ``pol.slice_ns`` the dispatcher calls ``pol.preempt``; if
   the policy takes it back, the dispatcher raises the worker's preempt word and holds back any
@@ -72,15 +82,21 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from numba import njit
 
 from tailgate.core.errors import ArgError, TailgateError
 from tailgate.dispatch.ring import RingSet
-from tailgate.dispatch.wire import (OK, REASONS, SIZE_DROPPED, BatchSocket, count_reasons, decode_requests,
-                                    encode_responses, udp_socket)
+from tailgate.dispatch.wire import (
+    REASONS,
+    SIZE_DROPPED,
+    BatchSocket,
+    decode_requests,
+    encode_responses,
+    udp_socket,
+)
 from tailgate.dispatch.workloads import GET, SCAN, Workload, get_workload
 
 WORKER_KINDS = ("spin", "sleep", "rocksdb")
@@ -529,6 +545,21 @@ class Server:
     def _warm(self) -> None:
         warm_policy(self.policy_name, self.workload, self.n_workers, self.policy_params)
 
+    def _warm_kernels(self) -> None:
+        """Load (or compile) the dispatcher's kernels before the first request, not during it."""
+        self._counts[:] = 0
+        _stage_requests(self.bs.data, self.bs.lengths, self.bs.src_ip, self.bs.src_port, 0, self.max_run_ns,
+                        self.known_type, self.run_scale, 0, self.t_mask, self.t_req_id, self.t_type, self.t_run,
+                        self.t_ip, self.t_port, self.t_live, self.t_done, self.t_stopping, self._st_rid,
+                        self._st_ptype, self._st_refused, self._counts)
+        _take_notices(self.rx.idx, self.rx.entries, self._nt_w, self._nt_notes, self._nt_taken)
+        _settle(self._nt_w, self._nt_notes, 0, self.w_seq, self.w_running, self.w_rid, self.t_live, self.t_mask,
+                self._done)
+        none = np.zeros(0, np.int64)
+        _fill_tx(none, none, self.t_mask, self.t_req_id, self.t_type, self.t_run, self.t_ip, self.t_port,
+                 self.tx.idx, self.tx.entries, 0, self.w_seq, self.w_rid, self.w_slice_start, self.w_running, 0,
+                 self._pushed[:0])
+
     def start(self, ready_timeout_s: float = 60.0) -> int:
         """Bind, create the rings, start the workers; returns the bound UDP port."""
         self._warm()
@@ -544,6 +575,7 @@ class Server:
         self.tx = RingSet(n, TX_N, capacity=4096, extra_words=off["end"])
         self.rx = RingSet(n, 4, capacity=4096)
         self.ctl = self.tx.extra
+        self._warm_kernels()
         self.ctl[C_SLICE_NS] = self.slice_ns
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -628,7 +660,7 @@ class Server:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, duration_s: float | None = None, stop_event=None,
-            on_tick: Callable[["Server", float], None] | None = None, tick_s: float = 1.0) -> None:
+            on_tick: Callable[[Server, float], None] | None = None, tick_s: float = 1.0) -> None:
         """Serve until ``stop()``, ``duration_s`` or ``stop_event``; ``on_tick`` every ``tick_s``."""
         pc = time.perf_counter_ns
         start = pc()
@@ -977,7 +1009,7 @@ class ServerProcess:
         self.stats: dict | None = None
         self.proc = None
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         policy, workload, n_workers = self.args
         wl = get_workload(workload) if isinstance(workload, str) else workload
         warm_policy(policy, wl, n_workers, self.kwargs.get("policy_params"))   # once, inherited by the fork
@@ -1017,7 +1049,7 @@ class ServerProcess:
         self.proc = None
         return self.stats
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -253,11 +253,29 @@ class BatchSocket:
             # Raw views for the compiled unpacker: u32 words of each 64-byte mmsghdr, sockaddr bytes.
             self._rx_words = self._rx_hdr.view(np.uint32).reshape(burst, _MMSG.itemsize // 4)
             self._rx_addr_bytes = self._rx_addr.view(np.uint8).reshape(burst, _SOCKADDR.itemsize)
-            self._tx_cap = 0
             self._rx_buf = None
+            self._alloc_tx(burst)
+            # Load (or compile) both packers now, not on the first datagram of a measurement.
+            _unpack_mmsg(self._rx_words, self._rx_addr_bytes, 0, slot_bytes, self.lengths, self.src_ip, self.src_port)
+            _pack_mmsg(self._tx_words, self._tx_iov_words, self._tx_addr_bytes, 0, 0, 16, _NO_LENGTHS,
+                       _scalar_or_array(0), _scalar_or_array(0), False, self._tx_addr0)
         else:
             self._rx_buf = bytearray(slot_bytes + 1)
             self._rx_view = memoryview(self._rx_buf)
+
+    def _alloc_tx(self, cap: int) -> None:
+        self._tx_cap = cap
+        self._tx_hdr = np.zeros(cap, _MMSG)
+        self._tx_iov = np.zeros(cap, _IOVEC)
+        self._tx_addr = np.zeros(cap, _SOCKADDR)
+        self._tx_addr["family"] = socket.AF_INET
+        self._tx_hdr["iov"] = self._tx_iov.ctypes.data + np.arange(cap, dtype=np.uint64) * _IOVEC.itemsize
+        self._tx_hdr["iovlen"] = 1
+        self._tx_hdr_addr = self._tx_hdr.ctypes.data
+        self._tx_addr0 = self._tx_addr.ctypes.data
+        self._tx_words = self._tx_hdr.view(np.uint64).reshape(cap, _MMSG.itemsize // 8)
+        self._tx_iov_words = self._tx_iov.view(np.uint64).reshape(cap, 2)
+        self._tx_addr_bytes = self._tx_addr.view(np.uint8).reshape(cap, _SOCKADDR.itemsize)
 
     # -- receive ---------------------------------------------------------------------------------
     def recv_burst(self, max_n: int | None = None) -> int:
@@ -307,18 +325,7 @@ class BatchSocket:
             lengths = np.full(n, width, np.int64) if lengths is None else np.asarray(lengths)
             return self._send_loop(rows, lengths, ip, port)
         if n > self._tx_cap:
-            self._tx_cap = cap = max(n, self.burst)
-            self._tx_hdr = np.zeros(cap, _MMSG)
-            self._tx_iov = np.zeros(cap, _IOVEC)
-            self._tx_addr = np.zeros(cap, _SOCKADDR)
-            self._tx_addr["family"] = socket.AF_INET
-            self._tx_hdr["iov"] = self._tx_iov.ctypes.data + np.arange(cap, dtype=np.uint64) * _IOVEC.itemsize
-            self._tx_hdr["iovlen"] = 1
-            self._tx_hdr_addr = self._tx_hdr.ctypes.data
-            self._tx_addr0 = self._tx_addr.ctypes.data
-            self._tx_words = self._tx_hdr.view(np.uint64).reshape(cap, _MMSG.itemsize // 8)
-            self._tx_iov_words = self._tx_iov.view(np.uint64).reshape(cap, 2)
-            self._tx_addr_bytes = self._tx_addr.view(np.uint8).reshape(cap, _SOCKADDR.itemsize)
+            self._alloc_tx(max(n, self.burst))
         if lengths is None:
             lengths = _NO_LENGTHS
         connected = ip is None
