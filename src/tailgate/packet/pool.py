@@ -68,9 +68,8 @@ def _alloc_kernel(free, n_free, idx, offset, length, wire_len, arrival_ns, in_po
         in_port[s] = 0
         out_port[s] = -1
         flow_id[s] = -1
-        a = anno[s]
-        for j in range(na):
-            a[j] = 0
+        for j in range(na):  # (anno[s, j], not a row view: a view costs two atomic operations)
+            anno[s, j] = 0
         in_use[s] = True
 
 

@@ -32,7 +32,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
 
-__all__ = ["ld_be16", "ld_be32", "prefetch", "slot_row", "st_be16", "st_be32"]
+__all__ = ["ld_be16", "ld_be32", "slot_row", "st_be16", "st_be32"]
 
 
 @intrinsic
@@ -65,33 +65,6 @@ def _byte_ptr(context, builder, sig, args):
     if off.type.width < 64:
         off = (builder.sext if sig.args[1].signed else builder.zext)(off, ir.IntType(64))
     return builder.gep(ary.data, [off])
-
-
-@intrinsic
-def prefetch(typingctx, data, s, o):
-    """Hint the cache to fetch ``data[s, o]`` (a 2-D C array), for writing later: no load, no
-    fault, no result."""
-    if not (isinstance(data, types.Array) and data.ndim == 2 and data.layout == "C"):
-        return None
-    if not (isinstance(s, types.Integer) and isinstance(o, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ary = context.make_array(sig.args[0])(context, builder, args[0])
-        row_len = cgutils.unpack_tuple(builder, ary.shape, 2)[1]
-        i64 = ir.IntType(64)
-        i, j = (
-            (builder.sext if t.signed else builder.zext)(v, i64) if v.type.width < 64 else v
-            for v, t in zip(args[1:], sig.args[1:])
-        )
-        p = builder.bitcast(builder.gep(ary.data, [builder.add(builder.mul(i, row_len), j)]), ir.IntType(8).as_pointer())
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [p.type, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(fn, [p, i32(1), i32(3), i32(1)])  # write, keep in all levels, data
-        return context.get_dummy_value()
-
-    return types.none(data, s, o), codegen
 
 
 def _check(row, o):

@@ -1,0 +1,47 @@
+"""tailgate.packet.wide: unaligned big-endian loads/stores and unreferenced slot rows."""
+
+import numpy as np
+from numba import njit
+
+from tailgate.packet.wide import ld_be16, ld_be32, slot_row, st_be16, st_be32
+
+
+@njit(cache=True)
+def _roundtrip(data, s, o):
+    row = slot_row(data, s)
+    a = ld_be16(row, o)
+    b = ld_be32(row, np.uint64(o + 1))  # unsigned offsets too
+    st_be16(row, o + 8, 0x1_BEEF)  # only the low 16 bits are stored
+    st_be32(row, np.int32(o + 11), -2)  # two's complement low 32 bits
+    return a, b, row.shape[0]
+
+
+def test_loads_and_stores_are_big_endian_at_any_offset():
+    data = np.zeros((4, 32), np.uint8)
+    data[2] = np.arange(32, dtype=np.uint8)
+    for o in (0, 1, 3):  # odd offsets: unaligned
+        d = data.copy()
+        a, b, n = _roundtrip(d, 2, o)
+        assert a == (o << 8) | (o + 1)
+        assert b == int.from_bytes(bytes(range(o + 1, o + 5)), "big")
+        assert n == 32
+        assert bytes(d[2, o + 8 : o + 10]) == b"\xbe\xef"
+        assert bytes(d[2, o + 11 : o + 15]) == b"\xff\xff\xff\xfe"
+        # only slot 2 changed, and only there
+        assert not d[[0, 1, 3]].any()
+        changed = np.flatnonzero(d[2] != data[2])
+        assert set(changed) <= set(range(o + 8, o + 10)) | set(range(o + 11, o + 15))
+
+
+@njit(cache=True)
+def _sum_rows(data, slots):
+    t = 0
+    for k in range(slots.shape[0]):
+        t += slot_row(data, slots[k]).sum()
+    return t
+
+
+def test_slot_row_is_the_slot():
+    data = np.arange(5 * 16, dtype=np.uint8).reshape(5, 16)
+    slots = np.array([4, 0, 2], np.int32)
+    assert _sum_rows(data, slots) == int(data[[4, 0, 2]].sum())
