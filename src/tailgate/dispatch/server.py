@@ -29,9 +29,11 @@ artifact's architecture (reference sheet §2) with processes instead of pinned c
     seeks to the first key and reads it, SCAN (11) iterates all 5000 keys, any other type spins
     ``run_ns``. Not preemptible (Shinjuku also disables preemption around library calls).
 
-  An idle worker polls its ring for ``worker_spin_ns`` (default 0), then blocks on its own
+  An idle worker polls its ring for ``worker_spin_ns`` (default 0), then parks on its own
   semaphore (``worker_idle='block'``, the default: on a 2-core machine a polling worker steals
-  the core the dispatcher or another worker needs); ``'poll'`` workers never block, as the
+  the core the dispatcher or another worker needs); the dispatcher posts the semaphores of parked
+  workers only (a Dekker hand-shake on a shared ``parked`` word, fenced on both sides by a lock's
+  locked instruction, so no wake-up is lost); ``'poll'`` workers never block, as the
   artifact's pinned workers (for a machine with a core per worker). The dispatcher polls for
   ``idle_spin_ns`` (default 20 µs), then sleeps in ``select`` on its socket and a doorbell pipe
   that the workers write to when it sleeps.
@@ -116,7 +118,7 @@ C_HDR = 8
 def _ctl_offsets(n: int) -> dict[str, int]:
     """Start of each per-worker array among the control words."""
     return {"preempt": C_HDR, "ready": C_HDR + n, "sent": C_HDR + 2 * n, "send_err": C_HDR + 3 * n,
-            "busy_ns": C_HDR + 4 * n, "end": C_HDR + 5 * n}
+            "busy_ns": C_HDR + 4 * n, "parked": C_HDR + 5 * n, "end": C_HDR + 6 * n}
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,7 +159,7 @@ def build_rocksdb(path: str, n_keys: int = ROCKSDB_KEYS) -> None:
 
 
 def _worker_main(w: int, kind: str, tx: RingSet, rx: RingSet, sem, wake_fd: int, idle: str,
-                 idle_spin_ns: int, sleep_spin_ns: int, db_path: str | None, close_fds: tuple[int, ...],
+                 spin_ns: int, sleep_spin_ns: int, db_path: str | None, close_fds: tuple[int, ...],
                  cpus: tuple[int, ...] = ()) -> None:
     """One worker process: pop, work, answer the client, post a completion notice."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is the dispatcher's to handle
@@ -230,29 +232,37 @@ def _worker_main(w: int, kind: str, tx: RingSet, rx: RingSet, sem, wake_fd: int,
             return spin(seq, run_ns)
         return DONE, 0
 
-    polling_since = 0
+    parked_idx = extra0 + off["parked"] + w
+    fence = threading.Lock()
+    idle_since = 0
     try:
         while True:
             e = tx.pop1(w)
             if e is None:
-                # Idle: poll for idle_spin_ns, then block on the doorbell; 'poll' workers never
-                # block, as the artifact's pinned ones. (No sched_yield: beside another busy
-                # process it hands over the core for a whole time slice, milliseconds.)
+                # Idle: poll for spin_ns, then park on the semaphore, which the dispatcher posts
+                # only for parked workers (a futex wake-up costs it ~20-40 us on a small VM).
+                # 'poll' workers never park, as the artifact's pinned ones. (Napping in short
+                # sleeps instead was measured slower here: timer wake-ups cost as much.)
                 now = pc()
-                if polling_since == 0:
-                    polling_since = now
-                if idle == "poll" or now - polling_since < idle_spin_ns:
+                if idle_since == 0:
+                    idle_since = now
+                if idle == "poll" or now - idle_since < spin_ns:
                     if words[stop_idx]:
                         break
                     continue
-                polling_since = 0
-                if not sem.acquire(timeout=0.25):
-                    if words[stop_idx] or os.getppid() != parent:
+                # Dekker hand-shake with the dispatcher (which publishes its tail, fences, then
+                # reads this word): raise `parked`, fence, look again; one of us sees the other.
+                words[parked_idx] = 1
+                with fence:
+                    pass           # a locked instruction: a full memory barrier on x86
+                e = tx.pop1(w)
+                if e is None:
+                    if not sem.acquire(timeout=0.25) and (words[stop_idx] or os.getppid() != parent):
                         break
-                continue           # the doorbell rang (or rang earlier for an entry already run)
-            polling_since = 0
-            if idle == "block":
-                sem.acquire(False)     # consume this entry's doorbell if it has been rung already
+                    words[parked_idx] = 0
+                    continue
+                words[parked_idx] = 0
+            idle_since = 0
             seq, req_id, type_id, run_ns = e[TX_SEQ], e[TX_REQ_ID], e[TX_TYPE], e[TX_RUN_NS]
             t0 = pc()
             if run_ns <= 0 and kind != "rocksdb":
@@ -487,6 +497,7 @@ class Server:
         self.worker_kind, self.worker_idle = worker_kind, worker_idle
         self.burst, self.max_run_ns, self.idle_spin_ns = burst, int(max_run_ns), int(idle_spin_ns)
         self.worker_spin_ns = int(worker_spin_ns)
+        self._fence = threading.Lock()
         self.sleep_spin_ns, self.run_scale = int(sleep_spin_ns), float(run_scale)
         self.host, self.port_wanted = host, port
         self.pin = bool(pin)
@@ -867,9 +878,12 @@ class Server:
             workers = workers[pushed]
         self.tx.idx[workers, 8] += 1                # publish: after the entries were written
         self.c["dispatched"] += n_ok
-        if self.worker_idle == "block":
+        if self.worker_idle == "block" and len(workers):
+            with self._fence:
+                pass               # full barrier: the tails above are visible before `parked` is read
+            parked = workers[self.ctl[self.off["parked"] + workers] != 0]
             sems = self.sems
-            for w in workers.tolist():
+            for w in parked.tolist():
                 sems[w].release()
 
     # -- reporting -----------------------------------------------------------------------------
@@ -939,7 +953,8 @@ def serve(policy: str, workload: Workload | str, n_workers: int, *, host: str = 
           worker_kind: str = "spin", duration_s: float | None = None, burst: int = 64,
           max_run_ns: int = 1_000_000_000, worker_idle: str = "block", idle_spin_ns: int = 20_000,
           sleep_spin_ns: int = 0, run_scale: float = 1.0, policy_params: dict | None = None, pin: bool = False,
-          worker_spin_ns: int = 0, quiet: bool = False, console=None, on_ready: Callable[[int], None] | None = None,
+          worker_spin_ns: int = 0, quiet: bool = False, console=None,
+          on_ready: Callable[[int], None] | None = None,
           stop_event=None, tick_s: float = 1.0) -> dict:
     """Run the live server until SIGINT/SIGTERM, ``duration_s`` or ``stop_event``; returns its stats.
 
