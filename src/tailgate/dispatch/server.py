@@ -73,14 +73,12 @@ reservation table.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing as mp
 import os
 import select
 import shutil
 import signal
 import struct
-import sys
 import tempfile
 import threading
 import time
@@ -97,6 +95,7 @@ from tailgate.dispatch.wire import (
     BatchSocket,
     decode_requests,
     encode_responses,
+    set_timer_slack_ns,
     udp_socket,
 )
 from tailgate.dispatch.workloads import GET, SCAN, Workload, get_workload
@@ -124,15 +123,6 @@ def _ctl_offsets(n: int) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------
 # workers
 # --------------------------------------------------------------------------------------------
-
-def _set_timer_slack_ns(ns: int) -> None:
-    """Linux: let this process's sleeps end within ``ns`` of their deadline (default slack 50 µs)."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None).prctl(29, ns, 0, 0, 0)   # PR_SET_TIMERSLACK
-        except (OSError, AttributeError):
-            pass
-
 
 def _pin(cpus) -> None:
     try:
@@ -179,7 +169,7 @@ def _worker_main(w: int, kind: str, tx: RingSet, rx: RingSet, sem, wake_fd: int,
     stop_idx = extra0 + C_STOP
     sleeping_idx = extra0 + C_DISP_SLEEPING
     slice_ns = int(ctl[C_SLICE_NS])
-    _set_timer_slack_ns(1)
+    set_timer_slack_ns(1)
     if cpus:
         _pin(cpus)
     db = _open_rocksdb(db_path) if kind == "rocksdb" else None
