@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit
 
-from tailgate.packet.wide import ld_be16, ld_be32, slot_row, st_be16, st_be32
+from tailgate.packet.wide import ld_be16, ld_be32, prefetch, slot_row, st_be16, st_be32
 
 
 @njit(cache=True)
@@ -45,3 +45,17 @@ def test_slot_row_is_the_slot():
     data = np.arange(5 * 16, dtype=np.uint8).reshape(5, 16)
     slots = np.array([4, 0, 2], np.int32)
     assert _sum_rows(data, slots) == int(data[[4, 0, 2]].sum())
+
+
+@njit(cache=True)
+def _prefetch_all(data, slots):
+    for k in range(slots.shape[0]):
+        prefetch(data, slots[k], np.uint64(3))
+    return slots.shape[0]
+
+
+def test_prefetch_is_only_a_hint():
+    data = np.arange(4 * 8, dtype=np.uint8).reshape(4, 8)
+    before = data.copy()
+    assert _prefetch_all(data, np.array([3, 0, 1], np.int32)) == 3
+    assert np.array_equal(data, before)
