@@ -60,3 +60,28 @@ def test_bad_arguments(kwargs, match):
 def test_bench_live_reports_a_rate():
     r = bench_live(rates_rps=(5_000,), duration_s=0.5)
     assert r["dispatch_rate_rps"] > 0 and r["steps"][0]["answered"] > 0
+
+
+def test_ctrl_c_reports_what_was_measured():
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    code = textwrap.dedent("""
+        from tailgate.dispatch.loadgen import load
+        print("GO", flush=True)
+        r = load("disp2", 0.5, 2, "127.0.0.1", 9, duration_s=30, rate_rps=1_000, quiet=True)
+        print("RESULT", r["interrupted"], r["unsent"] > 0, r["trustworthy"], flush=True)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith("GO")
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert "RESULT True True False" in out, err

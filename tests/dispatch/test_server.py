@@ -222,3 +222,14 @@ def test_bad_arguments_are_one_line_errors():
         Server("fifo", "disp2", 2)
     with pytest.raises(ArgError, match="unknown workload"):
         Server("cfcfs", "nope", 2)
+
+
+def test_a_port_in_use_is_a_one_line_error():
+    taken = udp_socket()
+    try:
+        srv = Server("cfcfs", "disp2", 1, port=taken.getsockname()[1])
+        with pytest.raises(ArgError, match="cannot bind"):
+            srv.start()
+        srv.close()
+    finally:
+        taken.close()

@@ -73,7 +73,7 @@ U32_MAX = 0xFFFFFFFF
 @njit(cache=True)
 def _record_responses(data, lengths, m, t_ns, done_ns, status, counts):
     """Record ``m`` received responses at ``t_ns``: answered, or refused (size = SIZE_DROPPED).
-    counts: [malformed, foreign id, duplicate]."""
+    counts: [malformed, foreign id, duplicate, settled]."""
     n = done_ns.shape[0]
     for i in range(m):
         if lengths[i] != RESP_BYTES:
@@ -93,6 +93,7 @@ def _record_responses(data, lengths, m, t_ns, done_ns, status, counts):
         else:
             done_ns[rid] = t_ns
             status[rid] = ANSWERED
+        counts[3] += 1
 
 
 def _schedule(workload: Workload, load: float, n_workers: int, n: int, seed: int, rate_rps: float | None):
@@ -184,7 +185,7 @@ def load(workload: Workload | str, load: float, n_workers: int, host: str = "127
     pc = time.perf_counter_ns
     fd = sock.fileno()
 
-    counts = np.zeros(4, np.int64)       # malformed, foreign, duplicates, (unused)
+    counts = np.zeros(4, np.int64)       # malformed, foreign, duplicates, settled (answered or refused)
 
     _record_responses(bs.data, bs.lengths, 0, 0, done_ns, status, counts)    # load the kernel now
     set_timer_slack_ns(1)        # the select() between sends must wake on time
@@ -202,10 +203,11 @@ def load(workload: Workload | str, load: float, n_workers: int, host: str = "127
                             TimeRemainingColumn(), console=console, transient=True)
         task = progress.add_task(f"{wl.name} {offered:,.0f} req/s", total=n)
         progress.start()
+    interrupted = False
+    t0 = pc() + lead_ns
+    sched[:] = t0 + arrival
+    i = 0
     try:
-        t0 = pc() + lead_ns
-        sched[:] = t0 + arrival
-        i = 0
         next_ui = t0
         while i < n:
             now = pc()
@@ -233,15 +235,14 @@ def load(workload: Workload | str, load: float, n_workers: int, host: str = "127
                 next_ui = now + 100_000_000
         last_send = pc()
         deadline = last_send + int(timeout_s * 1e9)
-        while True:
-            waiting = int((status == LOST).sum())
-            if waiting == 0:
-                break
+        while counts[3] < i:                 # some sent request is still unanswered
             now = pc()
             if now >= deadline:
                 break
             if receive(now) == 0:
                 select.select((fd,), (), (), min(0.01, (deadline - now) / 1e9))
+    except KeyboardInterrupt:
+        interrupted = True                   # Ctrl-C: report what was measured so far
     finally:
         if progress is not None:
             progress.stop()
@@ -271,8 +272,9 @@ def load(workload: Workload | str, load: float, n_workers: int, host: str = "127
         reasons.append(f"sent at {send_rate:,.0f} req/s, below the schedule's {sched_rate:,.0f}")
     trustworthy = not reasons
     completion = np.where(status == ANSWERED, done_ns - t0, -1)
-    metrics = _summary(type_idx, np.where(was_sent, sent_ns - t0, sched - t0), completion, run_nominal,
-                       [t.name for t in types], offered, warmup_frac)
+    # Metrics over the requests that left (all of them unless the run was interrupted).
+    metrics = _summary(type_idx[was_sent], sent_ns[was_sent] - t0, completion[was_sent], run_nominal,
+                       [t.name for t in types], offered, warmup_frac) if was_sent.any() else None
     if csv_path:
         _write_csv(csv_path, type_ids[type_idx], [types[k].name for k in range(len(types))], type_idx,
                    sched - t0, np.where(was_sent, sent_ns - t0, -1), completion, status)
@@ -287,7 +289,8 @@ def load(workload: Workload | str, load: float, n_workers: int, host: str = "127
         "send_lag_ns": lag_stats,
         "latency_ns": {"p50": int(np.percentile(lat, 50, method="inverted_cdf")) if len(lat) else None,
                        "p99": int(np.percentile(lat, 99, method="inverted_cdf")) if len(lat) else None},
-        "trustworthy": trustworthy,
+        "interrupted": interrupted,
+        "trustworthy": trustworthy and not interrupted,
         "verdict": "trustworthy" if trustworthy else "not trustworthy: " + "; ".join(reasons),
         "metrics": metrics,
     }
