@@ -85,3 +85,13 @@ def test_ctrl_c_reports_what_was_measured():
         if p.poll() is None:
             p.kill()
     assert "RESULT True True False" in out, err
+
+
+def test_run_scale_scales_the_offered_rate_with_the_service_times():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    # disp2 at load 0.5 on 2 workers is 19 802 req/s; service times x100 -> 198 req/s
+    r = load("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.5, run_scale=100, timeout_s=0.05, quiet=True)
+    assert r["n_requests"] == 99 and abs(r["offered_rps"] - 198.02) < 0.01
