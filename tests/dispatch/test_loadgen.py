@@ -35,11 +35,17 @@ def test_load_against_the_server_records_every_request(tmp_path):
     assert set(orphaned_segments(also_pid=os.getpid())) - before == set()
 
 
-def test_no_server_means_lost_requests_not_an_exception():
+def _dead_port() -> int:
+    """A loopback UDP port nobody listens on."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
+    return port
+
+
+def test_no_server_means_lost_requests_not_an_exception():
+    port = _dead_port()
     r = load("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.05, rate_rps=2_000, timeout_s=0.1, quiet=True)
     assert r["answered"] == 0 and r["lost"] == r["n_requests"] == 100
     assert not r["trustworthy"] or r["lost"] == r["n_requests"]
@@ -88,10 +94,7 @@ def test_ctrl_c_reports_what_was_measured():
 
 
 def test_run_scale_scales_the_offered_rate_with_the_service_times():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = _dead_port()
     # disp2 at load 0.5 on 2 workers is 19 802 req/s; service times x100 -> 198 req/s
     r = load("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.5, run_scale=100, timeout_s=0.05, quiet=True)
     assert r["n_requests"] == 99 and abs(r["offered_rps"] - 198.02) < 0.01
