@@ -10,7 +10,7 @@ Manual
     tailgate pcap gen OUT [--packets N] [--flows N] [--size BYTES|imix] [--seed S]
                           [--rate-pps R] [--format pcap|pcapng]
     tailgate modules [NAME]
-    tailgate bench [--json] [--quick] [--suite packet|sched|all]
+    tailgate bench [--json] [--quick] [--suite packet|sched|live|all]
     tailgate sched sim|policies ...      (see tailgate.cli_sched)
 
 Every user error (a bad argument, a graph that does not connect, a capture that is not one) is
@@ -325,19 +325,20 @@ def modules_cmd(name: Optional[str] = typer.Argument(None, help="a module class:
 def bench_cmd(
     as_json: bool = typer.Option(False, "--json", help="print a JSON list"),
     quick: bool = typer.Option(False, "--quick", help="a short run (seconds, not minutes)"),
-    suite: str = typer.Option("all", "--suite", help="packet (data plane), sched (simulator) or all"),
+    suite: str = typer.Option("all", "--suite", help="packet (data plane), sched (simulator), live (server) or all"),
 ) -> None:
     """Measure tailgate's own speed against baselines run beside it (dpkt, scapy, SimPy)."""
-    if suite not in ("packet", "sched", "all"):
-        raise _err(f"--suite {suite!r}: expected packet, sched or all")
+    if suite not in ("packet", "sched", "live", "all"):
+        raise _err(f"--suite {suite!r}: expected packet, sched, live or all")
     try:
         from tailgate.bench import run_bench
-        from tailgate.dispatch.bench import bench_sim
+        from tailgate.dispatch.bench import bench_live_records, bench_sim
     except ImportError as e:
         raise _err(f"the benchmark is not available: {e}") from None
     try:
         records = run_bench(quick=quick) if suite in ("packet", "all") else []
         records += bench_sim(quick=quick) if suite in ("sched", "all") else []
+        records += bench_live_records(quick=quick) if suite in ("live", "all") else []
     except TailgateError as e:
         raise _err(str(e)) from None
     if as_json:

@@ -234,12 +234,10 @@ def load_cmd(
     from tailgate.dispatch.workloads import get_workload
 
     def go() -> dict:
-        wl = get_workload(workload)
-        rate = rate_rps
-        if rate is None and not zero_work and run_scale > 0:
-            # --load is a fraction of what the workers can do with the run times as run (scaled).
-            rate = wl.rate_rps(load, workers) / run_scale
-        return run_client(wl, load, workers, host=host, port=port, duration_s=duration_s, seed=seed, rate_rps=rate,
+        # --load is a fraction of what the workers can do with the run times as run (the client
+        # divides the rate by --run-scale).
+        return run_client(get_workload(workload), load, workers, host=host, port=port, duration_s=duration_s,
+                          seed=seed, rate_rps=rate_rps,
                           run_scale=run_scale, zero_work=zero_work, csv_path=str(csv_path) if csv_path else None,
                           quiet=as_json)
 
