@@ -384,14 +384,21 @@ def test_bench_table_and_json(monkeypatch):
         calls.append(quick)
         return [{"name": "l2l3", "impl": "tailgate", "batch": 32, "mpps": 1.25}, {"name": "l2l3", "impl": "dpkt", "batch": 1, "mpps": 0.05}]
 
+    import tailgate.dispatch.bench as sched_bench
+
     monkeypatch.setattr(tailgate.bench, "run_bench", fake)
-    res = invoke("bench", "--quick")
+    monkeypatch.setattr(sched_bench, "bench_sim", lambda quick: [{"name": "sched_sim", "impl": "simpy"}])
+    monkeypatch.setattr(sched_bench, "bench_live_records", lambda quick: [{"name": "sched_live", "rps": 9.0}])
+    res = invoke("bench", "--quick", "--suite", "packet")
     assert res.exit_code == 0, res.output
-    assert "l2l3" in res.stdout and "1.250" in res.stdout and "dpkt" in res.stdout
+    assert "l2l3" in res.stdout and "1.250" in res.stdout and "dpkt" in res.stdout and "sched" not in res.stdout
     res = invoke("bench", "--json")
     assert res.exit_code == 0
-    assert json.loads(res.stdout)[0] == {"name": "l2l3", "impl": "tailgate", "batch": 32, "mpps": 1.25}
+    records = json.loads(res.stdout)
+    assert records[0] == {"name": "l2l3", "impl": "tailgate", "batch": 32, "mpps": 1.25}
+    assert [r["name"] for r in records[2:]] == ["sched_sim", "sched_live"]
     assert calls == [True, False]
+    assert invoke("bench", "--suite", "nope").exit_code == 2
 
 
 def test_live_view_renders_the_module_table(tmp_path):
