@@ -86,3 +86,11 @@ def test_serve_and_load_talk_over_loopback():
     s = json.loads(res.stdout)
     assert s["answered"] == s["n_requests"] > 0 and s["lost"] == 0
     assert srv.stats["completed"] == s["n_requests"]
+
+
+def test_short_darc_runs_warn_that_profiling_is_measured():
+    res = invoke("sched", "sim", "-p", "darc", "--load", "0.5", "--requests", 2000, "--json")
+    assert res.exit_code == 0 and "darc runs c-FCFS for its first 50,000 completions" in res.stderr
+    res = invoke("sched", "sim", "-p", "darc", "--load", "0.5", "--requests", 2000, "--json",
+                 "--param", "darc.resa_samples=100")
+    assert res.exit_code == 0 and "note:" not in res.stderr

@@ -108,6 +108,9 @@ def sim_cmd(
         params = parse_params(param, pols)
         n_points = len(pols) * len(loads)
         console = Console(stderr=True, highlight=False)
+        note = _profiling_note(params.get("darc"), requests) if "darc" in pols else None
+        if note:
+            console.print(f"note: {note}", markup=False)
         progress = Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                             disable=as_json or n_points == 1, transient=False)
@@ -133,6 +136,19 @@ def sim_cmd(
         return
     _print_table(points, sustainable(points, slowdown_target), slowdown_target)
     Console(highlight=False).print(f"results: {out_dir}/ (points.csv, summary.json, slowdown.png, types.png)")
+
+
+def _profiling_note(darc_params: dict | None, n_requests: int) -> str | None:
+    """Warn when DARC's c-FCFS profiling phase reaches past the 10 % warm-up into the measurement."""
+    from tailgate.dispatch.policy import PARAMS
+
+    p = {**PARAMS["darc"], **(darc_params or {})}
+    warmup = n_requests // 10
+    if p["profile"] != "online" or p["n_resas"] is not None or p["resa_samples"] <= warmup:
+        return None
+    return (f"darc runs c-FCFS for its first {p['resa_samples']:,} completions while it profiles, beyond the "
+            f"{warmup:,}-request warm-up, so its numbers include that phase; use more --requests, "
+            "--param darc.resa_samples=N or --param darc.profile=oracle")
 
 
 def _print_table(points: list[dict], best: dict, target: float) -> None:
