@@ -189,6 +189,7 @@ def report_cmd(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="parallel processes (default: every core)"),
     live: bool = typer.Option(True, "--live/--no-live", help="include the live run on this machine"),
     slowdown_target: float = typer.Option(10.0, "--slowdown-target", help="p99.9 slowdown a load must meet"),
+    reuse: bool = typer.Option(True, "--reuse/--no-reuse", help="keep simulated points of an identical earlier run"),
 ) -> None:
     """Run every experiment of the Perséphone reproduction and write docs/persephone.md."""
     from tailgate.dispatch.report import make_report
@@ -196,7 +197,7 @@ def report_cmd(
     console = Console(stderr=True, highlight=False)
     try:
         path = make_report(docs, quick=quick, jobs=jobs, slowdown_target=slowdown_target, live=live,
-                           say=lambda m: console.print(m, markup=False))
+                           say=lambda m: console.print(m, markup=False), reuse=reuse)
     except TailgateError as e:
         raise _fail(str(e)) from None
     except KeyboardInterrupt:

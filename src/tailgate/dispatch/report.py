@@ -16,6 +16,8 @@ One command runs every experiment and writes the report with its figures and dat
    :mod:`tailgate.dispatch.loadgen`): DARC against c-FCFS on a bimodal workload with service
    times scaled so that Python workers keep up.
 
+Re-running reuses each workload's simulated points when its ``summary.json`` holds the same
+configuration (``--no-reuse``, or deleting ``docs/persephone/``, redoes them).
 ``quick=True`` shrinks every experiment (for tests: seconds, not minutes); the numbers are then
 noisy and the report says so. Simulation is deterministic for a seed; the live run is not.
 """
@@ -36,6 +38,8 @@ from tailgate.dispatch.workloads import PHASED, get_workload
 WORKLOADS = ("disp2", "sbim2", "tpcc", "rocksdb")
 POLICIES = ("darc", "cfcfs", "dfcfs", "steal", "sjf", "edf", "ts")
 N_WORKERS = 14
+#: Bump when the simulator or a policy changes what it computes, so old results are not reused.
+REPORT_VERSION = 1
 #: DARC's profiling samples (first reservation, and per window) in quick mode; 50 000 otherwise.
 QUICK_SAMPLES = 2_000
 #: Shinjuku's slices per workload (reference §9); RocksDB gets the 15 µs the artifact meant to pass.
@@ -51,10 +55,12 @@ REFERENCE_RESERVATIONS = {
 
 def make_report(docs_dir="docs", quick: bool = False, jobs: int | None = None, slowdown_target: float = 10.0,
                 live: bool = True, say: Callable[[str], None] = print, n_requests: int | None = None,
-                loads: str | None = None) -> Path:
+                loads: str | None = None, reuse: bool = True) -> Path:
     """Run everything and write ``DOCS/persephone.md``; returns its path.
 
     ``n_requests`` (per point) and ``loads`` (a :func:`parse_loads` spec) override the sizes.
+    With ``reuse``, a workload whose ``summary.json`` holds the same configuration (the
+    simulation is deterministic) is not simulated again.
     """
     docs = Path(docs_dir)
     figs = docs / "persephone"
@@ -68,10 +74,15 @@ def make_report(docs_dir="docs", quick: bool = False, jobs: int | None = None, s
         params = {"ts": {"slice_ns": TS_SLICE_NS[name]}}
         if quick:
             params["darc"] = {"resa_samples": QUICK_SAMPLES, "window_min": QUICK_SAMPLES}
-        say(f"simulating {name}: {len(POLICIES)} policies x {len(loads)} loads x {n_requests:,} requests")
-        points = sweep(wl, POLICIES, N_WORKERS, loads, n_requests=n_requests, seed=1, params=params, jobs=jobs)
-        sections[name] = write_results(figs / name, points, slowdown_target,
-                                       {"workload": name, "n_requests": n_requests, "params": params})
+        config = {"workload": name, "n_requests": n_requests, "loads": loads, "policies": list(POLICIES),
+                  "params": params, "version": REPORT_VERSION}
+        points = _reuse(figs / name / "summary.json", config) if reuse else None
+        if points is None:
+            say(f"simulating {name}: {len(POLICIES)} policies x {len(loads)} loads x {n_requests:,} requests")
+            points = sweep(wl, POLICIES, N_WORKERS, loads, n_requests=n_requests, seed=1, params=params, jobs=jobs)
+        else:
+            say(f"{name}: reusing the simulated points of an identical earlier run")
+        sections[name] = write_results(figs / name, points, slowdown_target, config)
     say("simulating the phase-changing workload")
     phased = _phased(figs, quick)
     live_result = None
@@ -82,6 +93,15 @@ def make_report(docs_dir="docs", quick: bool = False, jobs: int | None = None, s
     path = docs / "persephone.md"
     path.write_text(md)
     return path
+
+
+def _reuse(path: Path, config: dict) -> list | None:
+    """The points of an earlier run with exactly this configuration, or None."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return old.get("points") if old.get("config") == json.loads(json.dumps(config)) else None
 
 
 def _point(section: dict, policy: str, load: float) -> dict | None:
