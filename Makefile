@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench clean system-deps
+.PHONY: demo test test-slow bench clean clean-cache system-deps
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "tailgate needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
@@ -32,5 +32,10 @@ test-slow: $(STAMP) system-deps
 bench: $(STAMP)
 	$(VENV)/bin/tailgate bench --json
 
-clean:
+# numba's on-disk cache notices when a function's own file changes, not when a compiled function it
+# calls from another file does: after editing a kernel, clear the cache before measuring.
+clean-cache:
+	find src -name '*.nbi' -delete -o -name '*.nbc' -delete
+
+clean: clean-cache
 	rm -rf $(VENV) results .pytest_cache

@@ -94,3 +94,17 @@ def test_darc_follows_a_phase_change():
     assert len(res.reservation_log) >= 2
     assert cores[0] != cores[-1], f"no re-reservation after the phase change: {res.reservation_log}"
     assert short_first
+
+
+def test_darc_smoothing_damps_reservation_flapping():
+    from tailgate.dispatch.requests import generate_phased
+    from tailgate.dispatch.workloads import PHASED
+
+    reqs = generate_phased(PHASED[2:3], 14, seed=4, scale=0.2)   # 1/100 µs at 95/5: demand near an edge
+    wl = PHASED[1][2]
+    kw = dict(resa_samples=2_000, window_min=2_000)
+    plain = simulate(make_policy("darc", wl, 14, **kw), reqs)
+    smooth = simulate(make_policy("darc", wl, 14, smoothing=0.8, **kw), reqs)
+    assert len(smooth.reservation_log) < len(plain.reservation_log)
+    with pytest.raises(Exception, match="smoothing must be below 1"):
+        make_policy("darc", wl, 14, smoothing=1.0)

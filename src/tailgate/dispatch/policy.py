@@ -55,6 +55,8 @@ DARC, as the sheet describes and with its listed defects fixed:
   the set of active types changed. Types with no samples in a window are *idle*: unlike the
   original they get no cores (their requests, if any, go to the spillway) and they trigger a
   recomputation once they wait longer than the mean service time of the window.
+  ``smoothing=a`` (0 ≤ a < 1, default 0 as the original) keeps weight ``a`` of the previous
+  estimate of each type's mean and share at every window, so thin windows flap less.
 
 ``pol.reservation()`` returns the current table at any moment; ``pol.reservations`` counts
 re-reservations. Queues hold ``queue_len`` requests each (default 4096); a full queue drops.
@@ -79,7 +81,7 @@ POLICIES = {"cfcfs": CFCFS, "dfcfs": DFCFS, "steal": STEAL, "sjf": SJF, "edf": E
 (I_KIND, I_W, I_T, I_Q, I_CAP, I_RR, I_HASH, I_MODE, I_SAMPLES, I_WIN, I_RESA_NEEDED, I_WIN_MIN,
  I_IDLE, I_DROPS, I_DISPATCHED, I_RESAS, I_PREEMPTS, I_NGROUPS, I_SINGLEQ, I_COMPLETED, I_SEQ, I_N) = range(22)
 # Float registers (st.fp).
-F_SLICE, F_PCOST, F_TOL, F_THRESH, F_N = range(5)
+F_SLICE, F_PCOST, F_TOL, F_THRESH, F_SMOOTH, F_N = range(6)
 # DARC modes.
 M_PROFILING, M_RESERVED, M_STATIC = 0, 1, 2
 
@@ -233,15 +235,24 @@ def _close_window(st, force):
         return False
     changed = force
     s_ns = 0.0
+    keep = st.fp[F_SMOOTH]
     for t in range(n_types):
         active = st.win_cnt[t] > 0
-        if active != (st.t_active[t] == 1):
+        was_active = st.t_active[t] == 1
+        if active != was_active:
             changed = True
         st.t_active[t] = 1 if active else 0
         if active:
-            st.t_mean_ns[t] = st.win_sum_ns[t] / st.win_cnt[t]
-            st.t_ratio[t] = st.win_cnt[t] / total
-            s_ns += st.t_mean_ns[t] * st.t_ratio[t]
+            mean_ns = st.win_sum_ns[t] / st.win_cnt[t]
+            ratio = st.win_cnt[t] / total
+            if was_active and keep > 0:
+                # Exponential smoothing across windows (the original has none, so one thin
+                # window can swing the reservation); only a type seen before has a past to keep.
+                mean_ns = keep * st.t_mean_ns[t] + (1 - keep) * mean_ns
+                ratio = keep * st.t_ratio[t] + (1 - keep) * ratio
+            st.t_mean_ns[t] = mean_ns
+            st.t_ratio[t] = ratio
+            s_ns += mean_ns * ratio
         else:
             st.t_ratio[t] = 0.0
     n_w = st.ip[I_W]
@@ -518,7 +529,7 @@ PARAMS = {
     "sjf": {},
     "edf": {"deadline_x": 10.0},
     "darc": {"profile": "online", "resa_samples": 50_000, "window_min": 50_000, "n_resas": None,
-             "tolerance": GROUP_TOLERANCE, "threshold": 0.1},
+             "tolerance": GROUP_TOLERANCE, "threshold": 0.1, "smoothing": 0.0},
     "ts": {"queues": "type", "slice_ns": 5_000, "preempt_cost_ns": 500, "slo_x": 10.0},
 }
 COMMON = {"queue_len": 4096}
@@ -587,6 +598,9 @@ def _setup_darc(pol: Policy, p: dict, n_w: int, n_t: int) -> None:
     ip, fp = st.ip, st.fp
     fp[F_TOL] = _non_negative("darc", "tolerance", p["tolerance"])
     fp[F_THRESH] = _non_negative("darc", "threshold", p["threshold"])
+    fp[F_SMOOTH] = _non_negative("darc", "smoothing", p["smoothing"])
+    if fp[F_SMOOTH] >= 1:
+        raise ArgError(f"policy darc: smoothing must be below 1 (the weight kept from past windows), got {p['smoothing']!r}")
     ip[I_RESA_NEEDED] = _positive_int("darc", "resa_samples", p["resa_samples"])
     ip[I_WIN_MIN] = _positive_int("darc", "window_min", p["window_min"])
     profile = _choice("darc", "profile", p["profile"], ("online", "oracle"))
