@@ -69,9 +69,10 @@ class Client:
         self.bs.close()
 
 
-@pytest.mark.parametrize("kind", ["sleep", "spin"])
-def test_every_request_answered_once_with_its_id(kind, no_leaks):
-    with ServerProcess("cfcfs", "disp2", 2, worker_kind=kind) as srv:
+@pytest.mark.parametrize("kind, reply, spin_ns", [("sleep", "dispatcher", 0), ("spin", "dispatcher", 0),
+                                                   ("spin", "worker", 0), ("spin", "dispatcher", 100_000)])
+def test_every_request_answered_once_with_its_id(kind, reply, spin_ns, no_leaks):
+    with ServerProcess("cfcfs", "disp2", 2, worker_kind=kind, reply=reply, worker_spin_ns=spin_ns) as srv:
         c = Client(srv.port)
         n = 500
         for start in range(0, n, 50):                     # a few bursts, zero work
@@ -84,6 +85,7 @@ def test_every_request_answered_once_with_its_id(kind, no_leaks):
     assert sorted(ids) == list(range(n)) and extra == []
     assert set(sizes) == {0}
     s = srv.stats
+    assert s["reply"] == reply
     assert s["accepted"] == n and s["dispatched"] == n and s["completed"] == n and s["responses_sent"] == n
     assert s["malformed"] == s["dropped"] == s["unknown_type"] == 0
     assert s["dispatch_rate_rps"] > 0
@@ -132,9 +134,10 @@ def test_full_queue_drops_are_counted_and_answered(no_leaks):
     assert s["completed"] == 30 - dropped
 
 
-def test_time_slicing_preempts_and_answers_exactly_once(no_leaks):
+@pytest.mark.parametrize("reply", ["dispatcher", "worker"])
+def test_time_slicing_preempts_and_answers_exactly_once(reply, no_leaks):
     params = {"slice_ns": 2_000_000, "preempt_cost_ns": 0}
-    with ServerProcess("ts", "disp2", 1, worker_kind="spin", policy_params=params) as srv:
+    with ServerProcess("ts", "disp2", 1, worker_kind="spin", policy_params=params, reply=reply) as srv:
         c = Client(srv.port)
         c.send([0, 1], [LONG, LONG], [20_000_000, 20_000_000])      # two 20 ms requests share one worker
         time.sleep(0.002)
@@ -222,6 +225,8 @@ def test_bad_arguments_are_one_line_errors():
         Server("fifo", "disp2", 2)
     with pytest.raises(ArgError, match="unknown workload"):
         Server("cfcfs", "nope", 2)
+    with pytest.raises(ArgError, match="reply"):
+        Server("cfcfs", "disp2", 2, reply="client")
 
 
 def test_a_port_in_use_is_a_one_line_error():
@@ -233,3 +238,24 @@ def test_a_port_in_use_is_a_one_line_error():
         srv.close()
     finally:
         taken.close()
+
+
+def test_a_burst_beyond_the_workers_is_answered_once_and_latency_follows_completion(no_leaks):
+    """Many more requests than workers at once: the fast loop cycles notices and assignments; every
+    response leaves after its request ran (a 1 ms spin: none can come back sooner)."""
+    with ServerProcess("cfcfs", "disp2", 2, worker_kind="spin", worker_spin_ns=50_000) as srv:
+        c = Client(srv.port)
+        t0 = time.perf_counter()
+        c.send(np.arange(20), np.full(20, SHORT), np.full(20, 1_000_000))      # 20 x 1 ms on 2 workers
+        ids, _ = c.collect(20, timeout_s=10)
+        elapsed = time.perf_counter() - t0
+        n = 3000
+        c.send(np.arange(100, 100 + n), np.full(n, SHORT), np.zeros(n))
+        more, _ = c.collect(n, timeout_s=10)
+        time.sleep(0.05)
+        extra, _ = c.collect(1, timeout_s=0.05)
+        c.close()
+    assert sorted(ids) == list(range(20)) and elapsed >= 0.010        # 10 rounds of 1 ms at least
+    assert sorted(more) == list(range(100, 100 + n)) and extra == []
+    s = srv.stats
+    assert s["completed"] == s["responses_sent"] == n + 20 and s["fast_cycles"] > 0
