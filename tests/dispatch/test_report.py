@@ -14,7 +14,8 @@ def test_report_writes_every_section(tmp_path):
         assert (tmp_path / "persephone" / name / "slowdown.png").exists()
         summary = json.loads((tmp_path / "persephone" / name / "summary.json").read_text())
         assert len(summary["points"]) == 2 * 7
-    assert (tmp_path / "persephone" / "phased.png").exists()
+    assert (tmp_path / "persephone" / "phased.png").exists() and (tmp_path / "persephone" / "static.png").exists()
+    assert "## Statically reserved short cores" in md
     # DARC's online reservation for High Bimodal matches the sheet even in a small run.
     assert "| disp2 | SHORT | 1 | 1 | 0.14 | yes |" in md
     assert "| tpcc | NewOrder | 6 | 6 | 6.46 | yes |" in md

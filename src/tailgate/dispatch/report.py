@@ -10,9 +10,10 @@ One command runs every experiment and writes the report with its figures and dat
 2. DARC's reservations, as it profiled them online at 80 % load, next to the reference sheet's
    worked examples (§6);
 3. the highest load each policy sustains with p99.9 slowdown under the target (default 10);
-4. the phase-changing workload (four phases at 80 % load): short-request p99.9 latency over
+4. statically reserved short cores (0..13, the artifact's Figure 4) at 90 % load;
+5. the phase-changing workload (four phases at 80 % load): short-request p99.9 latency over
    time for DARC and c-FCFS, with DARC's reservation changes marked;
-5. a live run on this machine (:mod:`tailgate.dispatch.server` and
+6. a live run on this machine (:mod:`tailgate.dispatch.server` and
    :mod:`tailgate.dispatch.loadgen`): DARC against c-FCFS on a bimodal workload with service
    times scaled so that Python workers keep up.
 
@@ -83,13 +84,16 @@ def make_report(docs_dir="docs", quick: bool = False, jobs: int | None = None, s
         else:
             say(f"{name}: reusing the simulated points of an identical earlier run")
         sections[name] = write_results(figs / name, points, slowdown_target, config)
+    say("simulating static reservations (0..13 short cores)")
+    static = _static(figs, quick, n_requests, jobs)
     say("simulating the phase-changing workload")
     phased = _phased(figs, quick)
     live_result = None
     if live:
         say("live run on this machine: DARC vs c-FCFS")
         live_result = _live(figs, quick, say)
-    md = _markdown(sections, phased, live_result, slowdown_target, quick, n_requests, loads, time.time() - t_start)
+    md = _markdown(sections, phased, live_result, slowdown_target, quick, n_requests, loads, time.time() - t_start,
+                   static)
     path = docs / "persephone.md"
     path.write_text(md)
     return path
@@ -159,6 +163,43 @@ def _phased(figs: Path, quick: bool) -> dict:
     return out
 
 
+STATIC_LOAD = 0.9
+
+
+def _static(figs: Path, quick: bool, n_requests: int, jobs: int | None) -> dict:
+    """p99.9 slowdown vs the number of statically reserved short cores, for the two bimodal workloads."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tailgate.dispatch.sim import run_point
+
+    out: dict = {}
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for name in ("disp2", "sbim2"):
+        wl = get_workload(name)
+        rows = []
+        for k in range(N_WORKERS):
+            s = run_point(wl, "darc", N_WORKERS, STATIC_LOAD, n_requests=n_requests, seed=1, n_resas=k)
+            rows.append({"k": k, "p999": None if s["saturated"] else s["slowdown"]["p99.9"],
+                         "short_p999_ns": s["types"]["SHORT"]["latency_ns"]["p99.9"]})
+        out[name] = rows
+        ok = [r for r in rows if r["p999"] is not None]
+        ax.plot([r["k"] for r in ok], [r["p999"] for r in ok], marker="o", ms=3, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("workers reserved for SHORT")
+    ax.set_ylabel("p99.9 slowdown")
+    ax.set_title(f"static DARC reservations, {STATIC_LOAD:.0%} load, {N_WORKERS} workers")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(figs / "static.png", dpi=110)
+    plt.close(fig)
+    (figs / "static.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
 def _live(figs: Path, quick: bool, say) -> dict | None:
     """DARC vs c-FCFS, live on this machine; None (and a note in the report) if it cannot run."""
     try:
@@ -175,7 +216,7 @@ def _fmt(x, unit: float = 1.0, digits: int = 1) -> str:
     return "–" if x is None else f"{x / unit:,.{digits}f}"
 
 
-def _markdown(sections, phased, live, target, quick, n_requests, loads, elapsed_s) -> str:
+def _markdown(sections, phased, live, target, quick, n_requests, loads, elapsed_s, static) -> str:
     L: list[str] = []
     L.append("# Perséphone (DARC) in tailgate: reproduction report\n")
     L.append("Produced by `tailgate sched report` " + ("**in quick mode (small runs, noisy numbers)**" if quick else "")
@@ -248,6 +289,22 @@ def _markdown(sections, phased, live, target, quick, n_requests, loads, elapsed_
                 cells.append("–" if s is None else ("sat" if s["saturated"] else _fmt(s["slowdown"]["p99.9"])))
             L.append(f"| {pol} | " + " | ".join(cells) + " |")
         L.append("")
+
+    L.append(f"## Statically reserved short cores (the artifact's Figure 4), {STATIC_LOAD:.0%} load\n")
+    L.append("DARC with `n_resas=K`: the first K workers serve SHORT (which may also steal the others), the "
+             "rest LONG. Overall p99.9 slowdown per K; K = 0 leaves SHORT only stealing.\n")
+    L.append("![static reservations](persephone/static.png)\n")
+    L.append("| workload | " + " | ".join(str(k) for k in range(N_WORKERS)) + " | best K | online DARC's K |")
+    L.append("|---|" + "---:|" * N_WORKERS + "---:|---:|")
+    for name, rows in static.items():
+        vals = [r["p999"] for r in rows]
+        ok = [v for v in vals if v is not None]
+        best = rows[vals.index(min(ok))]["k"] if ok else None
+        online = _point(sections[name], "darc", STATIC_LOAD) or {}
+        k_online = len(online.get("reservation", [{}])[0].get("reserved", [])) if online.get("reservation") else "–"
+        L.append(f"| {name} | " + " | ".join("sat" if v is None else f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+                                             for v in vals) + f" | {best} | {k_online} |")
+    L.append("")
 
     L.append("## Workload changes over time (the phase-changing schedule, 80 % load)\n")
     L.append(f"Four phases of {5 * phased['scale']:g} s each (the artifact's 5 s scaled by {phased['scale']:g}): "
