@@ -61,7 +61,7 @@ def bench_live_records(quick: bool = False) -> list[dict]:
     """
     from tailgate.dispatch.loadgen import bench_live
 
-    r = bench_live(rates_rps=(10_000, 20_000) if quick else (10_000, 20_000, 30_000, 40_000, 50_000),
+    r = bench_live(rates_rps=(10_000, 20_000) if quick else (10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 70_000),
                    duration_s=0.5 if quick else 1.5, capacity_requests=10_000 if quick else 60_000,
                    repeats=1 if quick else 2)
     lag = r["send_lag_ns_at_best"] or {}

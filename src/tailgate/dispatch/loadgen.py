@@ -379,16 +379,18 @@ def saturate(host: str, port: int, n_requests: int = 50_000, window: int = 512, 
             "elapsed_s": round(elapsed_s, 4), "rate_rps": round(answered / elapsed_s, 1) if elapsed_s > 0 else 0.0}
 
 
-def bench_live(rates_rps=(10_000, 20_000, 30_000, 40_000, 50_000), duration_s: float = 1.5, n_workers: int = 8,
+def bench_live(rates_rps=(10_000, 20_000, 30_000, 40_000, 50_000), duration_s: float = 1.5, n_workers: int = 2,
                policy: str = "cfcfs", workload: str = "disp2", worker_kind: str = "spin", burst: int = 64,
                window: int = 512, capacity_requests: int = 60_000, repeats: int = 2, pin: bool = True,
-               seed: int = 1, quiet: bool = True) -> dict:
+               worker_spin_ns: int = 100_000, reply: str = "dispatcher", seed: int = 1, quiet: bool = True,
+               **server_kwargs) -> dict:
     """Zero-work requests through a live server with the client beside it (see the manual)."""
     from tailgate.dispatch.server import ServerProcess
 
     capacity = []
     steps = []
-    with ServerProcess(policy, workload, n_workers, worker_kind=worker_kind, burst=burst, pin=pin) as srv:
+    with ServerProcess(policy, workload, n_workers, worker_kind=worker_kind, burst=burst, pin=pin,
+                       worker_spin_ns=worker_spin_ns, reply=reply, **server_kwargs) as srv:
         # Warm the path (first calls, page faults) before measuring.
         saturate("127.0.0.1", srv.port, 2_000, window)
         for _ in range(repeats):
@@ -405,7 +407,8 @@ def bench_live(rates_rps=(10_000, 20_000, 30_000, 40_000, 50_000), duration_s: f
     best = max(good, key=lambda s: s["answer_rate_rps"]) if good else None
     return {
         "benchmark": "live_dispatch", "policy": policy, "workload": workload, "n_workers": n_workers,
-        "worker_kind": worker_kind, "burst": burst, "pin": pin, "cpus": os.cpu_count(),
+        "worker_kind": worker_kind, "burst": burst, "pin": pin, "worker_spin_ns": worker_spin_ns, "reply": reply,
+        "cpus": os.cpu_count(),
         "dispatch_rate_rps": max(c["rate_rps"] for c in capacity),
         "capacity_runs": capacity,
         "open_loop_steps": steps,
