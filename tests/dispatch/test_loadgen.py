@@ -98,3 +98,15 @@ def test_run_scale_scales_the_offered_rate_with_the_service_times():
     # disp2 at load 0.5 on 2 workers is 19 802 req/s; service times x100 -> 198 req/s
     r = load("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.5, run_scale=100, timeout_s=0.05, quiet=True)
     assert r["n_requests"] == 99 and abs(r["offered_rps"] - 198.02) < 0.01
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_both_send_paths_record_every_request(compiled, monkeypatch):
+    import tailgate.dispatch.loadgen as lg
+
+    if not compiled:
+        monkeypatch.setattr(lg, "COMPILED_IO", False)
+    with ServerProcess("cfcfs", "disp2", 2, worker_kind="spin", worker_spin_ns=50_000) as srv:
+        r = load("disp2", 0.5, 2, "127.0.0.1", srv.port, duration_s=0.3, rate_rps=5_000, zero_work=True, quiet=True)
+    assert r["answered"] == r["n_requests"] == 1500 and r["duplicates"] == 0 and r["unsent"] == 0
+    assert r["send_lag_ns"]["p50"] >= 0

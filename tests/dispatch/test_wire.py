@@ -114,3 +114,22 @@ def test_send_to_a_closed_port_does_not_raise():
             assert bs.send_burst(encode_requests([1, 2], [1, 1], [0, 0]), None, ip_to_int("127.0.0.1"), port) == 2
     finally:
         bs.close()
+
+
+def test_compiled_libc_calls_read_the_clock_and_errno():
+    from numba import njit
+
+    from tailgate.dispatch.wire import COMPILED_IO, _c_sendmmsg, c_errno, clock_ns
+
+    if not COMPILED_IO:
+        pytest.skip("compiled socket calls are Linux-only")
+
+    @njit
+    def bad_send():
+        return _c_sendmmsg(np.int64(-1), np.int64(0), np.int64(1), np.int64(0)), c_errno()
+
+    ts = np.zeros(2, np.int64)
+    before = time.perf_counter_ns()
+    now = clock_ns(ts)
+    assert before <= now <= time.perf_counter_ns()          # the clock perf_counter_ns reads
+    assert bad_send() == (-1, 9)                             # EBADF

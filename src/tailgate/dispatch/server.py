@@ -263,9 +263,9 @@ def _worker_main(w: int, kind: str, tx: RingSet, rx: RingSet, sem, wake_fd: int,
         words[parked_idx] = 1
         with fence:
             pass           # a locked instruction: a full memory barrier on x86
-        if words[tail_idx] == words[head_idx]:
-            if not sem.acquire(timeout=0.25) and (words[stop_idx] or os.getppid() != parent):
-                return False
+        if words[tail_idx] == words[head_idx] and not sem.acquire(timeout=0.25) and (
+                words[stop_idx] or os.getppid() != parent):
+            return False
         words[parked_idx] = 0
         return True
 
@@ -861,7 +861,6 @@ class Server:
 
     def _make_loop(self) -> None:
         parked = self.ctl[self.off["parked"]: self.off["parked"] + self.n_workers]
-        n = self.n_workers
         self.loop = LoopRef(self.reg, self.t_mask, self.rx.idx, self.rx.entries, self.tx.idx, self.tx.entries, parked,
                             self.w_seq, self.w_rid, self.w_slice_start, self.w_running, self.t_req_id, self.t_type,
                             self.t_run, self.t_ip, self.t_port, self.t_live, self._st_rid, self._st_ptype, self.resp,

@@ -44,7 +44,10 @@ import socket
 import sys
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 REQ_BYTES = 16
 RESP_BYTES = 12
@@ -168,6 +171,63 @@ def _load_mmsg():
 
 
 _MMSG_CALLS = _load_mmsg()
+#: Compiled code may call libc's recvmmsg/sendmmsg/clock_gettime itself (Linux, 64-bit): the
+#: symbols are resolved by name when a kernel is loaded, so the on-disk cache stays valid.
+COMPILED_IO = _MMSG_CALLS is not None
+
+
+_I32, _I64, _PTR = ir.IntType(32), ir.IntType(64), ir.IntType(8).as_pointer()
+
+
+def _libc_codegen(name: str, params):
+    """Lowering of a call to libc's int-returning ``name`` with int64 arguments (addresses for
+    pointers), the result widened to int64."""
+    def codegen(context, builder, signature, llargs):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I32, params), name)
+        conv = [builder.inttoptr(a, t) if isinstance(t, ir.PointerType) else builder.trunc(a, t)
+                for a, t in zip(llargs, params)]
+        return builder.sext(builder.call(fn, conv), _I64)
+    return codegen
+
+
+@intrinsic
+def _c_sendmmsg(typingctx, fd, hdr, n, flags):
+    return types.int64(fd, hdr, n, flags), _libc_codegen("sendmmsg", [_I32, _PTR, _I32, _I32])
+
+
+@intrinsic
+def _c_recvmmsg(typingctx, fd, hdr, n, flags, timeout):
+    return types.int64(fd, hdr, n, flags, timeout), _libc_codegen("recvmmsg", [_I32, _PTR, _I32, _I32, _PTR])
+
+
+@intrinsic
+def _c_clock_gettime(typingctx, clock, ts):
+    return types.int64(clock, ts), _libc_codegen("clock_gettime", [_I32, _PTR])
+
+
+_CLOCK_MONOTONIC = 1          # what time.perf_counter_ns reads on Linux
+
+
+@njit(cache=True)
+def clock_ns(ts) -> int:
+    """CLOCK_MONOTONIC in ns (= ``time.perf_counter_ns()`` on Linux); ``ts`` is int64[2] scratch."""
+    _c_clock_gettime(np.int64(_CLOCK_MONOTONIC), ts.ctypes.data)
+    return ts[0] * 1_000_000_000 + ts[1]
+
+
+@intrinsic
+def _errno_value(typingctx):
+    """This thread's ``errno`` after a libc call from compiled code."""
+    def codegen(context, builder, signature, llargs):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I32.as_pointer(), []),
+                                            "__errno_location")
+        return builder.sext(builder.load(builder.call(fn, [])), _I64)
+    return types.int64(), codegen
+
+
+@njit(cache=True)
+def c_errno() -> int:
+    return _errno_value()
 
 
 @njit(cache=True)
