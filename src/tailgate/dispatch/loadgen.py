@@ -20,7 +20,12 @@ Manual
   the default gives it back between sends (measured here: 300 µs of spinning served 10k req/s
   open-loop, 30 µs served 20k). A send's *actual* time is taken around the
   system call (interpolated across a burst); a response's receive time is taken when its receive
-  burst returns.
+  burst returns. One round — find what is due, send it, stamp it, receive and record — is one
+  compiled call (``_client_step``) that calls libc's ``sendmmsg``/``recvmmsg``/``clock_gettime``
+  itself (Linux; elsewhere the same round runs in Python). Measured here: a one-datagram send
+  cost ~12.8 µs through ``BatchSocket.send_burst`` and ~5.8 µs from compiled code (the kernel's
+  ~4–5 µs included), and the Python round's numpy bookkeeping ~6 µs more; the client's own send
+  lag, alone at 50k req/s, went from p50 ~80 µs to ~20 µs.
 * **Records** per request: id, type, scheduled send, actual send, completion (``-1``: none),
   status (``answered``, ``dropped`` — the server answered ``size = SIZE_DROPPED`` —, ``lost`` — no
   answer within ``timeout_s`` after the last send —, ``unsent``). ``csv_path`` writes them.
@@ -36,19 +41,26 @@ Manual
 ``saturate(host, port, n_requests, window)`` is the closed-loop capacity probe: it keeps ``window``
 zero-work requests outstanding and reports the answer rate, the most the server can dispatch.
 
-``bench_live(...)`` starts :class:`~tailgate.dispatch.server.ServerProcess` (8 workers, pinned:
-dispatcher on the first CPU, workers on the others) with the client beside it on the same
-machine. ``dispatch_rate_rps`` is the best closed-loop capacity of ``repeats`` runs; then the
+``bench_live(...)`` starts :class:`~tailgate.dispatch.server.ServerProcess` (2 ``spin`` workers
+that poll 100 µs before they park, the dispatcher sending the responses; pinned: dispatcher on
+the first CPU, workers on the others; the client, the calling process, is left to the
+scheduler — pinned beside the dispatcher it halved the rate, beside the workers it changed
+nothing) with the client beside it on the same machine. ``dispatch_rate_rps`` is the best closed-loop capacity of ``repeats`` runs; then the
 open-loop client steps its offered rate up (``rates_rps``) and each step reports the answer
 rate, losses and the send lag — the rate a *paced* client can offer and still be trusted.
 
 Measured on the 2-vCPU development guest (KVM/Firecracker, "AMD EPYC", shared with other jobs,
-2026-11-22): closed-loop capacity 22–30k req/s in quiet moments and 12–14k under concurrent load;
-open loop, 20k req/s all answered at best, with send lag p50 ~0.2–0.6 ms and p99 3–8 ms — so on
-this machine a live measurement of µs-scale service times is not trustworthy, and the verdict
-says so. Per request the dispatcher spends ~30 µs of CPU (half of it posting a parked worker's
-semaphore: a futex wake-up across vCPUs), the workers ~28 µs (a loopback send is 4–11 µs here) and
-the client ~14 µs, so two cores top out near 30k req/s; the issue's 50k req/s is not reached.
+2026-11-22, ``tailgate bench --suite live --json``, the previous design and this one run in turn):
+before, 8 parked workers that sent their own responses, a Python dispatcher round per request
+and a Python client: closed loop 25–29k req/s, open loop 20k answered in full (send lag p99
+3–7 ms). Now: closed loop 131–137k req/s, open loop 70k answered in full (the top of the ladder
+then), send lag p50 ~0.2–0.35 ms, p99 ~1.4–3 ms — the issue's 50k req/s is reached with the
+client beside the server. CPU per zero-work request in the closed loop: dispatcher ~9 µs (its own
+core; a loopback ``sendmmsg`` is ~3.6 µs a datagram of it, the rest the receive, the compiled loop
+and its spinning while workers run), workers ~3.5 µs, client ~6 µs. A µs-scale live measurement
+is still not trustworthy here (the lag is far above 10 % of a 1 µs service time), and the verdict
+says so; an idle server's round trip is ~0.2–0.5 ms, the wake-ups of client, dispatcher and
+worker on this VM.
 """
 
 from __future__ import annotations

@@ -24,11 +24,14 @@ artifact's architecture (reference sheet §2) with processes instead of pinned c
   notices it collected, all of a loop's in one ``sendmmsg`` with the drop answers; ``'worker'``
   — each worker sends its response from its own connected UDP socket before posting the notice,
   as the artifact's workers do. Either way a response leaves after the work finished, so the
-  client's latency is right; the dispatcher's way costs ~1 µs of syscall per response in a
-  batch instead of a 4–11 µs ``send`` per request on the worker side (on the 2-vCPU guest with
-  two spinning workers the two measured within noise of each other, 52–62k req/s closed loop;
-  with 8 parked workers, where the dispatcher's core is the bottleneck, worker replies were
-  faster, 41k against 34k). Kinds (``worker_kind``):
+  client's latency is right. The dispatcher's way is the default because it leaves the worker
+  no socket call, so a ``spin`` worker runs compiled (below): on the 2-vCPU guest, 2 workers
+  polling 100 µs, A/B in turn: 92–114k req/s closed loop and 80k open loop answered in full,
+  against 31–56k and 50k (80k offered: a third answered late or not at all) with worker
+  replies. A loopback ``sendmmsg`` costs the dispatcher ~3.6 µs a datagram (the delivery to the
+  client's socket included) against 4–11 µs for a worker's ``send`` plus its Python. (With the
+  previous design's 8 parked Python workers, whose dispatcher core was the bottleneck, worker
+  replies were faster, 41k against 34k.) Kinds (``worker_kind``):
 
   - ``spin``: busy-waits ``run_ns`` on ``perf_counter_ns`` (the artifact's ``fake_work``);
   - ``sleep``: sleeps ``run_ns`` so that many workers fit a small machine. ``time.sleep`` ends
@@ -43,14 +46,17 @@ artifact's architecture (reference sheet §2) with processes instead of pinned c
     seeks to the first key and reads it, SCAN (11) iterates all 5000 keys, any other type spins
     ``run_ns``. Not preemptible (Shinjuku also disables preemption around library calls).
 
-  An idle worker polls its ring for ``worker_spin_ns`` (default 0; the benchmark's 1–2 workers
-  use 100 µs, so back-to-back requests find them awake), then parks. A ``spin`` worker whose
-  replies the dispatcher sends runs compiled (``_worker_loop``: pop, spin, notice, ~1–3 µs of CPU
-  a zero-work request against ~7–14 µs for the Python loop; 51–77k against 26–44k req/s closed
-  loop, A/B on the 2-vCPU guest); ``worker_yield=True`` makes its idle polling yield the CPU
-  every 5 µs (lower client send lag beside it, p99 ~0.5 ms against ~4 ms, but fewer requests
-  per dispatcher loop: 50–60k req/s open loop lost some to full queues that the non-yielding
-  run answered in full) on its own
+  A ``spin`` worker whose replies the dispatcher sends runs compiled (``_worker_loop``: pop, spin
+  on the cycle counter, notice; ~1–3 µs of CPU a zero-work request against ~7–14 µs for the
+  Python loop, and 51–77k against 26–44k req/s closed loop, A/B on the 2-vCPU guest).
+
+  An idle worker polls its ring for ``worker_spin_ns`` (default 0; the benchmark's 2 workers use
+  100 µs, so back-to-back requests find them awake instead of paying a futex wake-up each).
+  ``worker_yield=True`` makes a compiled worker's idle polling yield the CPU every 5 µs (the
+  client beside it lagged less, p99 ~0.5 ms against ~4 ms, but at 50–60k req/s open loop some
+  requests were refused for full queues that the non-yielding run answered in full — likely
+  because the client, scheduled sooner, sent smaller bursts and the dispatcher paid its
+  per-loop cost on fewer requests; measured before the compiled client). Then it parks on its own
   semaphore (``worker_idle='block'``, the default: on a 2-core machine a polling worker steals
   the core the dispatcher or another worker needs); the dispatcher posts the semaphores of parked
   workers only (a Dekker hand-shake on a shared ``parked`` word, fenced on both sides by a lock's
