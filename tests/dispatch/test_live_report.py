@@ -11,3 +11,11 @@ def test_live_comparison_runs_both_policies():
     assert out["policies"]["darc"]["server"]["reservation"] is not None
     md = "\n".join(out["markdown"])
     assert "| darc |" in md and "| cfcfs |" in md and "Short requests' p99.9 latency" in md
+
+
+def test_machine_stalls_counts_gaps_in_a_spin():
+    from tailgate.dispatch.live_report import machine_stalls
+    st = machine_stalls(0.05, gap_ns=1)          # every clock step is a "gap" over 1 ns
+    assert st["count"] > 0 and st["max_ns"] >= 1 and st["total_ns"] >= st["max_ns"]
+    quiet = machine_stalls(0.05, gap_ns=10**12)  # no gap lasts 1000 s
+    assert quiet["count"] == 0 and quiet["max_ns"] == 0
