@@ -94,6 +94,7 @@ def run(
     seconds: Optional[float] = typer.Option(None, "--seconds", help="stop after this much clock time"),
     packets: Optional[int] = typer.Option(None, "--packets", help="stop after this many packets"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live view, no final table"),
+    loglevel: Optional[str] = typer.Option(None, "--loglevel", help="DEBUG, INFO (default) or WARNING"),
 ) -> None:
     """Run a pipeline script and write its results directory."""
     from tailgate.live import LiveView, final_table
@@ -101,6 +102,11 @@ def run(
 
     err_console = Console(stderr=True)
     _setup_logging(quiet, err_console)
+    if loglevel is not None:
+        level = logging.getLevelName(loglevel.upper())
+        if not isinstance(level, int):
+            raise _err(f"--loglevel must be DEBUG, INFO or WARNING, got {loglevel!r}")
+        logging.getLogger("tailgate").setLevel(level)
     view = LiveView(err_console, enabled=(not quiet) and err_console.is_terminal)
     try:
         sr = ScriptRun(
@@ -375,6 +381,14 @@ def _fmt_cell(v: Any) -> str:
 from tailgate.cli_sched import sched_app  # noqa: E402  (after _err, which it uses)
 
 app.add_typer(sched_app, name="sched")
+
+from tailgate.cli_batchy import batchy_app  # noqa: E402
+
+app.add_typer(batchy_app, name="batchy")
+
+from tailgate.cli_profile import profile_cmd  # noqa: E402
+
+app.command("profile")(profile_cmd)
 
 
 # ------------------------------------------------------------------------------------------------

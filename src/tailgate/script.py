@@ -22,6 +22,8 @@ every NF class         ``Source``, ``PcapSource``, ``IPv4Lookup`` ... (``tailgat
 ``FlowTemplate``       :class:`tailgate.packet.synth.FlowTemplate`, to describe flows by hand
 ``results_dir``        the run's results directory (a ``pathlib.Path``; write extra files here)
 ``log``                a ``logging.Logger``
+``batchy``             SLO-driven batch scheduling (:mod:`tailgate.batchy.runner`): workers,
+                       tasks, flows, controllers, ``batchy.run(rounds, control_period_s)``
 =====================  ==========================================================================
 
 Arguments are ``k=v`` words or comma-separated lists, as in Batchy:
@@ -398,6 +400,9 @@ class ScriptRun:
             results_dir=self.out_dir,
             log=self.log,
         )
+        from tailgate.batchy.runner import Batchy
+
+        self.batchy = g["batchy"] = Batchy(self)
         return g
 
     def execute(self) -> dict[str, Any]:

@@ -17,6 +17,12 @@ A :class:`Worker` schedules its tasks, one round at a time:
 Every module call is charged to the clock (see :mod:`tailgate.core.clock`): the wall clock measures
 it, the virtual clock advances by the module's modeled ``T0 + T1·b``.
 
+A module with ``timer = True`` (a fractional buffer) exposes ``deadline_ns`` and ``on_timer(now_ns)``:
+its task calls ``on_timer`` in every round once the deadline has passed, before the round's
+modules run, even when the root had no packets; the packets it releases run through the rest of
+the task in that round. When every task is idle the run loop also waits for the earliest deadline,
+so a virtual clock jumps to it instead of stopping.
+
 A task whose downstream queue signals overload (backpressure) yields without work, unless its root
 ignores backpressure. Before the first round every module processes one empty batch, so that
 numba's kernel loading is not counted as packet-processing time.
@@ -58,6 +64,9 @@ class Task:
         self.time_ns = 0
         self.yields = 0
         self._calls = None
+        # Modules with a deadline (a fractional buffer's flush timeout): checked every round,
+        # also when the root had nothing, so that a buffered packet leaves when traffic stops.
+        self.timers = [m for m in self.downstream if getattr(m, "timer", False)]
         # A wall clock's readings are only ever subtracted here, so its own counter serves: one
         # C call per reading instead of a Python method (and ``charge``), about 1 us a round.
         self._now = time.perf_counter_ns if type(clock) is WallClock else clock.now_ns
@@ -78,7 +87,12 @@ class Task:
         # pending lists live as long as their modules, and one flat loop is cheaper than two.
         calls = self._calls
         if calls is None:
-            calls = self._calls = [(m, ig, m._pending[ig]) for m in self.downstream for ig in m._igate_range]
+            # ``exact``: an input fed by a module that emits batches of a chosen size (a fractional
+            # buffer) gets them one call each instead of merged, as BESS runs each to completion.
+            calls = self._calls = [
+                (m, ig, m._pending[ig], any(getattr(up, "exact_batches", False) for up, _g in m._feeders[ig]))
+                for m in self.downstream for ig in m._igate_range
+            ]
         clock = self.clock
         virtual = clock.virtual
         now = self._now
@@ -88,17 +102,29 @@ class Task:
             root.time_ns += clock.charge(t_start, root.cost_ns[0], root.cost_ns[1], n)
         else:
             root.time_ns += now() - t_start
-        if n == 0:
+        timers = self.timers
+        if timers:
+            fired = 0
+            tnow = clock.now_ns()
+            for m in timers:
+                if m.deadline_ns <= tnow:
+                    fired += m.on_timer(tnow)
+            if n == 0 and fired == 0:
+                return 0
+        elif n == 0:
             return 0
-        if not root.n_igates:
+        if n and not root.n_igates:
             # A source's "input" is what it made; a queue already counted its packets on enqueue.
             root.packets_in += n
             root.batches_in += 1
-        for m, ig, pend in calls:
+        for m, ig, pend, exact in calls:
             if not pend:
                 continue
             if len(pend) == 1:
                 batch = pend.pop()
+            elif exact:
+                self._run_each(m, ig, pend)
+                continue
             else:
                 batch = _merge(pend)
                 pend.clear()
@@ -119,6 +145,27 @@ class Task:
         self.packets += n
         self.time_ns += now() - t_start
         return n
+
+
+    def _run_each(self, m: Module, ig: int, pend: list) -> None:
+        """Call ``m`` once per pending batch (kept apart, see ``exact`` in run_round)."""
+        clock = self.clock
+        batches = pend[:]
+        pend.clear()
+        for batch in batches:
+            b = len(batch.idx)
+            m.packets_in += b
+            m.batches_in += 1
+            m.current_igate = ig
+            t = self._now()
+            m.process(batch)
+            if clock.virtual:
+                t0, t1 = m.cost_ns
+                cost = int(t0 + t1 * b + 0.5)
+                clock._now_ns += cost
+                m.time_ns += cost
+            else:
+                m.time_ns += self._now() - t
 
 
 class Worker:
@@ -263,6 +310,7 @@ class Runtime:
         limit = None if max_packets is None else self.packets + int(max_packets)
         workers = self.workers
         roots = self.roots
+        timers = [m for t in self.tasks.values() for m in t.timers]
         # One round of the usual pipeline (one worker, one task) is one call: Worker.step with a
         # single task is exactly that task's run_round.
         step = None
@@ -313,6 +361,10 @@ class Runtime:
                     break
                 if not did:
                     nxt = [t for t in (r.next_event_ns() for r in roots) if t is not None]
+                    if timers:
+                        held = [m.deadline_ns for m in timers if len(m)]
+                        if held:
+                            nxt.append(max(min(held), clock.now_ns() + 1))
                     if not nxt:
                         if all(r.exhausted() for r in roots) or isinstance(clock, VirtualClock):
                             reason = "input exhausted" if all(r.exhausted() for r in roots) else "idle"

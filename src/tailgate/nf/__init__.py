@@ -2,6 +2,7 @@
 from tailgate.nf.acl import ACL
 from tailgate.nf.basic import Bypass, Drop, Merge, PcapSink, PcapSource, Queue, SetMetadata, Sink, Source, Timestamp
 from tailgate.nf.classify import ExactMatch, HashSplit
+from tailgate.nf.fbuffer import FractionalBuffer
 from tailgate.nf.ip import CheckIPHeader, DecTTL, IPChecksum, MACRewrite, SetIPv4, UpdateTTL
 from tailgate.nf.lookup import IPv4Lookup, IPv6Lookup
 from tailgate.nf.measure import Measure
@@ -16,6 +17,7 @@ __all__ = [
     "CheckIPHeader",
     "DecTTL",
     "ExactMatch",
+    "FractionalBuffer",
     "GTPUDecap",
     "GTPUEncap",
     "HashSplit",

@@ -1,0 +1,1 @@
+"""SLO-driven batch scheduling (Batchy): cost model, fractional buffers, controllers, the control loop."""

@@ -1,0 +1,479 @@
+"""Batchy's controllers: they set every fractional buffer's trigger once per control round.
+
+Manual
+------
+Pick one by name, in a script (``batchy.set_controller("projgrad")``) or on the command line
+(``tailgate run examples/batchy/l2l3.py controller=onoff``). Names are case-insensitive; a
+``TaskController``/``Controller`` suffix is ignored, as in Batchy.
+
+=============  ====================================================================================
+``null``       never buffer (every trigger 0): plain run-to-completion
+``max``        always buffer to the largest trigger (32): most batching, objectives ignored
+``fixedN``     every trigger N (``fix8`` also works), 1..1024
+``onoff``      triggers in {0, 32}: push, recover (largest module delay first), pull when
+               32·∂t/∂q fits the budget; no gradient step
+``feasdir``    feasible directions, one module per round, round-robin: pull to b_in+4, push on
+               full input batches, drop to 0 when a flow is 5 % over, else step toward lower cost
+               within every flow's budget
+``projgrad``   Batchy's one-step receding-horizon controller (below)
+=============  ====================================================================================
+
+**projgrad** (reference §7), each round, over the controlled modules of
+:class:`~tailgate.batchy.state.ControlInput` with the model of :mod:`tailgate.batchy.model`:
+
+1. *measure*: ``budget_f = D_f − delay_f`` per flow;
+2. *push*: a buffered module whose input batches are already ≥ 0.7·32 goes to 0 (fixed);
+3. *recover*: per flow over its objective, walk its buffered modules by decreasing module delay
+   ``t_v`` and cut ``q`` by ``⌈−budget/(∂t/∂q)⌉ + 1`` (to 0 below ``q_min = ⌊b_in⌋ + 4``),
+   updating every flow through the module, until the budget is back; the flow is fixed;
+4. *pull*: an unbuffered module with traffic, input batches below 0.7·32, on no fixed flow, is
+   set to ``q_min`` when ``q_min·∂t/∂q`` is below the smallest budget of its flows (``PULLING``);
+5. *gradient projection* (Rosen) over the other buffered modules: active rows are the tight
+   delay constraints (delay ≥ 0.95·D, row ``∂t/∂q``), ``q ≥ q_min`` (only while some flow
+   violates), ``q = 32``, and tight parent/child fill-rate rows ``q_u/R_u ≤ q_v/R_v``;
+   ``d = −(I − Aᵀ(AAᵀ)⁺A)∇f``; with no increasing component the multipliers
+   ``w = −(AAᵀ)⁺A∇f`` decide: all ≥ 0 is a **KKT point** (nothing changes), else the most
+   negative row is dropped and the projection repeated (at most 3 times);
+6. *step*: ``d`` normalised by its smallest non-zero component; per module, ``λ_v`` = the
+   largest step that keeps each of *its* flows under 0.95·D and its fill-rate rows satisfied;
+   ``q ← q + ⌊λ_v·d⌋ (+1 when increasing)``, clamped to ``[q_min, 32]``, then trimmed by one
+   packet at a time while a flow would go above 0.95·D. The original used one λ for every module,
+   bounded also by the box, so one module near 32 or one nearly tight flow held every other module
+   to one packet per round (slow convergence), and its decreasing bound had the wrong sign, so a
+   step could undershoot ``q_min``.
+
+**Infeasible objectives.** A flow that stays more than 5 % over its objective for two rounds
+while nothing on its path is buffered cannot be helped by any trigger: the controller reports
+it in :attr:`~tailgate.batchy.state.ControlDecision.infeasible` with the best delay it measured
+that way, and the run loop logs it once by name (Batchy itself missed it silently).
+
+Every change is logged at INFO with its reason, as in the seed's example output
+(``module m: PULLING``, ``GRADIENT PROJECTION: setting: q[m]: 19 -> 32``,
+``obtained a KKT point, doing nothing``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+
+import numpy as np
+
+from tailgate.batchy import model
+from tailgate.batchy.state import ControlDecision, ControlInput, FlowState
+from tailgate.core.errors import ArgError
+
+log = logging.getLogger("tailgate.batchy")
+
+MAX_PROJGRAD_ITERATIONS = 3
+LAMBDA_MAX = 1e6
+RATE_RATIO = 1.05           # a child "drains" its parent when R_child <= 1.05·R_parent
+FIXED_MAX = 1024
+
+
+class Controller:
+    """Base: a name, the per-round :meth:`control`, and the infeasibility bookkeeping."""
+
+    name = "controller"
+
+    def __init__(self) -> None:
+        self._over_unbuffered: dict[str, int] = {}
+        self._best: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"<controller {self.name}>"
+
+    def control(self, inp: ControlInput) -> ControlDecision:
+        raise NotImplementedError
+
+    # -- shared pieces ----------------------------------------------------------------------------
+    def _infeasible(self, inp: ControlInput, settled: bool = True) -> dict[str, float]:
+        """Flows more than 5 % over their objective, with nothing on their path buffered, in two
+        rounds in a row in which the controller changed nothing (``settled``): no trigger on the
+        path is left to give up, and nothing the controller would do elsewhere (buffering other
+        modules shortens the task's turnaround) is left to try. The best delay seen that way."""
+        out = {}
+        for f in inp.flows:
+            if not f.delay_ns == f.delay_ns:      # no packet this period: no evidence
+                continue
+            unbuffered = all(inp.modules[v].q == 0 for v in f.path if v in inp.modules)
+            if unbuffered and f.delay_ns > model.OVERDELAY_BOUND * f.delay_slo_ns:
+                if not settled:
+                    continue
+                k = self._over_unbuffered.get(f.name, 0) + 1
+                self._over_unbuffered[f.name] = k
+                self._best[f.name] = min(self._best.get(f.name, math.inf), f.delay_ns)
+                if k >= 2:
+                    out[f.name] = self._best[f.name]
+            else:
+                self._over_unbuffered[f.name] = 0
+                self._best.pop(f.name, None)
+        return out
+
+    def _log_errors(self, inp: ControlInput) -> None:
+        by_task: dict[str, list[FlowState]] = {}
+        for f in inp.flows:
+            task = next((inp.modules[v].task for v in f.path if v in inp.modules), "-")
+            by_task.setdefault(task, []).append(f)
+        for task, flows in by_task.items():
+            err = max(((f.delay_ns - f.delay_slo_ns) / f.delay_slo_ns for f in flows if f.delay_ns == f.delay_ns),
+                      default=math.nan)
+            dist = min((f.delay_slo_ns - f.delay_ns for f in flows if f.delay_ns == f.delay_ns), default=math.nan)
+            log.info("CONTROL: %s: error=%.3f, dist=%.0f ns", task, err, dist)
+
+
+class Fixed(Controller):
+    """Every trigger the same: ``null`` (0), ``max`` (the largest), ``fixedN``."""
+
+    def __init__(self, trigger: int | None, name: str) -> None:
+        super().__init__()
+        self.trigger = trigger          # None: the round's max_trigger
+        self.name = name
+
+    def control(self, inp: ControlInput) -> ControlDecision:
+        q = inp.max_trigger if self.trigger is None else self.trigger
+        trig = {v: q for v in inp.modules}
+        reasons = {v: f"{self.name}: {m.q} -> {q}" for v, m in inp.modules.items() if m.q != q}
+        for v, r in reasons.items():
+            log.info("module %s: %s", v, r)
+        return ControlDecision(trig, reasons, infeasible=self._infeasible(inp))
+
+
+class _Round:
+    """One round's working state shared by onoff, feasdir and projgrad."""
+
+    def __init__(self, inp: ControlInput) -> None:
+        self.inp = inp
+        self.Q = inp.max_trigger
+        self.M = inp.modules
+        self.q = {v: int(m.q) for v, m in self.M.items()}
+        self.q0 = dict(self.q)
+        self.dtdq = {v: model.delay_sensitivity(m.R_per_ns, m.T1_ns) for v, m in self.M.items()}
+        self.qmin = {v: model.pull_target(m.b_in, self.Q) for v, m in self.M.items()}
+        self.flows = {f.name: f for f in inp.flows}
+        self.budget = {f.name: (f.delay_slo_ns - f.delay_ns) if f.delay_ns == f.delay_ns else math.inf
+                       for f in inp.flows}
+        self.on = {v: [f.name for f in inp.flows if v in f.path] for v in self.M}
+        self.fixed_mod: set[str] = set()
+        self.fixed_flow: set[str] = set()
+        self.reasons: dict[str, str] = {}
+
+    def tv(self, v: str) -> float:
+        m = self.M[v]
+        return model.module_delay_ns(m.x_per_ns, m.T0_ns, m.T1_ns, self.q[v])
+
+    def set(self, v: str, new: int, why: str) -> None:
+        old = self.q[v]
+        new = int(min(max(new, 0), self.Q))
+        if new == old:
+            return
+        d = self.dtdq[v]
+        if math.isfinite(d):
+            for f in self.on[v]:
+                self.budget[f] -= (new - old) * d
+        self.q[v] = new
+        self.reasons[v] = f"{why}: {self.q0[v]} -> {new}"
+
+    def push(self) -> None:
+        for v, m in self.M.items():
+            if self.q[v] > 0 and m.b_in >= model.PUSH_RATIO * self.Q:
+                self.set(v, 0, "PUSH (input batches already full)")
+                log.info("module %s: PUSHING: b_in=%.1f, q: %d -> 0", v, m.b_in, self.q0[v])
+                self.fixed_mod.add(v)
+
+    def recover(self, onoff: bool = False) -> None:
+        for fname in sorted(self.budget, key=self.budget.get):
+            if self.budget[fname] >= 0:
+                continue
+            self.fixed_flow.add(fname)
+            path = [v for v in self.flows[fname].path if v in self.M and self.q[v] > 0]
+            for v in sorted(path, key=self.tv, reverse=True):
+                if self.budget[fname] >= 0:
+                    break
+                over = -self.budget[fname]
+                if onoff:
+                    new = 0
+                else:
+                    d = self.dtdq[v]
+                    cut = (math.ceil(over / d) + 1) if math.isfinite(d) and d > 0 else self.q[v]
+                    new = self.q[v] - cut
+                    if new < self.qmin[v]:
+                        new = 0
+                self.set(v, new, f"RECOVER (flow {fname} {over:.0f} ns over)")
+                log.info("module %s: RECOVERING flow %s (%.0f ns over): q: %d -> %d", v, fname, over, self.q0[v],
+                         self.q[v])
+                self.fixed_mod.add(v)
+
+    def pullable(self, v: str) -> bool:
+        m = self.M[v]
+        return (self.q[v] == 0 and v not in self.fixed_mod and m.R_per_ns > 0
+                and m.b_in < model.PUSH_RATIO * self.Q and not any(f in self.fixed_flow for f in self.on[v]))
+
+    def min_budget(self, v: str) -> float:
+        return min((self.budget[f] for f in self.on[v]), default=math.inf)
+
+    def decision(self, ctl: Controller, kkt: bool = False) -> ControlDecision:
+        infeasible = ctl._infeasible(self.inp, settled=not self.reasons)
+        return ControlDecision(dict(self.q), dict(self.reasons), kkt=kkt, infeasible=infeasible)
+
+
+class OnOff(Controller):
+    """Triggers in {0, max}: push, recover, pull; no gradient step."""
+
+    name = "onoff"
+
+    def control(self, inp: ControlInput) -> ControlDecision:
+        self._log_errors(inp)
+        r = _Round(inp)
+        r.push()
+        r.recover(onoff=True)
+        for v in r.M:
+            if r.pullable(v) and r.Q * r.dtdq[v] < r.min_budget(v):
+                log.info("module %s: PULLING: q: 0 -> %d", v, r.Q)
+                r.set(v, r.Q, "PULL")
+        return r.decision(self)
+
+
+class FeasDir(Controller):
+    """Method of feasible directions on one module per round, round-robin."""
+
+    name = "feasdir"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next = 0
+
+    def control(self, inp: ControlInput) -> ControlDecision:
+        self._log_errors(inp)
+        r = _Round(inp)
+        names = sorted(r.M)
+        if names:
+            v = names[self._next % len(names)]
+            self._next += 1
+            m, q, d = r.M[v], r.q[v], r.dtdq[v]
+            budget = r.min_budget(v)
+            over = any(r.flows[f].delay_ns > model.OVERDELAY_BOUND * r.flows[f].delay_slo_ns for f in r.on[v]
+                       if r.flows[f].delay_ns == r.flows[f].delay_ns)
+            if q > 0 and m.b_in >= model.PUSH_RATIO * r.Q:
+                r.set(v, 0, "PUSH (input batches already full)")
+            elif q == 0:
+                target = r.qmin[v]
+                if m.R_per_ns > 0 and m.b_in < model.PUSH_RATIO * r.Q and target * d < budget:
+                    log.info("module %s: PULLING: q: 0 -> %d", v, target)
+                    r.set(v, target, "PULL")
+            elif over and q <= r.qmin[v]:
+                r.set(v, 0, "OVERDELAY at q_min")
+            elif math.isfinite(d) and d > 0:
+                if budget < 0:
+                    step = math.floor(budget / d) - 1
+                else:
+                    step = min(r.Q - q, math.floor((budget - model.TOLERANCE * self._slo(r, v)) / d))
+                new = max(q + step, r.qmin[v] if step < 0 else 0)
+                if new != q:
+                    log.info("FEASIBLE DIRECTION: setting: q[%s]: %d -> %d", v, q, new)
+                    r.set(v, new, "FEASDIR step")
+        return r.decision(self)
+
+    @staticmethod
+    def _slo(r: _Round, v: str) -> float:
+        return min((r.flows[f].delay_slo_ns for f in r.on[v]), default=0.0)
+
+
+class ProjGrad(Controller):
+    """Batchy's projected-gradient controller (see the manual)."""
+
+    name = "projgrad"
+
+    def control(self, inp: ControlInput) -> ControlDecision:
+        self._log_errors(inp)
+        r = _Round(inp)
+        r.push()
+        r.recover()
+        for v in r.M:
+            if r.pullable(v):
+                need = r.qmin[v] * r.dtdq[v]
+                if need < r.min_budget(v):
+                    log.info("module %s: PULLING: q: 0 -> %d (delay +%.0f ns within budget %.0f ns)", v, r.qmin[v],
+                             need, r.min_budget(v))
+                    r.set(v, r.qmin[v], "PULL")
+                    r.fixed_mod.add(v)
+        V = [v for v in r.M if r.q[v] > 0 and v not in r.fixed_mod]
+        kkt = False
+        if V:
+            kkt = self._project_and_step(r, V)
+        elif not r.reasons:
+            kkt = True
+        if kkt and not r.reasons:
+            log.info("obtained a KKT point, doing nothing")
+        return r.decision(self, kkt=kkt and not r.reasons)
+
+    # -- Rosen's gradient projection --------------------------------------------------------------
+    def _rows(self, r: _Round, V: list[str]) -> tuple[list[np.ndarray], list[str]]:
+        pos = {v: i for i, v in enumerate(V)}
+        n = len(V)
+        rows, kinds = [], []
+        violating = any(b < 0 for b in r.budget.values())
+        for fname, f in r.flows.items():
+            on = [v for v in f.path if v in pos]
+            if not on or not math.isfinite(r.budget[fname]):
+                continue
+            if r.budget[fname] <= model.TOLERANCE * f.delay_slo_ns:      # delay >= 0.95·D: tight
+                row = np.zeros(n)
+                for v in on:
+                    row[pos[v]] = r.dtdq[v]
+                rows.append(row)
+                kinds.append(f"delay {fname}")
+        for v in V:
+            if violating and r.q[v] <= r.qmin[v]:
+                row = np.zeros(n)
+                row[pos[v]] = -1.0
+                rows.append(row)
+                kinds.append(f"qmin {v}")
+            if r.q[v] >= r.Q:
+                row = np.zeros(n)
+                row[pos[v]] = 1.0
+                rows.append(row)
+                kinds.append(f"qmax {v}")
+        for u, c, g in self._ratio_pairs(r, V):
+            if g >= -model.TOLERANCE * r.q[u] / r.M[u].R_per_ns:
+                row = np.zeros(n)
+                row[pos[u]] = 1.0 / r.M[u].R_per_ns
+                row[pos[c]] = -1.0 / r.M[c].R_per_ns
+                rows.append(row)
+                kinds.append(f"ratio {u}/{c}")
+        return rows, kinds
+
+    @staticmethod
+    def _ratio_pairs(r: _Round, V: list[str]):
+        """(parent, child, q_u/R_u − q_c/R_c) for the fill-rate constraints among ``V``."""
+        inV = set(V)
+        for u in V:
+            mu = r.M[u]
+            for c in mu.children:
+                mc = r.M.get(c)
+                if c in inV and mc is not None and not mc.merge_point and mu.R_per_ns > 0 and mc.R_per_ns > 0 \
+                        and mc.R_per_ns <= RATE_RATIO * mu.R_per_ns:
+                    yield u, c, r.q[u] / mu.R_per_ns - r.q[c] / mc.R_per_ns
+
+    def _project_and_step(self, r: _Round, V: list[str]) -> bool:
+        """Returns True at a KKT point (nothing to do)."""
+        grad = np.array([model.cost_gradient(r.M[v].x_per_ns, r.M[v].T0_ns, r.q[v]) for v in V])
+        if not np.any(grad):
+            return True
+        rows, kinds = self._rows(r, V)
+        n = len(V)
+        d = -grad
+        for _ in range(MAX_PROJGRAD_ITERATIONS):
+            if rows:
+                A = np.array(rows)
+                G = np.linalg.pinv(A @ A.T)
+                d = -(grad - A.T @ (G @ (A @ grad)))
+            else:
+                d = -grad
+            scale = np.max(np.abs(d)) if n else 0.0
+            if scale > 0 and np.any(d > 1e-9 * scale) and np.max(np.abs(grad)) * 1e-9 < scale:
+                break
+            if not rows:
+                return True
+            w = -(G @ (A @ grad))
+            if np.all(w >= -1e-12 * max(1.0, np.max(np.abs(w)))):
+                return True
+            k = int(np.argmin(w))
+            log.debug("projgrad: dropping constraint %s (multiplier %.3g)", kinds[k], w[k])
+            rows.pop(k)
+            kinds.pop(k)
+        else:
+            return True
+        # -- step: normalise, line search, round ----------------------------------------------------
+        nz = np.abs(d) > 1e-9 * np.max(np.abs(d))
+        d = np.where(nz, d, 0.0) / np.min(np.abs(d[nz]))
+        pos = {v: i for i, v in enumerate(V)}
+        # Line search. λ is per module: the smallest of the bounds of the flows it is on (and of
+        # the fill-rate rows it is in), so that one nearly tight flow elsewhere does not hold
+        # every module to a one-packet step per round (with one λ for all, as in the original,
+        # the modules of slack flows crept up by a packet a round). A module that decreases
+        # takes the smallest λ of all (it decreases least), and the trim below puts right any
+        # flow that the mix would still push above 0.95·D. The box [q_min, 32] is a clamp per
+        # module (the projection onto the box), not a bound on λ.
+        lam_v = {v: LAMBDA_MAX for v in V}
+        for fname, f in r.flows.items():
+            on = [v for v in f.path if v in pos]
+            dd = sum(r.dtdq[v] * d[pos[v]] for v in on)
+            if dd > 0 and math.isfinite(r.budget[fname]):
+                slack = r.budget[fname] - model.TOLERANCE * f.delay_slo_ns
+                for v in on:
+                    lam_v[v] = min(lam_v[v], max(slack, 0.0) / dd)
+        for u, c, g in self._ratio_pairs(r, V):
+            rate = d[pos[u]] / r.M[u].R_per_ns - d[pos[c]] / r.M[c].R_per_ns
+            if rate > 0:
+                for v in (u, c):
+                    lam_v[v] = min(lam_v[v], max(-g, 0.0) / rate)
+        lam_all = min(lam_v.values())
+        new = {}
+        for v in V:
+            step = d[pos[v]] * (lam_v[v] if d[pos[v]] > 0 else lam_all)
+            if d[pos[v]] > 0:
+                nq = min(r.q[v] + math.floor(step) + 1, r.Q)
+            elif d[pos[v]] < 0:
+                # never below q_min in one step (the original's line search had this bound's sign
+                # wrong, so it never bound)
+                nq = max(r.q[v] + math.floor(step), min(r.qmin[v], r.q[v]))
+            else:
+                nq = r.q[v]
+            new[v] = int(min(max(nq, 0), r.Q))
+        # trim the increases one packet at a time while a flow would go above 0.95·D
+        for _ in range(4 * r.Q):
+            bad = None
+            for fname, f in r.flows.items():
+                if not math.isfinite(r.budget[fname]):
+                    continue
+                extra = sum(r.dtdq[v] * (new[v] - r.q[v]) for v in f.path if v in new and math.isfinite(r.dtdq[v]))
+                if extra > 0 and r.budget[fname] - extra < model.TOLERANCE * f.delay_slo_ns:
+                    bad = f
+                    break
+            if bad is None:
+                break
+            ups = [v for v in bad.path if v in new and new[v] > r.q[v]]
+            if not ups:
+                break
+            for v in ups:
+                new[v] -= 1
+        changed = False
+        for v in V:
+            if new[v] != r.q[v]:
+                log.info("GRADIENT PROJECTION: setting: q[%s]: %d -> %d", v, r.q[v], new[v])
+                r.set(v, new[v], "GRADIENT PROJECTION")
+                changed = True
+        return not changed
+
+
+_NAMES = "null, max, fixedN (N = 1..1024, also fixN), onoff, feasdir, projgrad"
+
+
+def resolve_controller(name: str) -> Controller:
+    """A new controller by name (case-insensitive, a TaskController/Controller suffix ignored)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ArgError(f"controller: give a name ({_NAMES}), got {name!r}")
+    key = name.strip().lower()
+    for suffix in ("taskcontroller", "controller"):
+        if key.endswith(suffix) and key != suffix:
+            key = key[: -len(suffix)]
+    key = {"projgradient": "projgrad", "feasibledirection": "feasdir", "feasdirection": "feasdir"}.get(key, key)
+    if key == "null":
+        return Fixed(0, "null")
+    if key == "max":
+        return Fixed(None, "max")
+    m = re.fullmatch(r"fix(?:ed)?(\d+)", key)
+    if m:
+        n = int(m.group(1))
+        if not 1 <= n <= FIXED_MAX:
+            raise ArgError(f"controller {name!r}: the fixed trigger must be 1..{FIXED_MAX}, got {n}")
+        return Fixed(n, f"fixed{n}")
+    if key == "onoff":
+        return OnOff()
+    if key == "feasdir":
+        return FeasDir()
+    if key == "projgrad":
+        return ProjGrad()
+    raise ArgError(f"unknown controller {name!r}: choose {_NAMES}")

@@ -1,0 +1,168 @@
+"""Controllers on hand-made control inputs: each rule of reference §7/§8, one at a time."""
+import logging
+import math
+
+import pytest
+
+from tailgate.batchy.controllers import resolve_controller
+from tailgate.batchy.state import ControlInput, FlowState, ModuleState
+from tailgate.core.errors import ArgError
+
+
+def mod(name, q=0, R_mpps=4.0, b_in=8.0, T0=400.0, T1=40.0, **kw):
+    R = R_mpps * 1e-3                         # packets/ns
+    b_v = q if q else b_in
+    return ModuleState(name=name, T0_ns=T0, T1_ns=T1, q=q, x_per_ns=R / b_v, R_per_ns=R, b_v=b_v, b_in=b_in,
+                       task="t0", **kw)
+
+
+def inp(mods, flows, rnd=1):
+    return ControlInput(round=rnd, period_ns=1e7, modules={m.name: m for m in mods}, flows=flows)
+
+
+def flow(name, path, slo, delay):
+    return FlowState(name=name, path=path, delay_slo_ns=slo, delay_ns=delay, rate_pps=1e6)
+
+
+@pytest.mark.parametrize("name, cls, q", [
+    ("null", "Fixed", 0), ("NULL", "Fixed", 0), ("max", "Fixed", 32), ("fixed8", "Fixed", 8), ("fix31", "Fixed", 31),
+    ("ProjGradientTaskController", "ProjGrad", None), ("projgrad", "ProjGrad", None), ("OnOff", "OnOff", None),
+    ("feasdir", "FeasDir", None),
+])
+def test_names_resolve(name, cls, q):
+    c = resolve_controller(name)
+    assert type(c).__name__ == cls
+    if q is not None:
+        d = c.control(inp([mod("a", q=5)], [flow("f", ["a"], 1e6, 1e3)]))
+        assert d.triggers == {"a": q}
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("fastest", "unknown controller 'fastest'"), ("fixed0", "must be 1..1024"), ("fix2000", "must be 1..1024"),
+    ("", "give a name"),
+])
+def test_bad_names_are_one_clear_message(bad, message):
+    with pytest.raises(ArgError, match=message):
+        resolve_controller(bad)
+
+
+def test_projgrad_pulls_an_unbuffered_module_within_budget(caplog):
+    # R = 4 Mpps: dt/dq = 250 + 40 ns; q_min = 8 + 4 = 12 costs 3480 ns of a 10 us budget
+    c = resolve_controller("projgrad")
+    with caplog.at_level(logging.INFO, logger="tailgate.batchy"):
+        d = c.control(inp([mod("a")], [flow("f", ["a"], 20_000, 10_000)]))
+    assert d.triggers["a"] == 12
+    assert "PULLING" in caplog.text
+
+
+def test_projgrad_does_not_pull_beyond_the_budget():
+    d = resolve_controller("projgrad").control(inp([mod("a")], [flow("f", ["a"], 12_000, 10_000)]))
+    assert d.triggers["a"] == 0
+
+
+def test_projgrad_steps_up_to_the_tight_bound_and_then_sits_at_kkt(caplog):
+    c = resolve_controller("projgrad")
+    # q = 12 and 10 us left: the step may use up to (budget - 5 % of D) / 290 ns per packet
+    d = c.control(inp([mod("a", q=12)], [flow("f", ["a"], 20_000, 10_000)]))
+    q = d.triggers["a"]
+    assert 12 < q <= 32
+    assert (q - 12) * 290 <= 10_000 - 1_000 + 290       # never past 0.95·D by more than the rounding
+    # at the tight bound (delay >= 0.95·D) nothing moves: a KKT point
+    with caplog.at_level(logging.INFO, logger="tailgate.batchy"):
+        d2 = c.control(inp([mod("a", q=20)], [flow("f", ["a"], 20_000, 19_200)]))
+    assert d2.triggers["a"] == 20 and d2.kkt
+    assert "KKT" in caplog.text
+
+
+def test_projgrad_recovers_a_violating_flow_and_drops_below_q_min_to_zero():
+    c = resolve_controller("projgrad")
+    # 2 us over at 290 ns/packet: cut by ceil(2000/290) + 1 = 8 -> 24 - 8 = 16 (>= q_min 12)
+    d = c.control(inp([mod("a", q=24)], [flow("f", ["a"], 20_000, 22_000)]))
+    assert d.triggers["a"] == 16
+    # 5 us over from q = 14: 14 - 19 < q_min -> 0
+    d = c.control(inp([mod("a", q=14)], [flow("f", ["a"], 20_000, 25_000)]))
+    assert d.triggers["a"] == 0
+
+
+def test_projgrad_recovers_the_slowest_module_first():
+    c = resolve_controller("projgrad")
+    slow = mod("slow", q=20, R_mpps=1.0)        # 1/x large: the larger module delay
+    fast = mod("fast", q=20, R_mpps=8.0)
+    d = c.control(inp([slow, fast], [flow("f", ["slow", "fast"], 50_000, 51_000)]))
+    assert d.triggers["slow"] < 20 and d.triggers["fast"] == 20
+
+
+def test_projgrad_pushes_when_input_batches_are_already_full():
+    d = resolve_controller("projgrad").control(inp([mod("a", q=32, b_in=30)], [flow("f", ["a"], 1e6, 1e4)]))
+    assert d.triggers["a"] == 0
+
+
+def test_projgrad_line_search_keeps_q_min_when_decreasing():
+    # Two modules on one tight flow: the projection moves budget from the module with the smaller
+    # gradient to the other; the decreasing one must not go below its q_min (the original's sign bug).
+    a = mod("a", q=14, R_mpps=4.0, b_in=10, T0=2000)   # large T0: worth increasing
+    b = mod("b", q=14, R_mpps=4.0, b_in=10, T0=50)     # small T0: the one that gives way
+    d = resolve_controller("projgrad").control(inp([a, b], [flow("f", ["a", "b"], 20_000, 19_500)]))
+    assert d.triggers["b"] >= 14     # q_min = 14: it may not decrease at all
+    assert d.triggers["a"] >= 14
+
+
+def test_projgrad_moves_along_a_tight_constraint():
+    # q_min = 4 here, so the one with the small T0 can give way to the one with the large T0
+    a = mod("a", q=16, R_mpps=4.0, b_in=0, T0=4000)
+    b = mod("b", q=16, R_mpps=4.0, b_in=0, T0=40)
+    d = resolve_controller("projgrad").control(inp([a, b], [flow("f", ["a", "b"], 20_000, 19_500)]))
+    assert d.triggers["a"] > 16 and d.triggers["b"] < 16
+    assert d.triggers["b"] >= 4
+
+
+def test_onoff_is_bang_bang():
+    c = resolve_controller("onoff")
+    d = c.control(inp([mod("a")], [flow("f", ["a"], 100_000, 10_000)]))
+    assert d.triggers["a"] == 32
+    d = c.control(inp([mod("a", q=32)], [flow("f", ["a"], 100_000, 101_000)]))
+    assert d.triggers["a"] == 0
+    d = c.control(inp([mod("a")], [flow("f", ["a"], 12_000, 10_000)]))
+    assert d.triggers["a"] == 0        # 32 packets would not fit the budget
+
+
+def test_feasdir_handles_one_module_per_round():
+    c = resolve_controller("feasdir")
+    mods = [mod("a"), mod("b")]
+    fl = [flow("f", ["a"], 100_000, 10_000), flow("g", ["b"], 100_000, 10_000)]
+    d1 = c.control(inp(mods, fl))
+    assert sorted(d1.triggers.values()) == [0, 12]
+    d2 = c.control(inp(mods, fl, rnd=2))
+    assert d2.triggers != d1.triggers
+
+
+def test_infeasible_after_two_rounds_unbuffered_over_the_objective():
+    c = resolve_controller("projgrad")
+    fl = [flow("f", ["a"], 1_000, 5_000)]
+    assert c.control(inp([mod("a")], fl)).infeasible == {}
+    d = c.control(inp([mod("a")], [flow("f", ["a"], 1_000, 4_000)], rnd=2))
+    assert d.infeasible == {"f": 4_000}
+    # a flow that has a buffer it could give up is not (yet) infeasible
+    c2 = resolve_controller("projgrad")
+    for r in (1, 2):
+        assert c2.control(inp([mod("a", q=20)], fl, rnd=r)).infeasible == {}
+
+
+def test_not_infeasible_while_the_controller_still_acts_elsewhere():
+    # The flow's own path is unbuffered, but buffering another module (which shortens the task's
+    # turnaround) is still being tried: no verdict yet.
+    c = resolve_controller("projgrad")
+    mods = [mod("robot"), mod("bulk")]
+    fl = [flow("robot", ["robot"], 1_000, 5_000), flow("bulk", ["bulk"], 1e8, 1e4)]
+    d = c.control(inp(mods, fl))
+    assert d.triggers["bulk"] > 0 and d.infeasible == {}
+    mods = [mod("robot"), mod("bulk", q=d.triggers["bulk"])]
+    d = c.control(inp(mods, fl, rnd=2))
+    assert d.triggers["bulk"] > mods[1].q and d.infeasible == {}
+
+
+def test_a_flow_without_packets_is_no_evidence():
+    c = resolve_controller("onoff")
+    for r in (1, 2, 3):
+        d = c.control(inp([mod("a")], [flow("f", ["a"], 1_000, math.nan)], rnd=r))
+    assert d.infeasible == {}
