@@ -321,7 +321,8 @@ class ProjGrad(Controller):
             if r.budget[fname] <= model.TOLERANCE * f.delay_slo_ns:      # delay >= 0.95·D: tight
                 row = np.zeros(n)
                 for v in on:
-                    row[pos[v]] = r.dtdq[v]
+                    # a module without traffic this period has no delay to trade (its 1/R is inf)
+                    row[pos[v]] = r.dtdq[v] if math.isfinite(r.dtdq[v]) else 0.0
                 rows.append(row)
                 kinds.append(f"delay {fname}")
         for v in V:
@@ -399,7 +400,7 @@ class ProjGrad(Controller):
         lam_v = {v: LAMBDA_MAX for v in V}
         for fname, f in r.flows.items():
             on = [v for v in f.path if v in pos]
-            dd = sum(r.dtdq[v] * d[pos[v]] for v in on)
+            dd = sum(r.dtdq[v] * d[pos[v]] for v in on if d[pos[v]] != 0 and math.isfinite(r.dtdq[v]))
             if dd > 0 and math.isfinite(r.budget[fname]):
                 slack = r.budget[fname] - model.TOLERANCE * f.delay_slo_ns
                 for v in on:

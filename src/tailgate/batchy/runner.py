@@ -29,9 +29,12 @@ when the first ``run`` builds the graph; a ``WFQ`` task instead puts a Queue (64
 backpressure) in front of each controlled module, which then runs as its own task on a worker
 that schedules weighted-fair by time (only the ``null`` controller drives WFQ tasks).
 
-**Costs.** A module's ``T0``/``T1`` (ns) come from ``add_module(..., T_0=, T_1=)``, else its
-``cost_ns`` when non-zero (Bypass: ``t0_ns``/``t1_ns``), else the profile written by
-``tailgate profile`` (:mod:`tailgate.batchy.profiler`), else 0/0 with a warning naming the module.
+**Costs.** A module's ``T0``/``T1`` (ns): a Bypass costs its own ``t0_ns``/``t1_ns`` on either
+clock. Under the virtual clock, ``add_module(..., T_0=, T_1=)`` (which the clock then charges),
+else the module's ``cost_ns``. Under the wall clock, what this machine's profile
+(``tailgate profile``, :mod:`tailgate.batchy.profiler`) measured; a class missing from it is
+profiled on the spot (about a second) and added to it; only when that cannot be done, the given
+or nominal cost with a warning, and 0/0 (uncontrolled) with a warning naming the module.
 A module is controlled when its batchiness β = T1/(T0+T1) ≤ 0.5, unless ``controlled=`` says.
 
 **Flows.** ``add_flow(name, path, delay_slo_ns, rate_slo=None, percentile=95, source_params=None)``:
@@ -76,6 +79,8 @@ INGRESS_QUEUE_SIZE = 64
 DEFAULT_CONTROL_PERIOD_S = 0.1
 DEFAULT_WARMUP_S = 0.5
 MAX_TRIGGER = 32
+#: a run has converged from the round after which no trigger moves more than this (10 % of 32)
+CONVERGED_TOLERANCE = 3
 #: modules that never get a buffer and cost 0 in the model (measurement plumbing)
 _PLUMBING = ("Source", "PcapSource", "Sink", "Measure", "Timestamp", "Queue", "FractionalBuffer", "Drop", "Merge",
              "_FlowIdMap")
@@ -206,6 +211,7 @@ class Batchy:
         self.infeasible: dict[str, float] = {}          # flow -> best delay reachable (ns), now
         self.infeasible_rounds: dict[str, list[int]] = {}  # flow -> rounds it was declared infeasible
         self._profile = None
+        self._profile_failed: set[str] = set()
 
     # -- building -----------------------------------------------------------------------------
     def _check_not_built(self, what: str) -> None:
@@ -219,22 +225,44 @@ class Batchy:
         return w
 
     def _costs(self, module, T_0, T_1) -> tuple[float, float, str]:
+        """(T0, T1, where they came from) for a module being added (see the manual's **Costs**)."""
         if (T_0 is None) != (T_1 is None):
             raise ArgError(f"module {module.name}: give both T_0 and T_1 (ns) or neither")
         if T_0 is not None:
             T0, T1 = float(T_0), float(T_1)
             if T0 < 0 or T1 < 0:
                 raise ArgError(f"module {module.name}: T_0 and T_1 must not be negative, got {T_0}, {T_1}")
-            if type(module).__name__ != "Bypass":
-                module.cost_ns = (T0, T1)       # the virtual clock charges what the model assumes
-            return T0, T1, "given"
         if _is_plumbing(module):
             return 0.0, 0.0, "plumbing"
-        modeled = any(module.cost_ns)
-        # Under the virtual clock a module costs what its cost_ns says; on the wall clock what the
-        # profile measured on this machine, where there is one (Bypass spins its own t0/t1).
-        if modeled and (self._script.clock.virtual or type(module).__name__ == "Bypass"):
+        cls = type(module).__name__
+        virtual = self._script.clock.virtual
+        if cls == "Bypass":
+            # it spins exactly its own t0/t1 on the wall clock and is charged them on the virtual one
             return float(module.cost_ns[0]), float(module.cost_ns[1]), "cost_ns"
+        if virtual:
+            if T_0 is not None:
+                module.cost_ns = (T0, T1)       # the virtual clock charges what the model assumes
+                return T0, T1, "given"
+            if any(module.cost_ns):
+                return float(module.cost_ns[0]), float(module.cost_ns[1]), "cost_ns"
+        # The wall clock: what this module costs on this machine, measured. A class that the
+        # profile lacks is profiled now (a second or two), as the issue's "fall back to profiling".
+        cost = self._profiled(cls)
+        if cost is not None:
+            return float(cost[0]), float(cost[1]), "profile"
+        if T_0 is not None:
+            log.warning("module %s (%s): no profile on this machine; the given T_0/T_1 (%g/%g ns) model "
+                        "other hardware", module.name, cls, T0, T1)
+            return T0, T1, "given"
+        if any(module.cost_ns):
+            log.warning("module %s (%s): no profile on this machine; using its nominal cost %s ns",
+                        module.name, cls, tuple(module.cost_ns))
+            return float(module.cost_ns[0]), float(module.cost_ns[1]), "cost_ns"
+        log.warning("module %s (%s): no cost given and no profile for it (run `tailgate profile %s`); "
+                    "modeled as 0/0 ns and not controlled", module.name, cls, cls)
+        return 0.0, 0.0, "none"
+
+    def _profiled(self, cls: str) -> tuple[float, float] | None:
         from tailgate.batchy import profiler
 
         if self._profile is None:
@@ -243,16 +271,17 @@ class Batchy:
             except Exception as e:   # a broken profile file: say so once, run unprofiled
                 log.warning("cannot read the module profile (%s); unprofiled modules cost 0", e)
                 self._profile = {}
-        cost = profiler.module_cost(type(module).__name__, self._profile)
-        if cost is not None:
-            return float(cost[0]), float(cost[1]), "profile"
-        if modeled:
-            log.info("module %s (%s): no profile on this machine; using its nominal cost %s ns",
-                     module.name, type(module).__name__, tuple(module.cost_ns))
-            return float(module.cost_ns[0]), float(module.cost_ns[1]), "cost_ns"
-        log.warning("module %s (%s): no cost given and no profile for it (run `tailgate profile %s`); "
-                    "modeled as 0/0 ns and not controlled", module.name, type(module).__name__, type(module).__name__)
-        return 0.0, 0.0, "none"
+        cost = profiler.module_cost(cls, self._profile)
+        if cost is None and cls in profiler.known_modules() and cls not in self._profile_failed:
+            log.warning("module class %s is not in the profile %s: profiling it now (`tailgate profile %s`)",
+                        cls, profiler.profile_path(), cls)
+            try:
+                self._profile.update(profiler.profile([cls], budget_s=1.0))
+            except Exception as e:
+                log.warning("profiling %s failed (%s); it is modeled without a profile", cls, e)
+                self._profile_failed.add(cls)
+            cost = profiler.module_cost(cls, self._profile)
+        return cost
 
     def add_flow(self, name: str, path, delay_slo_ns: float | None = None, rate_slo=None,
                  source_params: dict | None = None, percentile: float = 95.0, delay_slo: float | None = None):
@@ -709,18 +738,19 @@ class Batchy:
         out["converged_round"] = self.converged_round()
         return out
 
-    def converged_round(self) -> int | None:
-        """The first round after which no trigger changes by more than 1 (None: never settled)."""
+    def converged_round(self, tolerance: int = CONVERGED_TOLERANCE) -> int | None:
+        """The round from which no trigger moved by more than ``tolerance`` packets (10 % of the
+        largest trigger) from one round to the next, to the end of the run."""
         names = [n for n, i in self._mods.items() if i.controlled]
         if not self.rows:
             return None
         last = len(self.rows)
         for k in range(len(self.rows) - 1, 0, -1):
             a, b = self.rows[k - 1], self.rows[k]
-            if any(abs(a.get(f"{n}:control", 0) - b.get(f"{n}:control", 0)) > 1 for n in names):
+            if any(abs(a.get(f"{n}:control", 0) - b.get(f"{n}:control", 0)) > tolerance for n in names):
                 break
             last = k
-        return self.rows[last - 1]["t"] if last <= len(self.rows) else None
+        return self.rows[last - 1]["t"]
 
 
 def _mean(xs) -> float:
