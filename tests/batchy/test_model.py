@@ -38,4 +38,3 @@ def test_pull_target_and_estimates():
     assert model.pull_target(31.0) == 32          # capped
     assert model.pull_target(0.0) == 4
     assert model.flow_estimate_ns(1000, [200, 300], [50]) == 1550
-    assert model.unbuffered_delay_ns(1000, [300, 900]) == 0.0

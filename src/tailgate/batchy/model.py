@@ -86,8 +86,3 @@ def flow_estimate_ns(turnaround_ns: float, path_costs_ns, fill_waits_ns) -> floa
     """Task turnaround + Σ path module costs + Σ fill waits of the buffered modules on the path."""
     return turnaround_ns + sum(path_costs_ns) + sum(fill_waits_ns)
 
-
-def unbuffered_delay_ns(delay_ns: float, reductions_ns) -> float:
-    """A flow's delay with the listed buffers emptied: measured − Σ their modeled contributions
-    (never below 0). Used for the best delay an infeasible flow could reach."""
-    return max(0.0, delay_ns - sum(reductions_ns))

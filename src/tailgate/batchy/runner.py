@@ -647,18 +647,20 @@ class Batchy:
         self.rows.append(row)
 
     def _estimate(self, f: Flow, mstates, raw, task_t0) -> float:
-        """The model's delay estimate of a flow (reference §6)."""
+        """The model's delay estimate of a flow (reference §6, :func:`model.flow_estimate_ns`)."""
+        from tailgate.batchy import model
+
         task = self._mods[f.path[0].name].task
+
         def cost(name):
             info = self._mods[name]
             st = mstates.get(name)
             b = st.b_v if st is not None else (raw[name]["pk"] / raw[name]["bt"] if raw[name]["bt"] else 0.0)
-            return info.T0_ns + info.T1_ns * b
-        turnaround = sum(cost(m.name) for m in task.modules)
-        path = sum(cost(m.name) for m in f.path)
-        wait = sum(1.0 / mstates[m.name].x_per_ns for m in f.path
-                   if m.name in mstates and mstates[m.name].q > 0 and mstates[m.name].x_per_ns > 0)
-        return turnaround + path + wait
+            return model.batch_cost_ns(info.T0_ns, info.T1_ns, b)
+
+        waits = [1.0 / mstates[m.name].x_per_ns for m in f.path
+                 if m.name in mstates and mstates[m.name].q > 0 and mstates[m.name].x_per_ns > 0]
+        return model.flow_estimate_ns(sum(cost(m.name) for m in task.modules), [cost(m.name) for m in f.path], waits)
 
     # -- results --------------------------------------------------------------------------------
     def _path(self, p) -> Path:
