@@ -335,6 +335,35 @@ def test_pool_exhausted_leaves_reader_usable(tmp_path):
         assert rd.read(pool, 4).frames() == frames[8:12]
 
 
+@pytest.mark.parametrize("e", ["<", ">"])
+def test_direct_and_indexed_reads_agree(tmp_path, e):
+    """Classic pcap is read by one kernel that walks and copies (the direct path); pcapng, and a
+    pcap read after a pool ran short, through the record index. Both give the same packets,
+    metadata, counters and error, on snapped, oversized and cut-short records."""
+    frames = random_frames(40, seed=12, hi=400)
+    data = pcap_bytes([(3, 7 * i, f, len(f) + (i % 3)) for i, f in enumerate(frames)], e=e)
+    path = tmp_path / "d.pcap"
+    path.write_bytes(data[:-5])  # the last record is cut short
+    results = []
+    for indexed in (False, True):
+        pool = PacketPool(n_slots=64, slot_bytes=256, headroom_bytes=64)
+        got = []
+        with PcapReader(path) as rd:
+            if indexed:
+                rd._index_more(1000)  # everything indexed ahead: read() then takes the index
+            with pytest.raises(PcapError) as err:
+                while True:
+                    b = rd.read(pool, 7)
+                    assert len(b)
+                    got.append((b.frames(), b.wire_lens.tolist(), b.arrival_ns.tolist(), b.idx.tolist()))
+                    b.free()
+            results.append((got, rd.packets_read, rd.bytes_read, rd.truncated_to_slot, err.value.offset, err.value.reason))
+    assert results[0] == results[1]
+    got, n, _, clipped, _, _ = results[0]
+    assert n == 39 and clipped == sum(len(f) > 192 for f in frames[:39])
+    assert [f for batch in got for f in batch[0]] == [f[:192] for f in frames[:39]]
+
+
 # ------------------------------------------------------------------------------------------------
 # tshark
 # ------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit
 
-from tailgate.packet.wide import ld_be16, ld_be32, prefetch, slot_row, st_be16, st_be32
+from tailgate.packet.wide import ld_be16, ld_be32, ld_le16, ld_le32, prefetch, prefetch_byte, slot_row, st_be16, st_be32
 
 
 @njit(cache=True)
@@ -59,3 +59,18 @@ def test_prefetch_is_only_a_hint():
     before = data.copy()
     assert _prefetch_all(data, np.array([3, 0, 1], np.int32)) == 3
     assert np.array_equal(data, before)
+
+
+@njit(cache=True)
+def _le_loads(buf, o):
+    prefetch_byte(buf, o + 100_000)  # far past the end: a hint, never a fault
+    return ld_le16(buf, o), ld_le32(buf, np.uint64(o + 2))
+
+
+def test_little_endian_loads_from_a_read_only_buffer():
+    raw = bytes(range(1, 20))
+    buf = np.frombuffer(raw, np.uint8)  # read-only, as a memory-mapped capture is
+    for o in (0, 1, 5):
+        a, b = _le_loads(buf, o)
+        assert a == int.from_bytes(raw[o : o + 2], "little")
+        assert b == int.from_bytes(raw[o + 2 : o + 6], "little")

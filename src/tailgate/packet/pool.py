@@ -53,24 +53,33 @@ ANNO_CAPTURE_TS = 7
 _EMPTY_IDX = np.zeros(0, dtype=np.int32)
 
 
+@njit(cache=True, inline="always")
+def take_slot(free, n_free, k, offset, length, wire_len, arrival_ns, in_port, out_port, flow_id, anno, in_use, headroom):
+    """Take the ``k``-th slot from the top of the free stack (``n_free`` before this call's
+    takes) and reset its metadata; returns it as an unsigned index. Kernels that fill frames as
+    they allocate them (the pcap reader) take slots with this, as :meth:`PacketPool.alloc_idx`
+    does, and the caller then lowers ``pool._n_free`` by the number taken."""
+    # an unsigned slot index: numba then skips its negative-index wraparound on every column
+    s = np.uint64(free[n_free - 1 - k])
+    offset[s] = headroom
+    length[s] = 0
+    wire_len[s] = 0
+    arrival_ns[s] = 0
+    in_port[s] = 0
+    out_port[s] = -1
+    flow_id[s] = -1
+    for j in range(anno.shape[1]):  # (anno[s, j], not a row view: a view costs two atomic operations)
+        anno[s, j] = 0
+    in_use[s] = True
+    return s
+
+
 @njit(cache=True)
 def _alloc_kernel(free, n_free, idx, offset, length, wire_len, arrival_ns, in_port, out_port, flow_id, anno, in_use, headroom):
-    n = idx.shape[0]
-    na = anno.shape[1]
-    for k in range(n):
-        # an unsigned slot index: numba then skips its negative-index wraparound on every column
-        s = np.uint64(free[n_free - 1 - k])
-        idx[k] = s
-        offset[s] = headroom
-        length[s] = 0
-        wire_len[s] = 0
-        arrival_ns[s] = 0
-        in_port[s] = 0
-        out_port[s] = -1
-        flow_id[s] = -1
-        for j in range(na):  # (anno[s, j], not a row view: a view costs two atomic operations)
-            anno[s, j] = 0
-        in_use[s] = True
+    for k in range(idx.shape[0]):
+        idx[k] = take_slot(
+            free, n_free, k, offset, length, wire_len, arrival_ns, in_port, out_port, flow_id, anno, in_use, headroom
+        )
 
 
 @njit(cache=True)
@@ -188,6 +197,14 @@ class PacketPool:
         )
         self._n_free -= n
         return idx
+
+    def slot_columns(self) -> tuple:
+        """``(free, n_free, offset, length, wire_len, arrival_ns, in_port, out_port, flow_id, anno,
+        in_use, headroom)``: what :func:`take_slot` needs, in its order."""
+        return (
+            self._free, self._n_free, self.offset, self.length, self.wire_len, self.arrival_ns, self.in_port,
+            self.out_port, self.flow_id, self.anno, self.in_use, self.headroom_bytes,
+        )
 
     def alloc(self, n: int) -> "Batch":
         """A batch of ``n`` fresh, empty frames."""

@@ -18,6 +18,8 @@ most of a header kernel's time. These helpers compile to ONE unaligned load or s
 ARMv8 do those at full speed) plus a byte swap for the big-endian forms:
 
 - ``ld_be16(row, o)``, ``ld_be32(row, o)`` -> int64: the big-endian field at ``row[o:]``;
+- ``ld_le16(row, o)``, ``ld_le32(row, o)`` -> int64: the little-endian field (a pcap file's
+  record headers, written in the capturing machine's order);
 - ``st_be16(row, o, v)``, ``st_be32(row, o, v)``: store the low 16/32 bits of ``v`` big-endian.
 
 ``row`` is a C-contiguous 1-D ``uint8`` array (a slot row ``data[s]``) and ``o`` an offset >= 0.
@@ -33,7 +35,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
 
-__all__ = ["ld_be16", "ld_be32", "prefetch", "slot_row", "st_be16", "st_be32"]
+__all__ = ["ld_be16", "ld_be32", "ld_le16", "ld_le32", "prefetch", "prefetch_byte", "slot_row", "st_be16", "st_be32"]
 
 
 @intrinsic
@@ -86,6 +88,25 @@ def prefetch(typingctx, data, s, o):
         return context.get_dummy_value()
 
     return types.none(data, s, o), codegen
+
+
+@intrinsic
+def prefetch_byte(typingctx, buf, p):
+    """Ask the cache for ``buf[p]`` (a 1-D C array) ahead of use, for reading: no load, no
+    fault, no result (a capture file's records, walked a few hundred bytes ahead)."""
+    if not (isinstance(buf, types.Array) and buf.ndim == 1 and buf.layout == "C" and isinstance(p, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _byte_ptr(context, builder, sig, args)
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])  # for reading, keep in all levels, data
+        return context.get_dummy_value()
+
+    return types.none(buf, p), codegen
 
 
 def _as_i64(builder, v, ty):
@@ -143,5 +164,7 @@ def _storer(bits: int, swap: bool):
 
 ld_be16 = _loader(16, True)
 ld_be32 = _loader(32, True)
+ld_le16 = _loader(16, False)
+ld_le32 = _loader(32, False)
 st_be16 = _storer(16, True)
 st_be32 = _storer(32, True)
