@@ -166,3 +166,57 @@ def test_a_flow_without_packets_is_no_evidence():
     for r in (1, 2, 3):
         d = c.control(inp([mod("a")], [flow("f", ["a"], 1_000, math.nan)], rnd=r))
     assert d.infeasible == {}
+
+
+# -- tailgate's additions: chain absorption and noise-aware budgets --------------------------------
+def test_a_chain_child_of_a_buffered_module_is_absorbed(caplog):
+    # u feeds c alone at the same rate: c's input already comes in batches of q_u
+    u = mod("u", q=20, children=["c"])
+    c = mod("c", q=21, b_in=20)
+    with caplog.at_level(logging.INFO, logger="tailgate.batchy"):
+        d = resolve_controller("projgrad").control(inp([u, c], [flow("f", ["u", "c"], 1e6, 1e4)]))
+    assert d.triggers["c"] == 0 and d.triggers["u"] > 0
+    assert "ABSORBED" in caplog.text
+    # a child fed by a split (a quarter of the rate) keeps its own buffer
+    c4 = mod("c", q=21, b_in=5, R_mpps=1.0)
+    d = resolve_controller("projgrad").control(inp([u, c4], [flow("f", ["u", "c"], 1e6, 1e4)]))
+    assert d.triggers["c"] > 0
+
+
+@pytest.mark.parametrize("name", ["projgrad", "onoff"])
+def test_only_the_head_of_a_chain_is_pulled(name):
+    mods = [mod("c", children=["d"]), mod("d"), mod("u", children=["c"])]   # listed out of order
+    d = resolve_controller(name).control(inp(mods, [flow("f", ["u", "c", "d"], 1e6, 1e4)]))
+    assert d.triggers["u"] > 0 and d.triggers["c"] == 0 and d.triggers["d"] == 0
+
+
+def test_chain_costs_count_in_the_head_of_the_chain():
+    # u alone has too little per-batch cost to be worth more than its pull; with its chain child's
+    # T0 counted, the gradient step takes it further
+    lone = resolve_controller("projgrad").control(
+        inp([mod("u", q=12, T0=10)], [flow("f", ["u"], 40_000, 10_000)]))
+    chain = resolve_controller("projgrad").control(
+        inp([mod("u", q=12, T0=10, T1=0, children=["c"]), mod("c", T0=4000, T1=40)], [flow("f", ["u", "c"], 40_000, 10_000)]))
+    assert chain.triggers["u"] >= lone.triggers["u"] and chain.triggers["c"] == 0
+
+
+def test_one_noisy_reading_does_not_make_projgrad_cut():
+    c = resolve_controller("projgrad")
+    q = 12
+    noise = [0, -600, 500, -300, 200, -500, 400, -200, 300, -400, 100, -100]   # σ ≈ 400 ns
+    qs = []
+    for r, e in enumerate(noise, 1):
+        # the delay follows the model (290 ns a packet of trigger) plus the noise of one reading
+        d = c.control(inp([mod("a", q=q)], [flow("f", ["a"], 20_000, 14_000 + 290 * (q - 12) + e)], rnd=r))
+        q = d.triggers["a"]
+        qs.append(q)
+    assert qs[-1] == qs[-2] == qs[-3]          # settled despite the noise
+    mean = 14_000 + 290 * (q - 12)
+    # the original stops at 0.95·D = 19 us, where a reading 2.5σ high is over D; this keeps ~2σ of room
+    assert 19_000 - 1_200 <= mean <= 19_000 - 500
+    # a reading 3σ above the mean is luck: no cut
+    d = c.control(inp([mod("a", q=q)], [flow("f", ["a"], 20_000, mean + 1_200)], rnd=len(noise) + 1))
+    assert d.triggers["a"] == q
+    # a reading far above (the traffic changed) is taken as it is: recover at once
+    d = c.control(inp([mod("a", q=q)], [flow("f", ["a"], 20_000, 26_000)], rnd=len(noise) + 2))
+    assert d.triggers["a"] < q

@@ -25,7 +25,9 @@ adapted)::
 **Tasks.** Each task gets an ingress :class:`~tailgate.nf.basic.Queue` (64 packets,
 backpressure) in front of its first module, as Batchy's tasks do. In an ``RTC`` task every
 *controlled* module gets a :class:`~tailgate.nf.fbuffer.FractionalBuffer` spliced in front of it
-when the first ``run`` builds the graph; a ``WFQ`` task instead puts a Queue (64, no
+when the first ``run`` builds the graph, whose flush timeout is the tightest delay objective of
+the flows through the module (1 ms if none passes): no packet waits in a buffer for longer than
+its flow may take in all. A ``WFQ`` task instead puts a Queue (64, no
 backpressure) in front of each controlled module, which then runs as its own task on a worker
 that schedules weighted-fair by time (only the ``null`` controller drives WFQ tasks).
 
@@ -79,6 +81,8 @@ INGRESS_QUEUE_SIZE = 64
 DEFAULT_CONTROL_PERIOD_S = 0.1
 DEFAULT_WARMUP_S = 0.5
 MAX_TRIGGER = 32
+#: flush timeout of a buffer that no flow passes through (one with flows gets their tightest objective)
+DEFAULT_FLUSH_TIMEOUT_NS = 1_000_000
 #: a run has converged from the round after which no trigger moves more than this (10 % of 32)
 CONVERGED_TOLERANCE = 3
 #: modules that never get a buffer and cost 0 in the model (measurement plumbing)
@@ -478,7 +482,14 @@ class Batchy:
                 _splice_before(info.module, buf)
                 info.task.worker.worker.add_task(buf, share=1.0)
             else:
-                buf = FractionalBuffer(name=f"fb_{name}", trigger=0)
+                # A packet never waits in a buffer longer than the tightest objective of the flows
+                # through it: past that it has missed its objective anyway, and a shorter timeout
+                # flushes slow branches before they fill (on the wall clock, L2L3's next hops get
+                # a few hundred packets a second: a 32-packet batch takes ~100 ms, and the former
+                # fixed 1 ms timeout released fragments, one call each, below null's throughput).
+                slos = [f.delay_slo_ns for f in self.flows if any(m is info.module for m in f.path)]
+                timeout_ns = int(min(max(min(slos), 1_000), 10**12)) if slos else DEFAULT_FLUSH_TIMEOUT_NS
+                buf = FractionalBuffer(name=f"fb_{name}", trigger=0, flush_timeout_ns=timeout_ns)
                 _splice_before(info.module, buf)
             info.buffer = buf
         self._built = True
