@@ -257,7 +257,10 @@ class ScriptRun:
         self.workers.append(w)
         return w
 
-    def run(self, seconds: float | None = None, packets: int | None = None) -> dict[str, Any]:
+    def run(self, seconds: float | None = None, packets: int | None = None, summary: bool = True) -> dict[str, Any] | None:
+        """Run the pipeline for ``seconds`` of its clock or ``packets`` packets; returns the run's
+        summary, or None with ``summary=False`` (a control loop that runs many short periods on
+        the wall clock: a summary takes ~15 ms, during which buffered packets wait)."""
         if self.runtime is None:
             self.check_unknown_args()
             self._start()
@@ -282,7 +285,7 @@ class ScriptRun:
             self.runs, _results.source_packets(rt), (rt.stopped_ns - rt.started_ns) / 1e9, rt.clock.name,
             self.stop_reason,
         )  # fmt: skip
-        return _results.summarize(rt, self.pipeline, runs=self.runs)
+        return _results.summarize(rt, self.pipeline, runs=self.runs) if summary else None
 
     # -- internals -------------------------------------------------------------------------------
     def check_unknown_args(self) -> None:

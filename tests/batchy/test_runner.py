@@ -37,6 +37,7 @@ def test_projgrad_holds_a_tight_objective_and_beats_null(tmp_path):
     pg = run_example("simple_pipeline", tmp_path, controller="projgrad", rounds=25, delay_slo1=slo).batchy
     s = pg.summary(last=5)
     assert s["converged_round"] is not None and s["converged_round"] <= 20
+    assert s["rate_settled_round"] is not None and s["rate_settled_round"] <= s["converged_round"] + 1
     d1 = s["flows"]["flow1"]["delay_ns"]
     assert d1 <= slo * 1.05, s
     assert d1 >= slo * 0.5, s      # it used the budget it had, not just stayed at null

@@ -45,3 +45,17 @@ def test_merge_equals_recording_both():
     h1.merge(h2)
     assert (h1.counts == h.counts).all()
     assert h1.summary() == h.summary()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 10**9), max_size=50), min_size=1, max_size=6), st.floats(1, 100))
+def test_percentile_of_rows_matches_one_row_at_a_time(rows, pct):
+    from tailgate.measure.hist import percentile_of_rows, percentiles_from_counts
+
+    counts = np.zeros((len(rows), N_BUCKETS), np.int64)
+    for r, values in enumerate(rows):
+        for v in values:
+            counts[r, _bucket(v)] += 1
+    got = percentile_of_rows(counts, pct)
+    want = [percentiles_from_counts(c, [pct])[0] for c in counts]
+    assert np.allclose(got, want, equal_nan=True)

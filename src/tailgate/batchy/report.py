@@ -58,17 +58,23 @@ NOTES = """## Reading the results
 - **Where it falls short.** `onoff` cannot buffer L2L3 at all (32 packets per next hop do not
   fit the budget at once). On simple_pipeline and dag_test the tight objective leaves `projgrad`
   little to gain: the reference's rule q ≥ b_in + 4 makes the smallest useful trigger cost more
-  than the budget. On the mobile gateway the triggers still take steps of more than 3 packets late
-  in the run (a bearer selector trading budget with a QoS bearer's NF along a tight objective,
-  when a reading leaves room), though no flow is late.
+  than the budget. On the mobile gateway the triggers still take steps of more than 3 packets
+  until round 27 (a bearer selector trading budget with a QoS bearer's NF along a tight
+  objective, when a reading leaves room), though no flow is late and the rate settles by round 3.
 - **Wall clock (this 2-vCPU VM, Python).** Each module call costs microseconds of Python and
   numpy (see `tailgate profile`), and so do the sources, queues and measurement modules that the
   model counts as free; the objectives are scaled by how much slower the null run is here. A
   buffer's flush timeout is the tightest objective of its flows, so slow branches fill (L2L3:
-  19 kpps over 64 next hops, ~100 ms to fill 32 packets; with the former fixed 1 ms timeout
-  `max` and `projgrad` ran at 0.5–0.6× `null`, now at 4.4–4.6×). On simpletree the model's
-  estimates run low and `projgrad` overshoots the scaled objective. Wall-clock numbers on a
-  shared VM are noisy; the ratios, from one run each, are the result, not the absolute rates.
+  ~30 kpps over 64 next hops; with the former fixed 1 ms timeout `max` and `projgrad` ran at
+  0.5–0.6× `null`, now at 4.5×). The control loop no longer builds a run summary after every
+  period (15 ms, while buffered packets waited: it had put a 5× tail on every wall-clock flow).
+  Where `projgrad` still fails here (simpletree, l3vrf, dag_test: late flow-rounds, triggers
+  never settle), the cause is one the reference's model leaves out: cutting one module's trigger
+  adds calls to every round of the task, at tens of µs each in Python, which lengthens every
+  other flow's delay; a recovery then sets off others in a cascade. Modelling the task turnaround
+  in ∂t/∂q (as `feasdir` does in the original) is the next step. The wall-clock rate wanders by
+  more than 5 % from round to round even under `null` (*rate settled* "None" or late); the
+  ratios, from one run each, are the result, not the absolute rates.
 """
 
 
@@ -170,7 +176,8 @@ def _markdown(results: dict, clocks, quick: bool) -> str:
          "to `null` on the same clock; *delay/SLO* is the worst flow's mean delay percentile (p95) over "
          "those rounds divided by its objective; *late* counts the (flow, round) pairs in that half "
          "where the flow was more than 5 % over its objective; *settled* is the round from which no trigger moved by "
-         "more than 3 packets (10 % of the largest trigger) from one round to the next.", ""]
+         "more than 3 packets (10 % of the largest trigger) from one round to the next; *rate settled* the round "
+         "from which the total rate stayed within 5 % of its second-half mean.", ""]
     if quick:
         L += ["(Quick run: fewer rounds, virtual clock only.)", ""]
     for case, by_clock in results.items():
@@ -183,21 +190,21 @@ def _markdown(results: dict, clocks, quick: bool) -> str:
             scale = next((r.get("slo_scale", 1.0) for r in rows.values()), 1.0)
             note = "" if clk == "virtual" else f" (objectives × {scale:.1f}, this machine's null delay over the model's)"
             L += [f"**{clk} clock**{note}", "",
-                  "| controller | Mpps | × null | delay/SLO (worst flow) | late | settled | infeasible |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+                  "| controller | Mpps | × null | delay/SLO (worst flow) | late | settled | rate settled | infeasible |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
             for ctrl in CONTROLLERS:
                 s = rows.get(ctrl)
                 if s is None:
                     continue
                 if "error" in s:
-                    L.append(f"| {ctrl} | – | – | – | – | – | error: {s['error']} |")
+                    L.append(f"| {ctrl} | – | – | – | – | – | – | error: {s['error']} |")
                     continue
                 w, fname = _worst(s)
                 late = sum(v.get("violations", 0) for v in s["flows"].values())
                 ratio = s["sum_fpps"] / null if null else math.nan
                 inf = ", ".join(f"{f} (best ≈ {b / 1e3:,.1f} µs)" for f, b in s.get("infeasible", {}).items()) or "–"
                 L.append(f"| {ctrl} | {s['sum_fpps'] / 1e6:.3f} | {ratio:.2f} | {w:.2f} ({fname}) | {late} | "
-                         f"{s.get('converged_round')} | {inf} |")
+                         f"{s.get('converged_round')} | {s.get('rate_settled_round')} | {inf} |")
             png = Path("batchy") / case / f"{clk}-projgrad" / f"{case}.png"
             L += ["", f"![projgrad, {clk} clock]({png.as_posix()})", ""]
     L.append(NOTES)

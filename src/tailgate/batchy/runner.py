@@ -85,6 +85,8 @@ MAX_TRIGGER = 32
 DEFAULT_FLUSH_TIMEOUT_NS = 1_000_000
 #: a run has converged from the round after which no trigger moves more than this (10 % of 32)
 CONVERGED_TOLERANCE = 3
+#: the total rate counts as settled within this fraction of its second-half mean
+RATE_SETTLED_TOLERANCE = 0.05
 #: modules that never get a buffer and cost 0 in the model (measurement plumbing)
 _PLUMBING = ("Source", "PcapSource", "Sink", "Measure", "Timestamp", "Queue", "FractionalBuffer", "Drop", "Merge",
              "_FlowIdMap")
@@ -536,7 +538,8 @@ class Batchy:
         for m in self._script.pipeline:
             m.reset_counters()
         for f in self.flows:
-            f.measure.clear()
+            if f.measure.flow_packets.any() or f.measure.first_ns is not None:   # (shared: clear once)
+                f.measure.clear()
 
     def _clock(self):
         return self._script.clock
@@ -560,14 +563,14 @@ class Batchy:
         for _ in range(rounds):
             self._reset()
             t0 = self._clock().now_ns()
-            sr.run(seconds=control_period_s)
+            sr.run(seconds=control_period_s, summary=False)
             period_ns = max(self._clock().now_ns() - t0, 1)
             self.round += 1
             self._control_round(period_ns)
         return self.summary()
 
     def _control_round(self, period_ns: int) -> None:
-        from tailgate.measure.hist import percentiles_from_counts
+        from tailgate.measure.hist import percentile_of_rows
 
         virtual = self._clock().virtual
         w0 = time.perf_counter()
@@ -600,16 +603,27 @@ class Batchy:
         task_t0 = {t: (period_ns / bt if bt else float("nan")) for t, bt in task_bt.items()}
         fstates = []
         total_pps = 0.0
+        costs: dict = {}
+        # every flow's percentile in one pass per (Measure, percentile)
+        groups: dict[tuple[int, float], list] = {}
+        for f in self.flows:
+            groups.setdefault((id(f.measure), f.percentile), []).append(f)
+        delays: dict[str, float] = {}
+        for (_m, pct), fl in groups.items():
+            meas = fl[0].measure
+            rows = [f.row for f in fl]
+            for f, d in zip(fl, percentile_of_rows(meas.hist[rows], pct)):
+                delays[f.name] = float(d)
         for f in self.flows:
             meas = f.measure
             n = int(meas.flow_packets[f.row])
-            delay = float(percentiles_from_counts(meas.hist[f.row], [f.percentile])[0]) if n else float("nan")
+            delay = delays[f.name] if n else float("nan")
             pps = n * 1e9 / period_ns
             total_pps += pps
             ctl_path = [m.name for m in f.path if self._mods[m.name].controlled]
             fs = FlowState(name=f.name, path=ctl_path, delay_slo_ns=f.delay_slo_ns, delay_ns=delay, rate_pps=pps,
                            rate_slo_pps=f.rate_slo_pps)
-            fs.estimate_ns = self._estimate(f, mstates, raw, task_t0)
+            fs.estimate_ns = self._estimate(f, mstates, raw, task_t0, costs)
             fstates.append(fs)
         log.info("*** CONTROL ROUND: %d..., cumulative flow rate: %.6g Mpps", self.round, total_pps / 1e6)
         inp = ControlInput(round=self.round, period_ns=float(period_ns), modules=mstates, flows=fstates,
@@ -657,21 +671,28 @@ class Batchy:
         row["ctrlr_deadtime"] = dead_s
         self.rows.append(row)
 
-    def _estimate(self, f: Flow, mstates, raw, task_t0) -> float:
-        """The model's delay estimate of a flow (reference §6, :func:`model.flow_estimate_ns`)."""
+    def _estimate(self, f: Flow, mstates, raw, task_t0, costs: dict) -> float:
+        """The model's delay estimate of a flow (reference §6, :func:`model.flow_estimate_ns`);
+        ``costs`` caches each module's batch cost for the round (every flow shares the task's)."""
         from tailgate.batchy import model
 
         task = self._mods[f.path[0].name].task
 
         def cost(name):
-            info = self._mods[name]
-            st = mstates.get(name)
-            b = st.b_v if st is not None else (raw[name]["pk"] / raw[name]["bt"] if raw[name]["bt"] else 0.0)
-            return model.batch_cost_ns(info.T0_ns, info.T1_ns, b)
+            c = costs.get(name)
+            if c is None:
+                info = self._mods[name]
+                st = mstates.get(name)
+                b = st.b_v if st is not None else (raw[name]["pk"] / raw[name]["bt"] if raw[name]["bt"] else 0.0)
+                c = costs[name] = model.batch_cost_ns(info.T0_ns, info.T1_ns, b)
+            return c
 
+        turnaround = costs.get(("task", task.name))
+        if turnaround is None:
+            turnaround = costs[("task", task.name)] = sum(cost(m.name) for m in task.modules)
         waits = [1.0 / mstates[m.name].x_per_ns for m in f.path
                  if m.name in mstates and mstates[m.name].q > 0 and mstates[m.name].x_per_ns > 0]
-        return model.flow_estimate_ns(sum(cost(m.name) for m in task.modules), [cost(m.name) for m in f.path], waits)
+        return model.flow_estimate_ns(turnaround, [cost(m.name) for m in f.path], waits)
 
     # -- results --------------------------------------------------------------------------------
     def _path(self, p) -> Path:
@@ -749,7 +770,25 @@ class Batchy:
             }
         out["triggers"] = {n: self.rows[-1].get(f"{n}:control") for n, i in self._mods.items() if i.controlled}
         out["converged_round"] = self.converged_round()
+        out["rate_settled_round"] = self.rate_settled_round()
         return out
+
+    def rate_settled_round(self, tolerance: float = RATE_SETTLED_TOLERANCE) -> int | None:
+        """The round from which the total flow rate stays within ``tolerance`` (±5 %: wall-clock
+        rates wander by a few %) of its mean over the second half of the run, to the end:
+        convergence of what the controller optimizes, where :meth:`converged_round` asks it of
+        every trigger."""
+        if not self.rows:
+            return None
+        ref = _mean(r["sum_fpps"] for r in self.rows[len(self.rows) // 2:])
+        if not ref > 0:
+            return None
+        last = len(self.rows)
+        for k in range(len(self.rows) - 1, -1, -1):
+            if abs(self.rows[k]["sum_fpps"] / ref - 1) > tolerance:
+                break
+            last = k
+        return self.rows[last]["t"] if last < len(self.rows) else None
 
     def converged_round(self, tolerance: int = CONVERGED_TOLERANCE) -> int | None:
         """The round from which no trigger moved by more than ``tolerance`` packets (10 % of the

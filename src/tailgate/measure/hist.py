@@ -71,6 +71,19 @@ def percentiles_from_counts(counts: np.ndarray, pcts) -> np.ndarray:
     return bucket_upper_ns(idx).astype(np.float64)
 
 
+def percentile_of_rows(counts: np.ndarray, pct: float) -> np.ndarray:
+    """One percentile (upper bucket edge, ns) of each row of a 2-D array of histogram counts, in
+    one pass (a control loop reads every flow's row each round); NaN where a row is empty."""
+    counts = np.atleast_2d(counts)
+    cum = np.cumsum(counts, axis=1)
+    total = cum[:, -1]
+    ranks = np.maximum(np.ceil(pct / 100.0 * total), 1)
+    idx = (cum < ranks[:, None]).sum(axis=1)          # first bucket reaching the rank
+    out = bucket_upper_ns(np.minimum(idx, counts.shape[1] - 1)).astype(np.float64)
+    out[total == 0] = np.nan
+    return out
+
+
 class LatencyHistogram:
     def __init__(self) -> None:
         self.counts = np.zeros(N_BUCKETS, dtype=np.int64)
