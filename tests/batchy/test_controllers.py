@@ -214,9 +214,9 @@ def test_one_noisy_reading_does_not_make_projgrad_cut():
     mean = 14_000 + 290 * (q - 12)
     # the original stops at 0.95·D = 19 us, where a reading 2.5σ high is over D; this keeps ~2σ of room
     assert 19_000 - 1_200 <= mean <= 19_000 - 500
-    # a reading 3σ above the mean is luck: no cut
+    # a reading 3σ above the mean is luck: no recovery cut (at most a one-packet back-off)
     d = c.control(inp([mod("a", q=q)], [flow("f", ["a"], 20_000, mean + 1_200)], rnd=len(noise) + 1))
-    assert d.triggers["a"] == q
+    assert q - 1 <= d.triggers["a"] <= q
     # a reading far above (the traffic changed) is taken as it is: recover at once
     d = c.control(inp([mod("a", q=q)], [flow("f", ["a"], 20_000, 26_000)], rnd=len(noise) + 2))
     assert d.triggers["a"] < q

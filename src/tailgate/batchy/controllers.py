@@ -54,9 +54,13 @@ NAT, virtual clock, ``tailgate batchy report``; before → after):
   ``T0``/``T1``. Worst flow-round 1.6× → 1.15× its objective, 6.09 → 6.31 Mpps.
 - *Noise-aware budgets* (:class:`DelayNoise`): each flow's readings are filtered across rounds
   with the model's predicted change, their round-to-round noise σ is measured, and the budget
-  that every buffering rule reads keeps 2σ of room; recovery acts only when the *filtered*
-  delay is over the objective itself (hysteresis). Late flow-rounds (> 1.05·D) in the second
-  half 62 → 0, and the triggers settle by round 3 instead of moving to the end.
+  that every buffering rule reads (pull, tight rows, line search, trim) keeps 2σ of room.
+  Recovery acts only when the *filtered* delay is over the objective itself, and cuts back to
+  the objective; a flow inside its margin gives back one packet a round instead (``BACK OFF``).
+  A deep cut hurts more than the flow it is for: on the wall clock it adds Python calls to every
+  round of the task and lengthens every other flow's delay, which can set off their recoveries.
+  L2L3: late flow-rounds (> 1.05·D) in the second half 62 → 0, triggers settled from round 3
+  instead of moving to the end.
 
 **Infeasible objectives.** A flow that stays more than 5 % over its objective for two rounds
 while nothing on its path is buffered cannot be helped by any trigger: the controller reports
@@ -179,8 +183,9 @@ class DelayNoise:
     triggers moved by at most ``NOISE_MAX_STEP`` packets in all, the residual ``r = Δd − Σ
     ∂t/∂q·Δq`` between two readings (what the model does not explain) updates an EWMA of ``r²/2``,
     the variance σ² of one reading. The controller's budget is ``D − d̂ − NOISE_Z·σ`` (the margin
-    at most ``NOISE_MARGIN_MAX·D``): every rule that reads budgets (recover, pull, the tight rows,
-    the line search, the trim) keeps that much room, so a single reading cannot make it cut.
+    at most ``NOISE_MARGIN_MAX·D``): every rule that buffers more (pull, the tight rows, the line
+    search, the trim) keeps that much room; recovery reads ``D − d̂`` without the margin (see the
+    manual: hysteresis and back-off), so a single unlucky reading cannot make it cut.
     Until a flow has two readings at nearly the same triggers, it has no margin and its readings
     are taken as they are, as in the original.
     """
@@ -326,13 +331,15 @@ class _Round:
     def recover(self, onoff: bool = False) -> None:
         for fname in sorted(self.budget, key=self.budget.get):
             if self.slack[fname] >= 0:
+                if self.budget[fname] < 0 and not onoff:
+                    self._back_off(fname)
                 continue
             self.fixed_flow.add(fname)
             path = [v for v in self.flows[fname].path if v in self.M and self.q[v] > 0]
             for v in sorted(path, key=self.tv, reverse=True):
-                if self.budget[fname] >= 0:
+                if self.slack[fname] >= 0:
                     break
-                over = -self.budget[fname]
+                over = -self.slack[fname]
                 if onoff:
                     new = 0
                 else:
@@ -345,6 +352,21 @@ class _Round:
                 log.info("module %s: RECOVERING flow %s (%.0f ns short of its budget): q: %d -> %d", v, fname, over,
                          self.q0[v], self.q[v])
                 self.fixed_mod.add(v)
+
+    def _back_off(self, fname: str) -> None:
+        """A flow under its objective but inside its noise margin gives back one packet a round
+        (the largest module delay on its path first, never below q_min): it drifts out of the
+        margin without the deep cut of a recovery, which on the wall clock lengthens every other
+        flow's rounds (more calls) and can set off theirs."""
+        path = [v for v in self.flows[fname].path if v in self.M and self.q[v] > self.qmin[v]
+                and v not in self.fixed_mod]
+        if not path:
+            return
+        v = max(path, key=self.tv)
+        self.set(v, self.q[v] - 1, f"BACK OFF (flow {fname} inside its noise margin)")
+        log.info("module %s: BACKING OFF for flow %s (inside its noise margin): q: %d -> %d", v, fname, self.q0[v],
+                 self.q[v])
+        self.fixed_mod.add(v)
 
     def pullable(self, v: str) -> bool:
         m = self.M[v]

@@ -53,13 +53,14 @@ NOTES = """## Reading the results
   only the head of a chain of controlled modules is buffered (L2L3's ACL → NAT → TTL → MAC →
   checksum: one buffer per next hop, not two or more whose triggers fight), each flow's delay
   readings are filtered across rounds and 2σ of their measured noise is kept as a margin, and
-  recovery acts on the filtered delay (hysteresis). On L2L3 this took the late flow-rounds from
+  recovery acts on the filtered delay (hysteresis), cutting back to the objective only, while a
+  flow inside its margin backs off one packet a round. On L2L3 this took the late flow-rounds from
   62 to 0 and the settling round from "never" to 3, at 2.18× `null` (2.11× before).
 - **Where it falls short.** `onoff` cannot buffer L2L3 at all (32 packets per next hop do not
   fit the budget at once). On simple_pipeline and dag_test the tight objective leaves `projgrad`
   little to gain: the reference's rule q ≥ b_in + 4 makes the smallest useful trigger cost more
   than the budget. On the mobile gateway the triggers still take steps of more than 3 packets
-  until round 27 (a bearer selector trading budget with a QoS bearer's NF along a tight
+  until round 34 (a bearer selector trading budget with a QoS bearer's NF along a tight
   objective, when a reading leaves room), though no flow is late and the rate settles by round 3.
 - **Wall clock (this 2-vCPU VM, Python).** Each module call costs microseconds of Python and
   numpy (see `tailgate profile`), and so do the sources, queues and measurement modules that the
@@ -68,13 +69,15 @@ NOTES = """## Reading the results
   ~30 kpps over 64 next hops; with the former fixed 1 ms timeout `max` and `projgrad` ran at
   0.5–0.6× `null`, now at 4.5×). The control loop no longer builds a run summary after every
   period (15 ms, while buffered packets waited: it had put a 5× tail on every wall-clock flow).
-  Where `projgrad` still fails here (simpletree, l3vrf, dag_test: late flow-rounds, triggers
-  never settle), the cause is one the reference's model leaves out: cutting one module's trigger
-  adds calls to every round of the task, at tens of µs each in Python, which lengthens every
-  other flow's delay; a recovery then sets off others in a cascade. Modelling the task turnaround
-  in ∂t/∂q (as `feasdir` does in the original) is the next step. The wall-clock rate wanders by
-  more than 5 % from round to round even under `null` (*rate settled* "None" or late); the
-  ratios, from one run each, are the result, not the absolute rates.
+  `projgrad` still leaves a few flow-rounds late here (2–6 on simple_pipeline, dag_test,
+  simpletree and l3vrf), and its triggers rarely settle: wall-clock readings have outliers
+  (on L2L3 one period in which the VM barely ran the pipeline, 0.02 against 0.16 Mpps, made
+  48 flows late at once and cost a round of recoveries), and a cut on one branch adds Python
+  calls to every round of the task, lengthening every other flow's delay — a coupling the
+  reference's model leaves out (modelling the task turnaround in ∂t/∂q, as the original's
+  `feasdir` does, is the next step). The wall-clock rate wanders by more than 5 % from round to
+  round even under `null` (*rate settled* "None" or late); the ratios, from one run each, are
+  the result, not the absolute rates.
 """
 
 
