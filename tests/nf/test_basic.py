@@ -52,6 +52,9 @@ def test_measure_latency_under_virtual_clock(pipeline, frame_source, udp_frame):
     # Each batch of 10 waits exactly 2000 + 100*10 ns from its arrival stamp.
     assert 3000 <= s["all"]["p50_ns"] <= 3000 * (1 + 1 / 32)
     assert m.counter("p99_ns") == s["all"]["p99_ns"]
+    # clear() empties every row it had filled (it zeroes only those)
+    m.clear()
+    assert not m.hist.any() and not m.flow_packets.any() and m.summary()["all"]["packets"] == 0
 
 
 def test_rate_limiter_polices_to_rate(pipeline, frame_source, udp_frame):

@@ -258,7 +258,11 @@ class _Round:
             for fname, (dhat, margin) in noise.budgets(inp, self.q, self.dtdq).items():
                 self.slack[fname] = self.flows[fname].delay_slo_ns - dhat
                 self.budget[fname] = self.slack[fname] - margin
-        self.on = {v: [f.name for f in inp.flows if v in f.path] for v in self.M}
+        self.on: dict[str, list[str]] = {v: [] for v in self.M}     # module -> the flows through it
+        for f in inp.flows:
+            for v in dict.fromkeys(f.path):
+                if v in self.on:
+                    self.on[v].append(f.name)
         self.fixed_mod: set[str] = set()
         self.fixed_flow: set[str] = set()
         self.reasons: dict[str, str] = {}

@@ -67,17 +67,18 @@ NOTES = """## Reading the results
   model counts as free; the objectives are scaled by how much slower the null run is here. A
   buffer's flush timeout is the tightest objective of its flows, so slow branches fill (L2L3:
   ~30 kpps over 64 next hops; with the former fixed 1 ms timeout `max` and `projgrad` ran at
-  0.5–0.6× `null`, now at 4.5×). The control loop no longer builds a run summary after every
+  0.5–0.6× `null`, now at 4.9–5×). The control loop no longer builds a run summary after every
   period (15 ms, while buffered packets waited: it had put a 5× tail on every wall-clock flow).
-  `projgrad` still leaves a few flow-rounds late here (2–6 on simple_pipeline, dag_test,
-  simpletree and l3vrf), and its triggers rarely settle: wall-clock readings have outliers
-  (on L2L3 one period in which the VM barely ran the pipeline, 0.02 against 0.16 Mpps, made
-  48 flows late at once and cost a round of recoveries), and a cut on one branch adds Python
-  calls to every round of the task, lengthening every other flow's delay — a coupling the
-  reference's model leaves out (modelling the task turnaround in ∂t/∂q, as the original's
-  `feasdir` does, is the next step). The wall-clock rate wanders by more than 5 % from round to
-  round even under `null` (*rate settled* "None" or late); the ratios, from one run each, are
-  the result, not the absolute rates.
+  Nor does a full pass of Python's cyclic garbage collector run in the middle of a period any
+  more (the run loop freezes what was built before the first round): one such pass had stalled
+  the pipeline for most of a period now and then (L2L3: 0.03 against 0.17 Mpps in that round,
+  then dozens of late flows and a round of recoveries). `projgrad` still leaves a few
+  flow-rounds late here (5 on simpletree, 6 on l3vrf), and its triggers there rarely settle:
+  a cut on one branch adds Python calls to every round of the task, lengthening every other
+  flow's delay — a coupling the reference's model leaves out (modelling the task turnaround in
+  ∂t/∂q, as the original's `feasdir` does, is the next step). The wall-clock rate wanders by
+  more than 5 % from round to round even under `null` (*rate settled* late or "None"); the
+  ratios, from one run each, are the result, not the absolute rates.
 """
 
 

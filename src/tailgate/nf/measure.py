@@ -63,7 +63,12 @@ class Measure(Module):
         self.last_ns = None
 
     def clear(self) -> None:
-        self.hist[:] = 0
+        # Only the rows that counted a packet have anything in them (every histogram increment
+        # comes with its row's packet count): zeroing 65 rows of buckets every control round was
+        # most of Batchy's dead time on a 64-flow pipeline (7 ms a round).
+        rows = np.flatnonzero(self.flow_packets)
+        if len(rows):
+            self.hist[rows] = 0
         self.flow_packets[:] = 0
         self.flow_bytes[:] = 0
         self.first_ns = self.last_ns = None
