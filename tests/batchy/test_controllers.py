@@ -191,13 +191,15 @@ def test_only_the_head_of_a_chain_is_pulled(name):
 
 
 def test_chain_costs_count_in_the_head_of_the_chain():
-    # u alone has too little per-batch cost to be worth more than its pull; with its chain child's
-    # T0 counted, the gradient step takes it further
-    lone = resolve_controller("projgrad").control(
-        inp([mod("u", q=12, T0=10)], [flow("f", ["u"], 40_000, 10_000)]))
-    chain = resolve_controller("projgrad").control(
-        inp([mod("u", q=12, T0=10, T1=0, children=["c"]), mod("c", T0=4000, T1=40)], [flow("f", ["u", "c"], 40_000, 10_000)]))
-    assert chain.triggers["u"] >= lone.triggers["u"] and chain.triggers["c"] == 0
+    from tailgate.batchy.controllers import _Round
+
+    # u -> c (a chain: same rate) -> d (a split child: a quarter of the rate, its own buffer)
+    mods = [mod("u", q=12, T0=10, T1=1, children=["c"]), mod("c", T0=4000, T1=40, children=["d"]),
+            mod("d", T0=500, T1=5, R_mpps=1.0)]
+    r = _Round(inp(mods, [flow("f", ["u", "c", "d"], 40_000, 10_000)]))
+    assert r.T0["u"] == 10 + 4000 and r.T1["u"] == 1 + 40       # c's work runs in u's batches
+    assert r.T0["d"] == 500                                      # d is not part of the chain
+    assert r.dtdq["u"] == pytest.approx(1 / 4e-3 + 41)                         # 1/R + the chain's per-packet cost
 
 
 def test_one_noisy_reading_does_not_make_projgrad_cut():

@@ -213,7 +213,6 @@ class DelayNoise:
                     dhat = (1 - NOISE_ALPHA) * (dhat0 + pred) + NOISE_ALPHA * d
                 if sum(abs(x) for x in dq.values()) <= NOISE_MAX_STEP:
                     s2 = (d - d0 - pred) ** 2 / 2
-                    v0 = self.var.get(f.name)
                     self.var[f.name] = s2 if v0 is None else (1 - NOISE_VAR_ALPHA) * v0 + NOISE_VAR_ALPHA * s2
             self.prev[f.name] = (d, dhat, qs)
             sigma = math.sqrt(self.var.get(f.name, 0.0))
@@ -248,16 +247,16 @@ class _Round:
         self.dtdq = {v: model.delay_sensitivity(m.R_per_ns, self.T1[v]) for v, m in self.M.items()}
         self.qmin = {v: model.pull_target(m.b_in, self.Q) for v, m in self.M.items()}
         self.flows = {f.name: f for f in inp.flows}
-        self.budget = {f.name: (f.delay_slo_ns - f.delay_ns) if f.delay_ns == f.delay_ns else math.inf
-                       for f in inp.flows}
-        # slack: D − d̂, what recovery acts on; budget: the slack less the noise margin, what every
+        # slack: D − d̂, what recovery acts on; budget(f) = slack less the noise margin, what every
         # rule that buffers more reads (hysteresis: a flow held at 0.95·D − margin is cut only
         # when its filtered delay is over D itself, not on every unlucky reading)
-        self.slack = dict(self.budget)
+        self.slack = {f.name: (f.delay_slo_ns - f.delay_ns) if f.delay_ns == f.delay_ns else math.inf
+                      for f in inp.flows}
+        self.margin = dict.fromkeys(self.slack, 0.0)
         if noise is not None:
             for fname, (dhat, margin) in noise.budgets(inp, self.q, self.dtdq).items():
                 self.slack[fname] = self.flows[fname].delay_slo_ns - dhat
-                self.budget[fname] = self.slack[fname] - margin
+                self.margin[fname] = margin
         self.on: dict[str, list[str]] = {v: [] for v in self.M}     # module -> the flows through it
         for f in inp.flows:
             for v in dict.fromkeys(f.path):
@@ -279,6 +278,10 @@ class _Round:
                     t1 += c1 * min(self.M[c].R_per_ns / m.R_per_ns, 1.0)
             self.T0[v], self.T1[v] = t0, t1
         return self.T0[v], self.T1[v]
+
+    def budget(self, fname: str) -> float:
+        """What flow ``fname`` has left for more buffering: its slack less its noise margin (ns)."""
+        return self.slack[fname] - self.margin[fname]
 
     def tv(self, v: str) -> float:
         m = self.M[v]
@@ -320,7 +323,6 @@ class _Round:
         d = self.dtdq[v]
         if math.isfinite(d):
             for f in self.on[v]:
-                self.budget[f] -= (new - old) * d
                 self.slack[f] -= (new - old) * d
         self.q[v] = new
         self.reasons[v] = f"{why}: {self.q0[v]} -> {new}"
@@ -333,9 +335,9 @@ class _Round:
                 self.fixed_mod.add(v)
 
     def recover(self, onoff: bool = False) -> None:
-        for fname in sorted(self.budget, key=self.budget.get):
+        for fname in sorted(self.slack, key=self.budget):
             if self.slack[fname] >= 0:
-                if self.budget[fname] < 0 and not onoff:
+                if self.budget(fname) < 0 and not onoff:
                     self._back_off(fname)
                 continue
             self.fixed_flow.add(fname)
@@ -378,7 +380,7 @@ class _Round:
                 and m.b_in < model.PUSH_RATIO * self.Q and not any(f in self.fixed_flow for f in self.on[v]))
 
     def min_budget(self, v: str) -> float:
-        return min((self.budget[f] for f in self.on[v]), default=math.inf)
+        return min((self.budget(f) for f in self.on[v]), default=math.inf)
 
     def decision(self, ctl: Controller, kkt: bool = False) -> ControlDecision:
         infeasible = ctl._infeasible(self.inp, settled=not self.reasons)
@@ -487,12 +489,12 @@ class ProjGrad(Controller):
         pos = {v: i for i, v in enumerate(V)}
         n = len(V)
         rows, kinds = [], []
-        violating = any(b < 0 for b in r.budget.values())
+        violating = any(r.budget(f) < 0 for f in r.slack)
         for fname, f in r.flows.items():
             on = [v for v in f.path if v in pos]
-            if not on or not math.isfinite(r.budget[fname]):
+            if not on or not math.isfinite(r.budget(fname)):
                 continue
-            if r.budget[fname] <= model.TOLERANCE * f.delay_slo_ns:      # delay >= 0.95·D: tight
+            if r.budget(fname) <= model.TOLERANCE * f.delay_slo_ns:      # delay >= 0.95·D: tight
                 row = np.zeros(n)
                 for v in on:
                     # a module without traffic this period has no delay to trade (its 1/R is inf)
@@ -575,8 +577,8 @@ class ProjGrad(Controller):
         for fname, f in r.flows.items():
             on = [v for v in f.path if v in pos]
             dd = sum(r.dtdq[v] * d[pos[v]] for v in on if d[pos[v]] != 0 and math.isfinite(r.dtdq[v]))
-            if dd > 0 and math.isfinite(r.budget[fname]):
-                slack = r.budget[fname] - model.TOLERANCE * f.delay_slo_ns
+            if dd > 0 and math.isfinite(r.budget(fname)):
+                slack = r.budget(fname) - model.TOLERANCE * f.delay_slo_ns
                 for v in on:
                     lam_v[v] = min(lam_v[v], max(slack, 0.0) / dd)
         for u, c, g in self._ratio_pairs(r, V):
@@ -601,10 +603,10 @@ class ProjGrad(Controller):
         for _ in range(4 * r.Q):
             bad = None
             for fname, f in r.flows.items():
-                if not math.isfinite(r.budget[fname]):
+                if not math.isfinite(r.budget(fname)):
                     continue
                 extra = sum(r.dtdq[v] * (new[v] - r.q[v]) for v in f.path if v in new and math.isfinite(r.dtdq[v]))
-                if extra > 0 and r.budget[fname] - extra < model.TOLERANCE * f.delay_slo_ns:
+                if extra > 0 and r.budget(fname) - extra < model.TOLERANCE * f.delay_slo_ns:
                     bad = f
                     break
             if bad is None:

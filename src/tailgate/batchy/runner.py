@@ -538,9 +538,8 @@ class Batchy:
     def _reset(self) -> None:
         for m in self._script.pipeline:
             m.reset_counters()
-        for f in self.flows:
-            if f.measure.flow_packets.any() or f.measure.first_ns is not None:   # (shared: clear once)
-                f.measure.clear()
+        for m in {id(f.measure): f.measure for f in self.flows}.values():   # (flows share an egress's)
+            m.clear()
 
     def _clock(self):
         return self._script.clock
@@ -615,7 +614,8 @@ class Batchy:
         task_t0 = {t: (period_ns / bt if bt else float("nan")) for t, bt in task_bt.items()}
         fstates = []
         total_pps = 0.0
-        costs: dict = {}
+        costs: dict[str, float] = {}        # per round: module -> batch cost; task -> turnaround
+        turnarounds: dict[str, float] = {}
         # every flow's percentile in one pass per (Measure, percentile)
         groups: dict[tuple[int, float], list] = {}
         for f in self.flows:
@@ -635,7 +635,7 @@ class Batchy:
             ctl_path = [m.name for m in f.path if self._mods[m.name].controlled]
             fs = FlowState(name=f.name, path=ctl_path, delay_slo_ns=f.delay_slo_ns, delay_ns=delay, rate_pps=pps,
                            rate_slo_pps=f.rate_slo_pps)
-            fs.estimate_ns = self._estimate(f, mstates, raw, task_t0, costs)
+            fs.estimate_ns = self._estimate(f, mstates, raw, costs, turnarounds)
             fstates.append(fs)
         log.info("*** CONTROL ROUND: %d..., cumulative flow rate: %.6g Mpps", self.round, total_pps / 1e6)
         inp = ControlInput(round=self.round, period_ns=float(period_ns), modules=mstates, flows=fstates,
@@ -683,9 +683,10 @@ class Batchy:
         row["ctrlr_deadtime"] = dead_s
         self.rows.append(row)
 
-    def _estimate(self, f: Flow, mstates, raw, task_t0, costs: dict) -> float:
+    def _estimate(self, f: Flow, mstates, raw, costs: dict, turnarounds: dict) -> float:
         """The model's delay estimate of a flow (reference §6, :func:`model.flow_estimate_ns`);
-        ``costs`` caches each module's batch cost for the round (every flow shares the task's)."""
+        ``costs`` and ``turnarounds`` cache each module's batch cost and each task's turnaround
+        for the round (every flow of a task shares them)."""
         from tailgate.batchy import model
 
         task = self._mods[f.path[0].name].task
@@ -699,9 +700,9 @@ class Batchy:
                 c = costs[name] = model.batch_cost_ns(info.T0_ns, info.T1_ns, b)
             return c
 
-        turnaround = costs.get(("task", task.name))
+        turnaround = turnarounds.get(task.name)
         if turnaround is None:
-            turnaround = costs[("task", task.name)] = sum(cost(m.name) for m in task.modules)
+            turnaround = turnarounds[task.name] = sum(cost(m.name) for m in task.modules)
         waits = [1.0 / mstates[m.name].x_per_ns for m in f.path
                  if m.name in mstates and mstates[m.name].q > 0 and mstates[m.name].x_per_ns > 0]
         return model.flow_estimate_ns(turnaround, [cost(m.name) for m in f.path], waits)

@@ -118,54 +118,33 @@ class Task:
             root.packets_in += n
             root.batches_in += 1
         for m, ig, pend, exact in calls:
-            if not pend:
-                continue
-            if len(pend) == 1:
-                batch = pend.pop()
-            elif exact:
-                self._run_each(m, ig, pend)
-                continue
-            else:
-                batch = _merge(pend)
-                pend.clear()
-            b = len(batch.idx)
-            m.packets_in += b
-            m.batches_in += 1
-            m.current_igate = ig
-            t = now()
-            m.process(batch)
-            if virtual:
-                t0, t1 = m.cost_ns
-                cost = int(t0 + t1 * b + 0.5)
-                clock._now_ns += cost
-                m.time_ns += cost
-            else:
-                m.time_ns += now() - t
+            # (a module never feeds its own input within a round: the graph has no cycle
+            # without a queue, and a queue is a task root; so this ends once pend is empty)
+            while pend:
+                if len(pend) == 1:
+                    batch = pend.pop()
+                elif exact:
+                    batch = pend.pop(0)      # one call per batch, in the order they came
+                else:
+                    batch = _merge(pend)
+                    pend.clear()
+                b = len(batch.idx)
+                m.packets_in += b
+                m.batches_in += 1
+                m.current_igate = ig
+                t = now()
+                m.process(batch)
+                if virtual:
+                    t0, t1 = m.cost_ns
+                    cost = int(t0 + t1 * b + 0.5)
+                    clock._now_ns += cost
+                    m.time_ns += cost
+                else:
+                    m.time_ns += now() - t
         self.rounds += 1
         self.packets += n
         self.time_ns += now() - t_start
         return n
-
-
-    def _run_each(self, m: Module, ig: int, pend: list) -> None:
-        """Call ``m`` once per pending batch (kept apart, see ``exact`` in run_round)."""
-        clock = self.clock
-        batches = pend[:]
-        pend.clear()
-        for batch in batches:
-            b = len(batch.idx)
-            m.packets_in += b
-            m.batches_in += 1
-            m.current_igate = ig
-            t = self._now()
-            m.process(batch)
-            if clock.virtual:
-                t0, t1 = m.cost_ns
-                cost = int(t0 + t1 * b + 0.5)
-                clock._now_ns += cost
-                m.time_ns += cost
-            else:
-                m.time_ns += self._now() - t
 
 
 class Worker:

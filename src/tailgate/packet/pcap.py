@@ -22,9 +22,9 @@ How it is fast
     (data offset, captured length, original length, timestamp in ns, interface) and each read
     then allocates slots and copies the next records with two more calls; so is a classic pcap
     read that asks for more packets than the pool has free (it then raises ``PoolExhausted``
-    exactly when the file has that many more). Writing builds the whole batch's output bytes (record headers,
-    frame bytes, pcapng padding and trailers) in one numpy buffer with one numba call, then
-    issues one ``write``.
+    exactly when the file has that many more). Writing builds the whole batch's output bytes
+    (record headers, frame bytes, pcapng padding and trailers) in one numpy buffer with one
+    numba call, then issues one ``write``.
 
 API
     ``PcapError(path, offset, reason)``
@@ -115,6 +115,7 @@ _NS_PER_S = 1_000_000_000
 # status codes returned by the walking kernels
 _ST_OK = 0  # chunk full or end of file
 _ST_META = -1  # pcapng: stopped at an SHB or IDB for Python to parse
+_ST_END = -2  # (record parser) end of the file, at a record boundary
 _E_REC_HDR = 1
 _E_REC_DATA = 2
 _E_CAPLEN = 3
@@ -178,53 +179,49 @@ def _u32(b, p, swap):
 
 
 @njit(cache=True, inline="always")
-def _walk_pcap_impl(buf, pos, end, swap, frac_ns, max_caplen, rec, n0):
+def _pcap_record(buf, pos, end, swap, frac_ns, max_caplen):
+    """The classic-pcap record header at ``pos``: ``(status, a, b, caplen, wirelen, ts_ns)``.
+
+    ``status`` is ``_ST_OK`` with the fields, ``_ST_END`` at the end of the file, else an error
+    code with its two numbers ``a``, ``b`` (see ``_REASONS``).
+    """
+    left = end - pos
+    if left == 0:
+        return _ST_END, 0, 0, 0, 0, 0
+    if left < 16:
+        return _E_REC_HDR, left, 0, 0, 0, 0
+    # (no view of the record header: a view per record costs two atomic operations)
+    caplen = _u32(buf, pos + 8, swap)
+    if caplen > max_caplen:
+        return _E_CAPLEN, caplen, max_caplen, 0, 0, 0
+    if caplen > left - 16:
+        return _E_REC_DATA, caplen, left - 16, 0, 0, 0
+    ts_ns = _u32(buf, pos, swap) * 1_000_000_000 + _u32(buf, pos + 4, swap) * frac_ns
+    return _ST_OK, 0, 0, caplen, _u32(buf, pos + 12, swap), ts_ns
+
+
+@njit(cache=True)
+def _walk_pcap(buf, pos, end, swap, frac_ns, max_caplen, rec, n0):
     """Index classic-pcap records from ``pos`` into ``rec[n0:]``.
 
     Returns ``(n_total, pos, status, a, b)``; on an error ``pos`` is the bad record's offset.
     """
     n = n0
-    cap_rows = rec.shape[0]
-    while n < cap_rows:
-        left = end - pos
-        if left == 0:
-            return n, pos, _ST_OK, 0, 0
-        if left < 16:
-            return n, pos, _E_REC_HDR, left, 0
-        # (no view of the record header: a view per record costs two atomic operations)
-        sec = _u32(buf, pos, swap)
-        frac = _u32(buf, pos + 4, swap)
-        caplen = _u32(buf, pos + 8, swap)
-        wirelen = _u32(buf, pos + 12, swap)
-        if caplen > max_caplen:
-            return n, pos, _E_CAPLEN, caplen, max_caplen
-        if caplen > left - 16:
-            return n, pos, _E_REC_DATA, caplen, left - 16
+    while n < rec.shape[0]:
+        st, a, b, caplen, wirelen, ts_ns = _pcap_record(buf, pos, end, swap, frac_ns, max_caplen)
+        if st == _ST_END:
+            break
+        if st != _ST_OK:
+            return n, pos, st, a, b
         # (rec[n, j], not a row view ``rec[n]``: a view costs two atomic operations)
         rec[n, 0] = pos + 16
         rec[n, 1] = caplen
         rec[n, 2] = wirelen
-        rec[n, 3] = sec * 1_000_000_000 + frac * frac_ns
+        rec[n, 3] = ts_ns
         rec[n, 4] = 0
         n += 1
         pos += 16 + caplen
     return n, pos, _ST_OK, 0, 0
-
-
-@njit(cache=True)
-def _walk_pcap_le(buf, pos, end, frac_ns, max_caplen, rec, n0):
-    return _walk_pcap_impl(buf, pos, end, False, frac_ns, max_caplen, rec, n0)
-
-
-@njit(cache=True)
-def _walk_pcap_be(buf, pos, end, frac_ns, max_caplen, rec, n0):
-    return _walk_pcap_impl(buf, pos, end, True, frac_ns, max_caplen, rec, n0)
-
-
-def _walk_pcap(buf, pos, end, swap, frac_ns, max_caplen, rec, n0):
-    """Dispatch to the byte-order specialized walker (the order is a compile-time constant there)."""
-    walk = _walk_pcap_be if swap else _walk_pcap_le
-    return walk(buf, pos, end, frac_ns, max_caplen, rec, n0)
 
 
 @njit(cache=True)
@@ -243,31 +240,16 @@ def _read_pcap(
     n = 0
     clipped = 0
     nbytes = 0
-    st = _ST_OK
-    a = 0
-    b = 0
-    want = idx.shape[0]
-    while n < want:
-        left = end - pos
-        if left == 0:
-            break
-        if left < 16:
-            st, a = _E_REC_HDR, left
-            break
-        sec = _u32(buf, pos, swap)
-        frac = _u32(buf, pos + 4, swap)
-        caplen = _u32(buf, pos + 8, swap)
-        wirelen = _u32(buf, pos + 12, swap)
-        if caplen > max_caplen:
-            st, a, b = _E_CAPLEN, caplen, max_caplen
-            break
-        if caplen > left - 16:
-            st, a, b = _E_REC_DATA, caplen, left - 16
+    st, a, b = _ST_OK, 0, 0
+    while n < idx.shape[0]:
+        st, a, b, caplen, wirelen, ts_ns = _pcap_record(buf, pos, end, swap, frac_ns, max_caplen)
+        if st != _ST_OK:
+            if st == _ST_END:
+                st = _ST_OK
             break
         prefetch_byte(buf, pos + _PREFETCH_BYTES)
         s = take_slot(free, n_free, n, offset, length, wire_len, arrival_ns, in_port, out_port, flow_id, anno, in_use, headroom)
         idx[n] = s
-        ts_ns = sec * 1_000_000_000 + frac * frac_ns
         clipped += _copy_frame(buf, pos + 16, caplen, wirelen, ts_ns, 0, data, s, offset, length, wire_len, arrival_ns, in_port)
         nbytes += caplen
         n += 1

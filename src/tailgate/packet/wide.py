@@ -80,11 +80,7 @@ def prefetch(typingctx, data, s, o):
         row_len = cgutils.unpack_tuple(builder, ary.shape, 2)[1]
         i, j = (_as_i64(builder, v, t) for v, t in zip(args[1:], sig.args[1:]))
         p = builder.gep(ary.data, [builder.add(builder.mul(i, row_len), j)])
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [p.type, i32, i32, i32]), "llvm.prefetch.p0"
-        )
-        builder.call(fn, [p, i32(1), i32(3), i32(1)])  # for writing, keep in all levels, data
+        _emit_prefetch(builder, p, write=True)
         return context.get_dummy_value()
 
     return types.none(data, s, o), codegen
@@ -98,15 +94,19 @@ def prefetch_byte(typingctx, buf, p):
         return None
 
     def codegen(context, builder, sig, args):
-        ptr = _byte_ptr(context, builder, sig, args)
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]), "llvm.prefetch.p0"
-        )
-        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])  # for reading, keep in all levels, data
+        _emit_prefetch(builder, _byte_ptr(context, builder, sig, args), write=False)
         return context.get_dummy_value()
 
     return types.none(buf, p), codegen
+
+
+def _emit_prefetch(builder, ptr, write: bool) -> None:
+    """``llvm.prefetch(ptr, rw, locality 3 = keep in all levels, data cache)``."""
+    i32 = ir.IntType(32)
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]), "llvm.prefetch.p0"
+    )
+    builder.call(fn, [ptr, i32(1 if write else 0), i32(3), i32(1)])
 
 
 def _as_i64(builder, v, ty):
