@@ -56,8 +56,11 @@ def test_projgrad_pulls_an_unbuffered_module_within_budget(caplog):
 
 
 def test_projgrad_does_not_pull_beyond_the_budget():
-    d = resolve_controller("projgrad").control(inp([mod("a")], [flow("f", ["a"], 12_000, 10_000)]))
+    # the pull costs 12·290 = 3480 ns: more than a 3400 ns budget, less than a 3600 ns one
+    d = resolve_controller("projgrad").control(inp([mod("a")], [flow("f", ["a"], 13_400, 10_000)]))
     assert d.triggers["a"] == 0
+    d = resolve_controller("projgrad").control(inp([mod("a")], [flow("f", ["a"], 13_600, 10_000)]))
+    assert d.triggers["a"] == 12
 
 
 def test_projgrad_steps_up_to_the_tight_bound_and_then_sits_at_kkt(caplog):
@@ -222,3 +225,87 @@ def test_one_noisy_reading_does_not_make_projgrad_cut():
     # a reading far above (the traffic changed) is taken as it is: recover at once
     d = c.control(inp([mod("a", q=q)], [flow("f", ["a"], 20_000, 26_000)], rnd=len(noise) + 2))
     assert d.triggers["a"] < q
+
+
+def saturated(mods, flows, b0=32.0, rnd=1):
+    i = inp(mods, flows, rnd=rnd)
+    i.task_b0 = {"t0": b0}
+    return i
+
+
+def test_projgrad_pulls_together_what_fits_only_together_in_a_saturated_task(caplog):
+    # four leaves of 1 Mpps, 1500 ns a batch, input batches of 8: q_min = 12 costs each leaf's
+    # flow 12·1040 ns, more than its 5 us budget; but buffering all four saves 25 % of the task's
+    # time (4·1 Mpps·1500 ns·(1/8 − 1/12)), and a saturated task's every delay shrinks with it
+    mods = [mod(f"l{k}", R_mpps=1.0, T0=1500) for k in range(4)]
+    flows = [flow(f"f{k}", [f"l{k}"], 45_000, 40_000) for k in range(4)]
+    with caplog.at_level(logging.INFO, logger="tailgate.batchy"):
+        d = resolve_controller("projgrad").control(saturated(mods, flows))
+    assert all(d.triggers[f"l{k}"] == 12 for k in range(4))
+    assert "with 3 others" in caplog.text
+    # the same task not saturated (its ingress batches are not full): nothing is pulled
+    d = resolve_controller("projgrad").control(saturated(mods, flows, b0=20.0))
+    assert all(d.triggers[f"l{k}"] == 0 for k in range(4))
+    # and one leaf alone does not fit even when saturated
+    d = resolve_controller("projgrad").control(saturated(mods[:1], flows[:1]))
+    assert d.triggers["l0"] == 0
+
+
+def test_a_joint_pull_takes_one_new_buffer_per_flow():
+    # u feeds d through a merge point: pulling both at once would stack two fill waits
+    u = mod("u", R_mpps=1.0, T0=1500, children=["d"])
+    d_ = mod("d", R_mpps=1.0, T0=1500, merge_point=True)
+    v = mod("v", R_mpps=1.0, T0=1500)
+    flows = [flow("f", ["u", "d"], 200_000, 40_000), flow("g", ["v"], 200_000, 40_000)]
+    d = resolve_controller("projgrad").control(saturated([u, d_, v], flows))
+    assert d.triggers["u"] == 12 and d.triggers["v"] == 12 and d.triggers["d"] == 0
+
+
+def test_turnaround_coupling_in_the_tight_rows():
+    from tailgate.batchy.controllers import _Round
+    mods = [mod("a", q=12, R_mpps=1.0, T0=1500), mod("b", q=12, R_mpps=1.0, T0=1500)]
+    flows = [flow("f", ["a"], 45_000, 40_000), flow("g", ["b"], 45_000, 40_000)]
+    r = _Round(saturated(mods, flows))
+    # ∂delay_f/∂q_b = −d_f·R_b·T0_b/q_b² (b's larger batches shorten the turnaround f waits in)
+    assert r.coupling("f", "b") == pytest.approx(-40_000 * 1e-3 * 1500 / 144)
+    assert r.coupling("f", "a") < 0
+    # raising b by 4 packets: f only gains, g pays its fill wait less the turnaround saved
+    q_to = {"a": 12, "b": 16}
+    S = 1e-3 * 1500 * (1 / 12 - 1 / 16)
+    assert r.predict("f", q_to) == pytest.approx(-S * 40_000)
+    assert r.predict("g", q_to) == pytest.approx((1 - S) * (40_000 + 4 * 1040) - 40_000)
+    # not saturated: no coupling
+    r = _Round(saturated(mods, flows, b0=10.0))
+    assert r.coupling("f", "b") == 0.0 and r.predict("f", q_to) == 0.0
+
+
+def test_a_module_recovered_to_zero_is_held_before_it_is_pulled_again():
+    c = resolve_controller("projgrad")
+    d = c.control(inp([mod("a", q=12)], [flow("f", ["a"], 20_000, 40_000)], rnd=1))
+    assert d.triggers["a"] == 0
+    ok = [flow("f", ["a"], 20_000, 5_000)]          # plenty of budget again
+    held = [c.control(inp([mod("a")], ok, rnd=r)).triggers["a"] for r in (2, 3)]
+    assert held == [0, 0]                            # held for 2 rounds
+    assert c.control(inp([mod("a")], ok, rnd=4)).triggers["a"] == 12
+    # recovered to 0 a second time: held for 4 rounds
+    assert c.control(inp([mod("a", q=12)], [flow("f", ["a"], 20_000, 40_000)], rnd=5)).triggers["a"] == 0
+    assert [c.control(inp([mod("a")], ok, rnd=r)).triggers["a"] for r in (6, 7, 8, 9, 10)] == [0, 0, 0, 0, 12]
+
+
+def test_push_keeps_a_buffer_that_still_saves():
+    # b_in 24 >= 0.7·32: a cheap module is pushed (what it saves is negligible) ...
+    cheap = mod("a", q=32, b_in=24, T0=40)
+    assert resolve_controller("projgrad").control(inp([cheap], [flow("f", ["a"], 1e6, 1e4)])).triggers["a"] == 0
+    # ... one that costs 2000 ns a batch still saves 4 Mpps·2000 ns·(1/24 − 1/32) = 8 % of the time
+    dear = mod("a", q=32, b_in=24, T0=2000)
+    assert resolve_controller("projgrad").control(inp([dear], [flow("f", ["a"], 1e6, 1e4)])).triggers["a"] == 32
+
+
+def test_a_step_that_saves_almost_nothing_is_not_taken(caplog):
+    # T0 = 10 ns: going 12 -> 32 saves 4 Mpps·10 ns·(1/12 − 1/32) = 0.2 % of the time: hold
+    with caplog.at_level(logging.INFO, logger="tailgate.batchy"):
+        d = resolve_controller("projgrad").control(inp([mod("a", q=12, T0=10)], [flow("f", ["a"], 1e6, 1e4)]))
+    assert d.triggers["a"] == 12 and d.kkt
+    assert "below 0.5 %" in caplog.text
+    d = resolve_controller("projgrad").control(inp([mod("a", q=12, T0=400)], [flow("f", ["a"], 1e6, 1e4)]))
+    assert d.triggers["a"] == 32

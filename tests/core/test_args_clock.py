@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from tailgate.core.args import Arg, bind_args, float_list
@@ -60,3 +62,22 @@ def test_wall_clock_moves_and_waits():
     assert make_clock("virtual").virtual and not make_clock("wall").virtual
     with pytest.raises(ArgError, match="unknown clock 'cpu'"):
         make_clock("cpu")
+
+
+def test_wall_clock_pause_hides_the_time_in_between():
+    c = WallClock()
+    c.pause()
+    t = c.now_ns()
+    time.sleep(0.02)
+    c.pause()                      # a second pause changes nothing
+    c.resume()
+    after = c.now_ns()
+    assert 0 <= after - t < 10_000_000          # the 20 ms asleep did not count
+    assert c.paused_ns >= 20_000_000
+    c.resume()                     # resuming a running clock changes nothing
+    c.idle_until(after + 1_000_000)
+    assert c.now_ns() >= after + 1_000_000
+    v = VirtualClock(5)
+    v.pause()
+    v.resume()
+    assert v.now_ns() == 5

@@ -62,6 +62,9 @@ class ControlInput:
     max_trigger: int = 32
     # per task: turnaround t_0 (ns between task runs that carried packets) and its ingress batch
     task_t0_ns: dict[str, float] = field(default_factory=dict)
+    # per task: the mean batch taken from its ingress queue (b_0); near max_trigger the queue is
+    # backlogged and the task saturated, so every flow's delay scales with its turnaround
+    task_b0: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

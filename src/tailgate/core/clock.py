@@ -13,6 +13,11 @@ Manual
 
 When every task is idle the worker calls ``clock.idle_until(t_ns)``: the wall clock busy-waits (or
 sleeps for long gaps), the virtual clock jumps.
+
+``clock.pause()`` / ``clock.resume()`` stop the clock between runs: time spent in between does not
+exist for the pipeline (no packet ages, no timer fires, no rate counts it). Batchy's control loop
+uses it for the controller's work, which in Batchy runs on a core of its own beside the data plane;
+the virtual clock stands still then anyway.
 """
 
 from __future__ import annotations
@@ -33,6 +38,12 @@ class Clock:
     def idle_until(self, t_ns: int) -> None:
         raise NotImplementedError
 
+    def pause(self) -> None:
+        """Stop the clock until :meth:`resume` (the virtual clock never moves on its own)."""
+
+    def resume(self) -> None:
+        """Go on from where :meth:`pause` stopped."""
+
 
 class WallClock(Clock):
     """Monotonic wall time since the clock was made (``time.perf_counter_ns``)."""
@@ -42,9 +53,22 @@ class WallClock(Clock):
 
     def __init__(self) -> None:
         self._origin_ns = time.perf_counter_ns()
+        self._paused_at: int | None = None
+        self.paused_ns = 0          # all the time spent paused
 
     def now_ns(self) -> int:
         return time.perf_counter_ns() - self._origin_ns
+
+    def pause(self) -> None:
+        if self._paused_at is None:
+            self._paused_at = time.perf_counter_ns()
+
+    def resume(self) -> None:
+        if self._paused_at is not None:
+            gap = time.perf_counter_ns() - self._paused_at
+            self._origin_ns += gap          # now_ns() goes on from where it stopped
+            self.paused_ns += gap
+            self._paused_at = None
 
     def charge(self, start_ns: int, t0_ns: float, t1_ns: float, n_packets: int) -> int:
         return time.perf_counter_ns() - self._origin_ns - start_ns
