@@ -105,7 +105,9 @@ def test_projgrad_line_search_keeps_q_min_when_decreasing():
     # gradient to the other; the decreasing one must not go below its q_min (the original's sign bug).
     a = mod("a", q=14, R_mpps=4.0, b_in=10, T0=2000)   # large T0: worth increasing
     b = mod("b", q=14, R_mpps=4.0, b_in=10, T0=50)     # small T0: the one that gives way
-    d = resolve_controller("projgrad").control(inp([a, b], [flow("f", ["a", "b"], 20_000, 19_500)]))
+    # (b also carries a flow of its own, so it is not a chain child of a: see the chain tests)
+    flows = [flow("f", ["a", "b"], 20_000, 19_500), flow("g", ["b"], 1e6, 1e4)]
+    d = resolve_controller("projgrad").control(inp([a, b], flows))
     assert d.triggers["b"] >= 14     # q_min = 14: it may not decrease at all
     assert d.triggers["a"] >= 14
 
@@ -114,7 +116,8 @@ def test_projgrad_moves_along_a_tight_constraint():
     # q_min = 4 here, so the one with the small T0 can give way to the one with the large T0
     a = mod("a", q=16, R_mpps=4.0, b_in=0, T0=4000)
     b = mod("b", q=16, R_mpps=4.0, b_in=0, T0=40)
-    d = resolve_controller("projgrad").control(inp([a, b], [flow("f", ["a", "b"], 20_000, 19_500)]))
+    flows = [flow("f", ["a", "b"], 20_000, 19_500), flow("g", ["b"], 1e6, 1e4)]
+    d = resolve_controller("projgrad").control(inp([a, b], flows))
     assert d.triggers["a"] > 16 and d.triggers["b"] < 16
     assert d.triggers["b"] >= 4
 
@@ -309,3 +312,19 @@ def test_a_step_that_saves_almost_nothing_is_not_taken(caplog):
     assert "below 0.5 %" in caplog.text
     d = resolve_controller("projgrad").control(inp([mod("a", q=12, T0=400)], [flow("f", ["a"], 1e6, 1e4)]))
     assert d.triggers["a"] == 32
+
+
+def test_a_module_fed_only_by_another_through_a_merge_is_its_chain_child():
+    from tailgate.batchy.controllers import _Round
+    # ttl -> (shared demux, a merge point) -> nf: every flow through nf comes from ttl, at its rate
+    ttl = mod("ttl", q=16, R_mpps=1.0, T0=300)
+    nf = mod("nf", R_mpps=1.0, T0=800, merge_point=True)
+    other = mod("other", R_mpps=1.0)
+    flows = [flow("f", ["ttl", "nf"], 1e6, 1e4), flow("g", ["other"], 1e6, 1e4)]
+    r = _Round(inp([ttl, nf, other], flows))
+    assert r.chain_parent == {"nf": "ttl"} and r.T0["ttl"] == 300 + 800
+    d = resolve_controller("projgrad").control(inp([ttl, mod("nf", q=20, R_mpps=1.0, merge_point=True), other], flows))
+    assert d.triggers["nf"] == 0 and "ABSORBED" in d.reasons["nf"]
+    # another flow reaches nf without ttl: nf's batches are not ttl's
+    flows2 = flows + [flow("h", ["other", "nf"], 1e6, 1e4)]
+    assert "nf" not in _Round(inp([ttl, nf, other], flows2)).chain_parent

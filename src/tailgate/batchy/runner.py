@@ -573,10 +573,11 @@ class Batchy:
         # The pipeline's clock stands still while the controller works (and the counters are
         # reset). Batchy's controller runs on a core of its own beside the data plane; here it
         # shares the one core, and on the wall clock every packet in a queue or a buffer would
-        # otherwise age by the control round (1-5 ms against objectives of 0.1-1.5 ms). Those are
-        # up to 6 % of a flow's packets in a 20 ms period, right at its 95th percentile: a flow
-        # read 1.5x its objective after some rounds for that alone. (ctrlr_deadtime still
-        # records what each round took.)
+        # otherwise age by the control round (1-5 ms against objectives of 0.1-1.5 ms): the ingress
+        # queue's 64 and each buffer's up to 32 are several % of a flow's packets in a 20 ms
+        # period, right at its 95th percentile. l3vrf, wall clock, projgrad: 6 late flow-rounds
+        # and triggers that never settled without the pause, 1 late and settled at round 5 with
+        # it. (ctrlr_deadtime still records what each round took.)
         try:
             for _ in range(rounds):
                 self._reset()
