@@ -328,3 +328,23 @@ def test_a_module_fed_only_by_another_through_a_merge_is_its_chain_child():
     # another flow reaches nf without ttl: nf's batches are not ttl's
     flows2 = flows + [flow("h", ["other", "nf"], 1e6, 1e4)]
     assert "nf" not in _Round(inp([ttl, nf, other], flows2)).chain_parent
+
+
+def test_a_buffer_that_costs_more_than_it_saves_is_not_pulled():
+    # input batches of 16, T0 1500 ns at 0.4 Mpps: going to 32 saves 0.4e-3·1500·(1/16 − 1/32)
+    # = 1.9 % of the time; a buffer costing 2 us an arriving batch costs 0.4e-3/16·2000 = 5 %
+    m = mod("a", R_mpps=0.4, b_in=16, T0=1500)
+    f = [flow("f", ["a"], 1e9, 1e4)]
+    assert resolve_controller("projgrad").control(inp([m], f)).triggers["a"] == 20       # free buffers
+    free = inp([m], f)
+    free.buffer_cost_ns = 2000.0
+    assert resolve_controller("projgrad").control(free).triggers["a"] == 0
+    # one already buffered is let go
+    held = inp([mod("a", q=20, R_mpps=0.4, b_in=16, T0=1500)], f)
+    held.buffer_cost_ns = 2000.0
+    assert resolve_controller("projgrad").control(held).triggers["a"] == 0
+    # a module whose batch costs far more than the buffer, with small input batches, still
+    # pays: 20 kpps in batches of 1, 10 us a batch (L2L3's chain of five on the wall clock)
+    cheap = inp([mod("a", R_mpps=0.02, b_in=1, T0=10_000)], f)
+    cheap.buffer_cost_ns = 2000.0
+    assert resolve_controller("projgrad").control(cheap).triggers["a"] == 5

@@ -142,3 +142,14 @@ def test_end_of_run_frees_what_waits(pipeline, frame_source, udp_frame):
     rt.finish()
     assert rt.pool.n_used == 0
     assert buf.counter("drops") == 5
+
+
+def test_hold_cost_is_measured_apart_from_the_users_pipeline():
+    from tailgate.dataplane.graph import Pipeline
+    from tailgate.nf.fbuffer import hold_cost_ns
+    from tailgate.packet.pool import PacketPool
+
+    with Pipeline() as p:
+        cost = hold_cost_ns(PacketPool(256), calls=200)
+        assert len(p) == 0                      # nothing joined the pipeline being built
+    assert 0.0 <= cost < 1e6

@@ -79,6 +79,16 @@ NAT, virtual clock, ``tailgate batchy report``; before → after):
 - *Hold after a recovery to 0.* A module recovered to 0 is not pulled again for 2, 4, 8, ... (at
   most 32) rounds: a pull that the next round has to undo would otherwise repeat as soon as the
   budget is back.
+- *At q_min inside the margin: unbuffer.* A flow inside its noise margin whose buffers are all
+  at ``q_min`` already cannot back off by a packet; its largest-delay module goes to 0, as a
+  recovery (and is held). Left there, the flow sat between its margin and its objective and every
+  unlucky reading was late (dag_test, wall clock: 0.93–1.04·D for 20 rounds, then 1.23·D).
+- *A buffer's own cost.* On the wall clock a buffer that holds packets back costs ~1.7 µs of
+  Python per arriving batch (:func:`tailgate.nf.fbuffer.hold_cost_ns`, measured at the first
+  run, :attr:`ControlInput.buffer_cost_ns`); the model counts it in what a trigger saves, never
+  pulls a module whose buffer could not pay for itself even at 32, and lets go of one already
+  buffered (simple_pipeline, wall clock: buffering 16-packet batches to 20 had cost 9 % of the
+  rate). It is 0 on the virtual clock, where buffers are free, as in the reference's model.
 - *Push only what saves little.* The reference pushes a buffer to 0 when its input batches
   reach 0.7·32 whatever the module costs; here only when what the buffer still saves,
   ``R_v·T0_v·(1/b_in − 1/q_v)``, is below 0.5 % of the task's time (MGW's bulk NFs, 800 ns a
@@ -275,6 +285,7 @@ class _Round:
         self.inp = inp
         self.held = held
         self.Q = inp.max_trigger
+        self.Tbuf = inp.buffer_cost_ns
         self.M = inp.modules
         self.q = {v: int(m.q) for v, m in self.M.items()}
         self.q0 = dict(self.q)
@@ -399,7 +410,7 @@ class _Round:
         for v in self.heads.get(task, ()):
             a, b = q_from.get(v, 0), q_to.get(v, 0)
             if a != b:
-                S += self.saving(v, self.eff(v, a), self.eff(v, b))
+                S += self.saving(v, a, b)
         return S
 
     def _turnaround_since(self, fname: str, q_before: dict[str, int]) -> float:
@@ -472,16 +483,24 @@ class _Round:
                 self.slack[f] -= (new - old) * d
         m = self.M[v]
         if couple and self.sat.get(m.task) and v not in self.chain_parent:
-            S = self.saving(v, self.eff(v, old), self.eff(v, new))
+            S = self.saving(v, old, new)
             for f in self.task_flows.get(m.task, ()):
                 self.slack[f] += S * self.dhat[f]
         self.q[v] = new
         self.reasons[v] = f"{why}: {self.q0[v]} -> {new}"
 
-    def saving(self, v: str, q_from: float, q_to: float) -> float:
-        """The share of the task's time that moving ``v``'s batches from ``q_from`` to ``q_to``
-        packets saves: ``R_v·T0_v·(1/q_from − 1/q_to)`` (negative when it costs)."""
-        return self.M[v].R_per_ns * self.T0[v] * (1.0 / max(q_from, 1.0) - 1.0 / max(q_to, 1.0))
+    def saving(self, v: str, q_from: int, q_to: int) -> float:
+        """The share of the task's time that moving ``v``'s trigger from ``q_from`` to ``q_to``
+        saves (negative when it costs): ``R_v·T0_v·(1/b − 1/b')`` over the batches it runs on
+        (b_in when unbuffered), less the buffer's own work on each arriving batch while it holds
+        packets back (``R_v/b_in·T_buf``, :attr:`ControlInput.buffer_cost_ns`: 0 on the virtual
+        clock, where a buffer is free, ~2 us of Python on the wall clock)."""
+        m = self.M[v]
+        s = m.R_per_ns * self.T0[v] * (1.0 / self.eff(v, q_from) - 1.0 / self.eff(v, q_to))
+        if self.Tbuf and (q_from > 0) != (q_to > 0):
+            cost = m.R_per_ns / max(m.b_in, 1.0) * self.Tbuf
+            s += cost if q_from > 0 else -cost
+        return s
 
     def push(self) -> None:
         for v, m in self.M.items():
@@ -489,8 +508,10 @@ class _Round:
             # large per-batch cost still saves much between batches of 23 and of 32 (MGW's bulk
             # NFs, 800 ns a batch: 1.2 % of the task's time, and the push cost the rate that),
             # so it is pushed only when what its buffer saves is below STEP_GAIN_MIN.
-            if (self.q[v] > 0 and m.b_in >= model.PUSH_RATIO * self.Q
-                    and self.saving(v, m.b_in, self.q[v]) < STEP_GAIN_MIN):
+            # (and, where a buffer costs time of its own, one that could not pay for itself even
+            # at the largest trigger, whatever its input)
+            if self.q[v] > 0 and ((m.b_in >= model.PUSH_RATIO * self.Q and self.saving(v, 0, self.q[v]) < STEP_GAIN_MIN)
+                                  or (self.Tbuf and self.saving(v, 0, self.Q) < STEP_GAIN_MIN)):
                 self.set(v, 0, "PUSH (input batches already full)")
                 log.info("module %s: PUSHING: b_in=%.1f, q: %d -> 0", v, m.b_in, self.q0[v])
                 self.fixed_mod.add(v)
@@ -528,19 +549,30 @@ class _Round:
         (the largest module delay on its path first, never below q_min): it drifts out of the
         margin without the deep cut of a recovery, which on the wall clock lengthens every other
         flow's rounds (more calls) and can set off theirs."""
-        path = [v for v in self.flows[fname].path if v in self.M and self.q[v] > self.qmin[v]
-                and v not in self.fixed_mod]
+        path = [v for v in self.flows[fname].path if v in self.M and self.q[v] > 0 and v not in self.fixed_mod]
         if not path:
             return
-        v = max(path, key=self.tv)
-        self.set(v, self.q[v] - 1, f"BACK OFF (flow {fname} inside its noise margin)")
-        log.info("module %s: BACKING OFF for flow %s (inside its noise margin): q: %d -> %d", v, fname, self.q0[v],
-                 self.q[v])
+        above = [v for v in path if self.q[v] > self.qmin[v]]
+        if above:
+            v = max(above, key=self.tv)
+            self.set(v, self.q[v] - 1, f"BACK OFF (flow {fname} inside its noise margin)")
+            log.info("module %s: BACKING OFF for flow %s (inside its noise margin): q: %d -> %d", v, fname,
+                     self.q0[v], self.q[v])
+        else:
+            # Every buffer on the path is at q_min already: one packet less is no buffer at all.
+            # Left there, the flow sits between its margin and its objective and every unlucky
+            # reading is late (dag_test, wall clock: 0.93-1.04·D for 20 rounds, then 1.23·D);
+            # as a recovery, the module is then held before it is pulled again.
+            v = max(path, key=self.tv)
+            self.set(v, 0, f"RECOVER (flow {fname} inside its noise margin at q_min)")
+            log.info("module %s: RECOVERING flow %s (inside its noise margin at q_min): q: %d -> 0", v, fname,
+                     self.q0[v])
         self.fixed_mod.add(v)
 
     def pullable(self, v: str) -> bool:
         m = self.M[v]
         return (self.q[v] == 0 and v not in self.fixed_mod and v not in self.held and m.R_per_ns > 0
+                and (not self.Tbuf or self.saving(v, 0, self.Q) >= STEP_GAIN_MIN)
                 and m.b_in < model.PUSH_RATIO * self.Q and not any(f in self.fixed_flow for f in self.on[v]))
 
     def min_budget(self, v: str) -> float:

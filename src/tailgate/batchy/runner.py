@@ -215,6 +215,7 @@ class Batchy:
         self._sinks_added = False
         self.rows: list[dict] = []
         self.round = 0
+        self.buffer_cost_ns: float | None = None    # wall clock: measured at the first run (fbuffer.hold_cost_ns)
         self.infeasible: dict[str, float] = {}          # flow -> best delay reachable (ns), now
         self.infeasible_rounds: dict[str, list[int]] = {}  # flow -> rounds it was declared infeasible
         self._profile = None
@@ -568,6 +569,11 @@ class Batchy:
         # (Unfrozen afterwards, so that what the run leaves behind can be collected.)
         clock = self._clock()
         clock.pause()
+        if not clock.virtual and self.buffer_cost_ns is None and sr.runtime is not None:
+            from tailgate.nf.fbuffer import hold_cost_ns
+
+            self.buffer_cost_ns = hold_cost_ns(sr.runtime.pool)
+            log.info("a buffer holding packets costs %.0f ns per arriving batch on this machine", self.buffer_cost_ns)
         gc.collect()
         gc.freeze()
         # The pipeline's clock stands still while the controller works (and the counters are
@@ -653,7 +659,8 @@ class Batchy:
             fstates.append(fs)
         log.info("*** CONTROL ROUND: %d..., cumulative flow rate: %.6g Mpps", self.round, total_pps / 1e6)
         inp = ControlInput(round=self.round, period_ns=float(period_ns), modules=mstates, flows=fstates,
-                           max_trigger=MAX_TRIGGER, task_t0_ns=task_t0, task_b0=task_b0)
+                           max_trigger=MAX_TRIGGER, task_t0_ns=task_t0, task_b0=task_b0,
+                           buffer_cost_ns=self.buffer_cost_ns or 0.0)
         decision = self.controller.control(inp)
         if decision is not None:
             for name, q in decision.triggers.items():

@@ -65,6 +65,9 @@ class ControlInput:
     # per task: the mean batch taken from its ingress queue (b_0); near max_trigger the queue is
     # backlogged and the task saturated, so every flow's delay scales with its turnaround
     task_b0: dict[str, float] = field(default_factory=dict)
+    # what a buffer that holds packets back costs per arriving batch (ns): 0 on the virtual
+    # clock (Batchy's model counts buffers as free), measured on the wall clock
+    buffer_cost_ns: float = 0.0
 
 
 @dataclass
