@@ -348,3 +348,13 @@ def test_a_buffer_that_costs_more_than_it_saves_is_not_pulled():
     cheap = inp([mod("a", R_mpps=0.02, b_in=1, T0=10_000)], f)
     cheap.buffer_cost_ns = 2000.0
     assert resolve_controller("projgrad").control(cheap).triggers["a"] == 5
+
+
+def test_a_violating_flow_elsewhere_does_not_hold_other_modules_at_q_min():
+    # rc_static's shape: bulk leaves at q_min with loose objectives; a critical flow over its
+    # objective on a module of its own (unbuffered). Every bulk leaf steps up in the same round.
+    bulk = [mod(f"b{k}", q=12, R_mpps=1.0, b_in=8, T0=4000) for k in range(6)]
+    crit = mod("crit", R_mpps=0.001, b_in=1, T0=1, T1=1)
+    flows = [flow(f"f{k}", [f"b{k}"], 1e8, 1e5) for k in range(6)] + [flow("robot", ["crit"], 10_000, 12_000)]
+    d = resolve_controller("projgrad").control(inp(bulk + [crit], flows))
+    assert all(d.triggers[f"b{k}"] > 12 for k in range(6))

@@ -727,7 +727,10 @@ class ProjGrad(Controller):
         pos = {v: i for i, v in enumerate(V)}
         n = len(V)
         rows, kinds = [], []
-        violating = any(r.budget(f) < 0 for f in r.slack)
+        # q >= q_min rows while a flow violates: for the modules on such a flow's path only (the
+        # reference adds one for every module, and drops at most 3 rows a round, so with an
+        # infeasible flow elsewhere 15 bulk leaves of rc_static stepped up one a round)
+        on_violating = {v for f in r.slack if r.budget(f) < 0 for v in r.flows[f].path}
         for fname, f in r.flows.items():
             on = [v for v in f.path if v in pos]
             if not on or not math.isfinite(r.budget(fname)):
@@ -736,7 +739,7 @@ class ProjGrad(Controller):
                 rows.append(self._delay_row(r, fname, V, pos))
                 kinds.append(f"delay {fname}")
         for v in V:
-            if violating and r.q[v] <= r.qmin[v]:
+            if v in on_violating and r.q[v] <= r.qmin[v]:
                 row = np.zeros(n)
                 row[pos[v]] = -1.0
                 rows.append(row)
