@@ -508,10 +508,11 @@ class _Round:
             # large per-batch cost still saves much between batches of 23 and of 32 (MGW's bulk
             # NFs, 800 ns a batch: 1.2 % of the task's time, and the push cost the rate that),
             # so it is pushed only when what its buffer saves is below STEP_GAIN_MIN.
-            # (and, where a buffer costs time of its own, one that could not pay for itself even
-            # at the largest trigger, whatever its input)
+            # (and, where a buffer costs time of its own, one that would lose time even at the
+            # largest trigger, whatever its input: below 0, not below the pull's 0.5 %, so that a
+            # round of little traffic does not push a buffer that the next round pulls again)
             if self.q[v] > 0 and ((m.b_in >= model.PUSH_RATIO * self.Q and self.saving(v, 0, self.q[v]) < STEP_GAIN_MIN)
-                                  or (self.Tbuf and self.saving(v, 0, self.Q) < STEP_GAIN_MIN)):
+                                  or (self.Tbuf and self.saving(v, 0, self.Q) < 0.0)):
                 self.set(v, 0, "PUSH (input batches already full)")
                 log.info("module %s: PUSHING: b_in=%.1f, q: %d -> 0", v, m.b_in, self.q0[v])
                 self.fixed_mod.add(v)
