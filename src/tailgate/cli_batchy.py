@@ -29,7 +29,7 @@ def report_cmd(
     console = Console(stderr=True)
     # Redrawn between runs only: an auto-refreshing bar redraws from a thread ten times a
     # second, and on the wall clock every redraw takes the interpreter from the pipeline being
-    # measured (l3vrf: 1-4 late flow-rounds in the report against none in eight runs without it).
+    # measured (l3vrf: 1-4 late flow-rounds in the report against none in nine runs without it).
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True, auto_refresh=False) as prog:
         task = prog.add_task("batchy report", total=1)

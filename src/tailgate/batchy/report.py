@@ -84,7 +84,7 @@ NOTES = """## Reading the results
   each flow's packets, right at the 95th percentile: l3vrf had 6 late flow-rounds and never
   settled). Python's cyclic garbage collector is kept off what was built before the first round,
   and this report's progress bar redraws between runs only (one that redrew from a thread ten
-  times a second left l3vrf 1–4 late flow-rounds in each report, none in eight runs without it).
+  times a second left l3vrf 1–4 late flow-rounds in each report, none in nine runs without it).
   The rate wanders by more than 5 % from round to round even under `null` (*rate settled* late
   or "None"); the ratios, from one run each, are the result, not the absolute rates, and a late
   flow-round or a late 4-packet step (l3vrf's *settled*) can come and go between runs. The robot flow is infeasible on the wall clock
