@@ -289,6 +289,11 @@ class _Round:
         self.M = inp.modules
         self.q = {v: int(m.q) for v, m in self.M.items()}
         self.q0 = dict(self.q)
+        self.on: dict[str, list[str]] = {v: [] for v in self.M}     # module -> the flows through it
+        for f in inp.flows:
+            for v in dict.fromkeys(f.path):
+                if v in self.on:
+                    self.on[v].append(f.name)
         # Chain children: a controlled child that takes (nearly) all of its controlled parent's
         # traffic through one feeder. While the parent is buffered the child's input arrives in
         # batches of the parent's trigger already; a buffer of its own only adds a fill wait
@@ -307,12 +312,10 @@ class _Round:
         # u's traffic, c's packets are u's, in u's batches (l3vrf: a next hop's chain, past the
         # shared port demux, to its flow's NF; buffered too, the NF waited for a second batch of
         # the chain's and its flow went 5-30 % over).
-        flows_on: dict[str, set[str]] = {v: set() for v in self.M}
         feeder: dict[str, set[str]] = {v: set() for v in self.M}    # c -> its u on each flow ("" none)
         for f in inp.flows:
             ctl = [v for v in dict.fromkeys(f.path) if v in self.M]
             for i, c in enumerate(ctl):
-                flows_on[c].add(f.name)
                 Rc = self.M[c].R_per_ns
                 u = ""
                 for w in reversed(ctl[:i]):
@@ -327,7 +330,7 @@ class _Round:
             if c in self.chain_parent or len(us) != 1 or "" in us:
                 continue
             u = next(iter(us))
-            if self.M[u].R_per_ns > 0 and flows_on[c] <= flows_on[u] and not self._upstream_of(c, u):
+            if self.M[u].R_per_ns > 0 and set(self.on[c]) <= set(self.on[u]) and not self._upstream_of(c, u):
                 self.chain_parent[c] = u
         self.chain_children: dict[str, list[str]] = {}
         for c, u in self.chain_parent.items():
@@ -366,11 +369,6 @@ class _Round:
                 self.margin[fname] = margin
         # the filtered delay each flow's turnaround coupling scales
         self.dhat = {f: (self.flows[f].delay_slo_ns - sl) if math.isfinite(sl) else 0.0 for f, sl in self.slack.items()}
-        self.on: dict[str, list[str]] = {v: [] for v in self.M}     # module -> the flows through it
-        for f in inp.flows:
-            for v in dict.fromkeys(f.path):
-                if v in self.on:
-                    self.on[v].append(f.name)
         self.fixed_mod: set[str] = set()
         self.fixed_flow: set[str] = set()
         self.reasons: dict[str, str] = {}
@@ -427,12 +425,18 @@ class _Round:
         q = self.eff(v, self.q[v])
         return -self.dhat[fname] * m.R_per_ns * self.T0[v] / (q * q)
 
-    def predict(self, fname: str, q_to: dict[str, int]) -> float:
+    def predict(self, fname: str, q_to: dict[str, int], S: dict | None = None) -> float:
         """The change of ``fname``'s delay (ns) if this round's triggers became ``q_to``: its own
-        modules' fill and per-packet terms, and its task's turnaround scaled by 1 − S."""
+        modules' fill and per-packet terms, and its task's turnaround scaled by 1 − S. ``S``, when
+        given, caches each task's share for this ``q_to`` (every flow of a task shares it)."""
         own = sum(self.dtdq[v] * (q_to[v] - self.q[v]) for v in self.flows[fname].path
                   if v in q_to and q_to[v] != self.q[v] and math.isfinite(self.dtdq[v]))
-        S = self.share_saved(self.task_of.get(fname), q_to)
+        task = self.task_of.get(fname)
+        if S is None:
+            S = {}
+        if task not in S:
+            S[task] = self.share_saved(task, q_to)
+        S = S[task]
         return (1.0 - S) * (self.dhat[fname] + own) - self.dhat[fname]
 
     def budget(self, fname: str) -> float:
@@ -704,7 +708,8 @@ class ProjGrad(Controller):
         if len(joint) > 1:
             q_to = dict(r.q)
             q_to.update({v: r.qmin[v] for v in joint})
-            if all(r.budget(f) - r.predict(f, q_to) > 0 for f in taken):
+            S: dict = {}
+            if all(r.budget(f) - r.predict(f, q_to, S) > 0 for f in taken):
                 for v in joint:
                     log.info("module %s: PULLING: q: 0 -> %d (with %d others, within every budget)", v, r.qmin[v],
                              len(joint) - 1)
@@ -716,15 +721,16 @@ class ProjGrad(Controller):
                 continue
             q_to = dict(r.q)
             q_to[v] = r.qmin[v]
-            need = max((r.predict(f, q_to) for f in r.on[v]), default=0.0)
-            if all(r.budget(f) - r.predict(f, q_to) > 0 for f in r.on[v]):
+            S = {}
+            extra = {f: r.predict(f, q_to, S) for f in r.on[v]}
+            if all(r.budget(f) - x > 0 for f, x in extra.items()):
                 log.info("module %s: PULLING: q: 0 -> %d (delay +%.0f ns within budget %.0f ns)", v, r.qmin[v],
-                         need, r.min_budget(v))
+                         max(extra.values(), default=0.0), r.min_budget(v))
                 r.set(v, r.qmin[v], "PULL")
                 r.fixed_mod.add(v)
 
     # -- Rosen's gradient projection --------------------------------------------------------------
-    def _rows(self, r: _Round, V: list[str]) -> tuple[list[np.ndarray], list[str]]:
+    def _rows(self, r: _Round, V: list[str], drow: dict) -> tuple[list[np.ndarray], list[str]]:
         pos = {v: i for i, v in enumerate(V)}
         n = len(V)
         rows, kinds = [], []
@@ -737,7 +743,7 @@ class ProjGrad(Controller):
             if not on or not math.isfinite(r.budget(fname)):
                 continue
             if r.budget(fname) <= model.TOLERANCE * f.delay_slo_ns:      # delay >= 0.95·D: tight
-                rows.append(self._delay_row(r, fname, V, pos))
+                rows.append(self._delay_row(r, fname, V, pos, drow))
                 kinds.append(f"delay {fname}")
         for v in V:
             if v in on_violating and r.q[v] <= r.qmin[v]:
@@ -760,13 +766,17 @@ class ProjGrad(Controller):
         return rows, kinds
 
     @staticmethod
-    def _delay_row(r: _Round, fname: str, V: list[str], pos: dict[str, int]) -> np.ndarray:
-        """∂delay_f/∂q over ``V``: its own modules' ∂t/∂q, and every module's turnaround term."""
+    def _delay_row(r: _Round, fname: str, V: list[str], pos: dict[str, int], drow: dict) -> np.ndarray:
+        """∂delay_f/∂q over ``V``: its own modules' ∂t/∂q, and every module's turnaround term
+        (kept in ``drow``: the tight rows and the line search read the same ones)."""
+        if fname in drow:
+            return drow[fname]
         row = np.array([r.coupling(fname, v) for v in V]) if r.sat.get(r.task_of.get(fname)) else np.zeros(len(V))
         for v in r.flows[fname].path:
             # a module without traffic this period has no delay to trade (its 1/R is inf)
             if v in pos and math.isfinite(r.dtdq[v]):
                 row[pos[v]] += r.dtdq[v]
+        drow[fname] = row
         return row
 
     @staticmethod
@@ -786,7 +796,8 @@ class ProjGrad(Controller):
         grad = np.array([model.cost_gradient(r.M[v].x_per_ns, r.T0[v], r.q[v]) for v in V])
         if not np.any(grad):
             return True
-        rows, kinds = self._rows(r, V)
+        drow: dict[str, np.ndarray] = {}
+        rows, kinds = self._rows(r, V, drow)
         n = len(V)
         d = -grad
         for _ in range(MAX_PROJGRAD_ITERATIONS):
@@ -826,7 +837,7 @@ class ProjGrad(Controller):
             on = [v for v in f.path if v in pos]
             if not on:
                 continue
-            dd = float(self._delay_row(r, fname, V, pos) @ d)
+            dd = float(self._delay_row(r, fname, V, pos, drow) @ d)
             if dd > 0 and math.isfinite(r.budget(fname)):
                 slack = r.budget(fname) - model.TOLERANCE * f.delay_slo_ns
                 for v in on:
@@ -855,10 +866,11 @@ class ProjGrad(Controller):
             q_to = dict(r.q)
             q_to.update(new)
             trimmed = False
+            S = {}
             for fname, f in r.flows.items():
                 if not math.isfinite(r.budget(fname)) or not any(v in new for v in f.path):
                     continue
-                extra = r.predict(fname, q_to)
+                extra = r.predict(fname, q_to, S)
                 if extra > 0 and r.budget(fname) - extra < model.TOLERANCE * f.delay_slo_ns:
                     for v in f.path:
                         if v in new and new[v] > r.q[v] and new[v] == q_to[v]:

@@ -87,9 +87,10 @@ NOTES = """## Reading the results
   times a second left l3vrf 1–4 late flow-rounds in each report, none in nine runs without it).
   The rate wanders by more than 5 % from round to round even under `null` (*rate settled* late
   or "None"); the ratios, from one run each, are the result, not the absolute rates, and a late
-  flow-round or a late 4-packet step (l3vrf's *settled*) can come and go between runs. The robot flow is infeasible on the wall clock
-  under every controller: its packets wait behind two task rounds of bulk packets in the shared
-  64-packet ingress queue, and a round costs ~100 µs of Python here. On the mobile gateway the
+  flow-round or a late 4-packet step (l3vrf's *settled*) can come and go between runs. The robot
+  flow is infeasible on the wall clock under every controller: its packets wait behind two task
+  rounds of bulk packets in the shared 64-packet ingress queue, and a round costs ~100 µs of
+  Python here. On the mobile gateway the
   QoS sources' rates are scaled by the null run's throughput over the model's (at 100 kpps each
   they overloaded the pipeline and queued for 0.6 s); `projgrad` reaches 1.6× `null` there,
   more than `max`, with no flow late, but not 2×: Python's per-packet work leaves less for
@@ -163,6 +164,8 @@ def build_report(out_md: str | Path = "docs/batchy.md", quick: bool = False, clo
                         # flows at 100 kpps against ~0.13 Mpps in all: their packets queued for
                         # 0.6 s); scale them first, then probe the delay again
                         rate_scale = min(probe["sum_fpps"] / virtual_rate, 1.0)
+                        if not rate_scale > 0:       # no virtual run to compare with (nan) or no traffic
+                            rate_scale = 1.0
                         probe_args = {k: (v * rate_scale if k in RATE_ARGS else v) for k, v in args.items()}
                         probe = run_case(case, probe_args, "null", clk, base / case / f"{clk}-probe", rounds // 2,
                                          period)
@@ -171,8 +174,6 @@ def build_report(out_md: str | Path = "docs/batchy.md", quick: bool = False, clo
                     scale = math.nan
                 if not scale == scale or scale <= 0:
                     scale = 1.0
-                if not rate_scale == rate_scale or rate_scale <= 0:
-                    rate_scale = 1.0
                 run_args = {k: (v * scale if k in SLO_ARGS else v) for k, v in probe_args.items()}
             for ctrl in CONTROLLERS:
                 if progress:

@@ -698,7 +698,7 @@ class Batchy:
             row[f"{t.name}:task_pps"] = pk * 1e9 / period_ns
             row[f"{t.name}:t_0"] = task_t0[t.name]
             row[f"{t.name}:t_0_estimate"] = busy / bt if bt else float("nan")
-            row[f"{t.name}:b_0"] = pk / bt if bt else 0.0
+            row[f"{t.name}:b_0"] = task_b0[t.name]
             row[f"{t.name}:cyc_per_packet"] = (busy / pk * 2.5) if pk else float("nan")   # BYPASS_RATIO 2.5
         row["sum_fpps"] = total_pps
         row["ctrlr_deadtime"] = dead_s
