@@ -376,7 +376,7 @@ def test_modules_unknown():
 
 
 def test_bench_table_and_json(monkeypatch):
-    import tailgate.bench
+    import tailgate.cli.bench as cli_bench
 
     calls = []
 
@@ -384,11 +384,9 @@ def test_bench_table_and_json(monkeypatch):
         calls.append(quick)
         return [{"name": "l2l3", "impl": "tailgate", "batch": 32, "mpps": 1.25}, {"name": "l2l3", "impl": "dpkt", "batch": 1, "mpps": 0.05}]
 
-    import tailgate.dispatch.bench as sched_bench
-
-    monkeypatch.setattr(tailgate.bench, "run_bench", fake)
-    monkeypatch.setattr(sched_bench, "bench_sim", lambda quick: [{"name": "sched_sim", "impl": "simpy"}])
-    monkeypatch.setattr(sched_bench, "bench_live_records", lambda quick: [{"name": "sched_live", "rps": 9.0}])
+    monkeypatch.setattr(cli_bench, "run_bench", fake)
+    monkeypatch.setattr(cli_bench, "bench_sim", lambda quick: [{"name": "sched_sim", "impl": "simpy"}])
+    monkeypatch.setattr(cli_bench, "bench_live_records", lambda quick: [{"name": "sched_live", "rps": 9.0}])
     res = invoke("bench", "--quick", "--suite", "packet")
     assert res.exit_code == 0, res.output
     assert "l2l3" in res.stdout and "1.250" in res.stdout and "dpkt" in res.stdout and "sched" not in res.stdout
@@ -406,8 +404,8 @@ def test_live_view_renders_the_module_table(tmp_path):
 
     from rich.console import Console
 
-    from tailgate.live import LiveView, final_table
-    from tailgate.script import ScriptRun
+    from tailgate.run.progress import LiveView, final_table
+    from tailgate.run.script import ScriptRun
 
     script = tmp_path / "lv.py"
     script.write_text('Source("src", packets=64) >> Bypass("nf", t1_ns=5) >> Sink("sink")\n')

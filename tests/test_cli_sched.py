@@ -77,7 +77,7 @@ def test_serve_and_load_refuse_bad_input_in_one_line(args, words):
 
 
 def test_serve_and_load_talk_over_loopback():
-    from tailgate.dispatch.server import ServerProcess
+    from tailgate.dispatch.live.server import ServerProcess
 
     with ServerProcess("cfcfs", "disp2", 2, worker_kind="sleep") as srv:
         res = invoke("sched", "load", "-n", 2, "--port", srv.port, "--duration", 0.5, "--run-scale", 100,

@@ -10,8 +10,8 @@ import re
 import dpkt
 import numpy as np
 
-from tailgate.results import default_out_dir, jsonable, write_json
-from tailgate.script import ScriptRun
+from tailgate.run.results import default_out_dir, jsonable, write_json
+from tailgate.run.script import ScriptRun
 
 SCRIPT = """
 n = get_arg("n", 500, int)

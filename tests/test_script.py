@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from tailgate.core.errors import TailgateError
-from tailgate.script import ScriptArgError, ScriptError, ScriptRun, convert_arg, parse_script_args
+from tailgate.run.script import ScriptArgError, ScriptError, ScriptRun, convert_arg, parse_script_args
 
 
 def write(tmp_path, text, name="s.py"):

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_bench_quick_reports_every_row_and_beats_dpkt():
-    from tailgate.bench import run_bench
+    from tailgate.bench.packet import run_bench
 
     recs = run_bench(quick=True)
     rows = {(r["name"], r["impl"], r["batch"]) for r in recs}

@@ -1,7 +1,7 @@
 """The reproduction report, on one small case (the full report is `tailgate batchy report`)."""
 import json
 
-from tailgate.batchy.report import build_report
+from tailgate.bench.batchy_report import build_report
 
 
 def test_quick_report_writes_tables_plots_and_results(tmp_path):

@@ -54,7 +54,7 @@ def test_fixtures_hit_the_real_work():
 
 
 def _drive(fx):
-    from tailgate.testing import drive
+    from tailgate.dataplane.drive import drive
 
     return drive(fx.module, [fx.frames[k, : fx.lengths[k]].tobytes() for k in range(len(fx.lengths))])
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tailgate.core.errors import TailgateError
-from tailgate.script import ScriptRun
+from tailgate.run.script import ScriptRun
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "batchy"
 

@@ -1,5 +1,5 @@
 """The simulator benchmark runs and reports ratios against its SimPy baseline from the same run."""
-from tailgate.dispatch.bench import bench_sim
+from tailgate.bench.sched import bench_sim
 
 
 def test_bench_sim_quick_reports_both_implementations():

@@ -1,5 +1,5 @@
 """The report's live experiment runs both policies end to end and tabulates them."""
-from tailgate.dispatch.live_report import live_comparison
+from tailgate.bench.sched_report_live import live_comparison
 
 
 def test_live_comparison_runs_both_policies():
@@ -14,7 +14,7 @@ def test_live_comparison_runs_both_policies():
 
 
 def test_machine_stalls_counts_gaps_in_a_spin():
-    from tailgate.dispatch.live_report import machine_stalls
+    from tailgate.bench.sched_report_live import machine_stalls
     st = machine_stalls(0.05, gap_ns=1)          # every clock step is a "gap" over 1 ns
     assert st["count"] > 0 and st["max_ns"] >= 1 and st["total_ns"] >= st["max_ns"]
     quiet = machine_stalls(0.05, gap_ns=10**12)  # no gap lasts 1000 s

@@ -7,9 +7,9 @@ import socket
 import pytest
 
 from tailgate.core.errors import ArgError
-from tailgate.dispatch.loadgen import bench_live, load
-from tailgate.dispatch.ring import leaked_segments, orphaned_segments
-from tailgate.dispatch.server import ServerProcess
+from tailgate.dispatch.live.loadgen import bench_live, load
+from tailgate.dispatch.live.ring import leaked_segments, orphaned_segments
+from tailgate.dispatch.live.server import ServerProcess
 
 
 def test_load_against_the_server_records_every_request(tmp_path):
@@ -76,7 +76,7 @@ def test_ctrl_c_reports_what_was_measured():
     import time
 
     code = textwrap.dedent("""
-        from tailgate.dispatch.loadgen import load
+        from tailgate.dispatch.live.loadgen import load
         print("GO", flush=True)
         r = load("disp2", 0.5, 2, "127.0.0.1", 9, duration_s=30, rate_rps=1_000, quiet=True)
         print("RESULT", r["interrupted"], r["unsent"] > 0, r["trustworthy"], flush=True)
@@ -102,7 +102,7 @@ def test_run_scale_scales_the_offered_rate_with_the_service_times():
 
 @pytest.mark.parametrize("compiled", [True, False])
 def test_both_send_paths_record_every_request(compiled, monkeypatch):
-    import tailgate.dispatch.loadgen as lg
+    import tailgate.dispatch.live.loadgen as lg
 
     if not compiled:
         monkeypatch.setattr(lg, "COMPILED_IO", False)

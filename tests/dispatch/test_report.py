@@ -1,7 +1,7 @@
 """The reproduction report: one call writes the markdown, its figures and data."""
 import json
 
-from tailgate.dispatch.report import WORKLOADS, make_report
+from tailgate.bench.sched_report import WORKLOADS, make_report
 
 
 def test_report_writes_every_section(tmp_path):

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tailgate.dispatch.ring import (
+from tailgate.dispatch.live.ring import (
     RingSet,
     cleanup_owned,
     leaked_segments,
@@ -101,7 +101,7 @@ def test_across_processes(method, no_leaks):
 def test_ctrl_c_and_errors_leave_no_segment(no_leaks):
     code = textwrap.dedent("""
         import sys, time
-        from tailgate.dispatch.ring import RingSet
+        from tailgate.dispatch.live.ring import RingSet
         keep = RingSet(2, 4)                  # never closed by hand: unlinked at exit
         print(keep.name, flush=True)
         if sys.argv[1] == "error":

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from tailgate.dispatch import wire
-from tailgate.dispatch.wire import (
+from tailgate.dispatch.live import wire
+from tailgate.dispatch.live.wire import (
     BAD_RUN,
     OK,
     OVERSIZE,
@@ -119,7 +119,7 @@ def test_send_to_a_closed_port_does_not_raise():
 def test_compiled_libc_calls_read_the_clock_and_errno():
     from numba import njit
 
-    from tailgate.dispatch.wire import COMPILED_IO, _c_sendmmsg, c_errno, clock_ns
+    from tailgate.dispatch.live.wire import COMPILED_IO, _c_sendmmsg, c_errno, clock_ns
 
     if not COMPILED_IO:
         pytest.skip("compiled socket calls are Linux-only")

@@ -14,7 +14,7 @@ from tailgate.dataplane.runtime import Runtime
 from tailgate.nf.basic import Sink
 from tailgate.nf.classify import FIELDS, ExactMatch, HashSplit, parse_field_value
 from tailgate.packet.pool import PacketPool
-from tailgate.testing import drive
+from tailgate.dataplane.drive import drive
 
 MAC1 = "02:00:00:00:00:01"
 MAC2 = "02:00:00:00:00:02"

@@ -31,7 +31,7 @@ from tailgate.nf.lookup import (
     routes_from_list,
 )
 from tailgate.packet.pool import PacketPool
-from tailgate.testing import drive
+from tailgate.dataplane.drive import drive
 
 U64 = (1 << 64) - 1
 

@@ -9,7 +9,7 @@ import pytest
 from tailgate.core.clock import VirtualClock
 from tailgate.core.errors import ArgError
 from tailgate.nf.nat import NAPT, StaticNAT
-from tailgate.testing import drive
+from tailgate.dataplane.drive import drive
 from oracles import ip_sum_ok, l4_sum_ok
 
 MAC_A = b"\x02\x00\x00\x00\x00\x01"

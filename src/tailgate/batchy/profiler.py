@@ -17,7 +17,7 @@ How
     packet walks (its flow's rule sits at a random depth), splits with 8 gates, Bypass spinning
     10 000 cycles (4 µs at 2.5 cycles/ns) per batch (:data:`FIXTURES`, :func:`fixture`).
 
-    The module runs unwired, outside any pipeline (as :func:`tailgate.testing.drive` does) on a
+    The module runs unwired, outside any pipeline (as :func:`tailgate.dataplane.drive.drive` does) on a
     wall clock. Every sample builds a fresh batch of ``b`` packets from the fixture's frames
     (untimed: modules such as DecTTL change packets in place, encapsulations move them), times
     ``module.process(batch)`` alone with ``time.perf_counter_ns``, then frees whatever the module
@@ -99,10 +99,27 @@ from typing import Any, Callable
 import numpy as np
 from numba import njit
 
+import tailgate.nf as nf
 from tailgate.core.clock import WallClock
 from tailgate.core.errors import ArgError
+from tailgate.dataplane.drive import drive
 from tailgate.dataplane.graph import Pipeline
 from tailgate.dataplane.module import Module
+from tailgate.nf import (
+    ACL,
+    NAPT,
+    Bypass,
+    ExactMatch,
+    GTPUDecap,
+    GTPUEncap,
+    IPv4Lookup,
+    IPv6Lookup,
+    StaticNAT,
+    VLANPop,
+    VLANSplit,
+    VXLANDecap,
+    VXLANEncap,
+)
 from tailgate.packet.pool import Batch, PacketPool
 from tailgate.packet.synth import FlowTemplate, TrafficGen
 
@@ -245,7 +262,6 @@ def _pack(frames: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 
 def _through(module: Module, frames: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The frames after ``module`` (e.g. encapsulated), for a decap fixture."""
-    from tailgate.testing import drive
 
     out, _ = drive(module, [frames[k, : lengths[k]].tobytes() for k in range(len(lengths))])
     return _pack(out[0])
@@ -278,7 +294,6 @@ def _fx_ipv4lookup(rng, kw):
     picks = rng.choice(n_routes, size=n_flows, replace=False)
     dsts = [_host_in(routes[i][0], routes[i][1], rng) for i in picks.tolist()]
     items = [(f"{ipaddress.IPv4Address(p)}/{ln}", g) for p, ln, g in routes]
-    from tailgate.nf import IPv4Lookup
 
     m = IPv4Lookup(name="profiled", **{"routes_list": items, "gates": n_hops, **kw})
     return m, _frames(_random_flows(n_flows, rng, dsts)), f"{n_routes} random prefixes, {n_hops} next hops, {n_flows} flows"
@@ -298,7 +313,6 @@ def _fx_ipv6lookup(rng, kw):
         dst = p | (int.from_bytes(rng.bytes(16), "big") & ((1 << (128 - ln)) - 1))
         flows.append(_flow(f"fd00::{i + 1:x}", str(ipaddress.IPv6Address(dst)), 1024 + i, 5001, size_bytes=78))
     items = [(f"{ipaddress.IPv6Address(p)}/{ln}", g) for p, ln, g in routes]
-    from tailgate.nf import IPv6Lookup
 
     m = IPv6Lookup(name="profiled", **{"routes_list": items, "gates": n_hops, **kw})
     return m, _frames(flows), f"{n_routes} random IPv6 prefixes, {n_hops} next hops, {n_flows} flows, 78-byte frames"
@@ -310,7 +324,6 @@ def _fx_exactmatch(rng, kw):
     addrs = [str(ipaddress.IPv4Address((10 << 24) | int(k))) for k in keys]
     rules = {a: i % n_gates for i, a in enumerate(addrs)}
     dsts = [addrs[i] for i in rng.choice(n_rules, size=n_flows, replace=False).tolist()]
-    from tailgate.nf import ExactMatch
 
     m = ExactMatch(name="profiled", **{"field": "ipv4.dst", "rules": rules, "gates": n_gates, **kw})
     return m, _frames(_random_flows(n_flows, rng, dsts)), f"ipv4.dst, {n_rules} rules, {n_gates} gates, {n_flows} flows"
@@ -347,7 +360,6 @@ def _fx_acl(rng, kw):
         r = {"src": f"{f.src_ip}/32", "dst": f"{f.dst_ip}/32", "proto": "udp", "sport": str(f.sport),
              "dport": str(f.dport), "action": "accept"}
         rules.insert(int(rng.integers(0, len(rules) + 1)), r)
-    from tailgate.nf import ACL
 
     m = ACL(name="profiled", **{"rules": rules, "default_action": "drop", **kw})
     return m, _frames(flows), f"{n_rules} ClassBench-like rules, {n_flows} flows matched at random depths"
@@ -358,15 +370,12 @@ def _fx_staticnat(rng, kw):
     inside = [f"10.0.0.{i + 1}" for i in range(n_rules)]
     rules = [(a, f"198.18.0.{i + 1}") for i, a in enumerate(inside)]
     flows = [_flow(inside[k % n_rules], f"203.0.113.{k + 1}", 1024 + k, 5001) for k in range(n_flows)]
-    from tailgate.nf import StaticNAT
 
     m = StaticNAT(name="profiled", **{"rules": rules, **kw})
     return m, _frames(flows), f"{n_rules} rules, {n_flows} flows, all translated"
 
 
 def _fx_napt(rng, kw):
-    from tailgate.nf import NAPT
-
     m = NAPT(name="profiled", **{"external_ip": "198.18.0.1", **kw})
     return m, _frames(_random_flows(16, rng)), "16 outbound UDP flows (mappings made while warming up)"
 
@@ -375,8 +384,6 @@ def _simple(cls_name: str, description: str, **args):
     """A fixture of one class with fixed arguments, on 16 random 60-byte IPv4/UDP flows."""
 
     def build(rng, kw):
-        import tailgate.nf as nf
-
         m = getattr(nf, cls_name)(name="profiled", **{**args, **kw})
         return m, _frames(_random_flows(16, rng)), description
 
@@ -384,15 +391,11 @@ def _simple(cls_name: str, description: str, **args):
 
 
 def _fx_vlanpop(rng, kw):
-    from tailgate.nf import VLANPop
-
     flows = _random_flows(16, rng, vlan=100, size_bytes=FRAME_BYTES + 4)
     return VLANPop(name="profiled", **kw), _frames(flows), "16 flows tagged with VLAN 100, 64-byte frames"
 
 
 def _fx_vlansplit(rng, kw):
-    from tailgate.nf import VLANSplit
-
     vids = [10 * (k + 1) for k in range(8)]
     flows = []
     for k in range(16):
@@ -402,8 +405,6 @@ def _fx_vlansplit(rng, kw):
 
 
 def _fx_vxlandecap(rng, kw):
-    from tailgate.nf import VXLANDecap, VXLANEncap
-
     with Pipeline():
         enc = VXLANEncap(name="encap", src_ip="192.0.2.1", dst_ip="192.0.2.2", vni=5001)
     frames = _through(enc, *_frames(_random_flows(16, rng)))
@@ -411,8 +412,6 @@ def _fx_vxlandecap(rng, kw):
 
 
 def _fx_gtpudecap(rng, kw):
-    from tailgate.nf import GTPUDecap, GTPUEncap
-
     with Pipeline():
         enc = GTPUEncap(name="encap", src_ip="192.0.2.1", dst_ip="192.0.2.2", teid=0x1234)
     frames = _through(enc, *_frames(_random_flows(16, rng)))
@@ -420,8 +419,6 @@ def _fx_gtpudecap(rng, kw):
 
 
 def _fx_bypass(rng, kw):
-    from tailgate.nf import Bypass
-
     args = {"t0_ns": 10_000 / BYPASS_RATIO, "t1_ns": 0.0, **kw}
     m = Bypass(name="profiled", **args)
     return m, _frames(_random_flows(16, rng)), f"spins t0_ns={args['t0_ns']:g} per batch, t1_ns={args['t1_ns']:g} per packet"

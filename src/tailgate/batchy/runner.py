@@ -67,14 +67,23 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tailgate.core.errors import ArgError
+from tailgate.batchy import model, profiler
+from tailgate.batchy.controllers import resolve_controller
+from tailgate.batchy.model import is_controllable
 from tailgate.batchy.state import ControlInput, FlowState, ModuleState
+from tailgate.core.args import Arg, any_value
+from tailgate.core.errors import ArgError
+from tailgate.dataplane.module import Module
+from tailgate.measure.hist import percentile_of_rows
+from tailgate.nf.basic import PcapSource, Queue, Sink, Source
+from tailgate.nf.fbuffer import FractionalBuffer, hold_cost_ns
+from tailgate.nf.measure import Measure
+from tailgate.packet.synth import FlowTemplate
 
 log = logging.getLogger("tailgate.batchy")
 
@@ -129,7 +138,6 @@ class BatchyTask:
         self.worker = worker
         self.name = name
         self.type = type_
-        from tailgate.nf.basic import Queue
 
         self.queue = Queue(name=f"{name}_ingress", size=queue_size, backpressure=True)
         self.modules: list[Any] = []
@@ -142,7 +150,6 @@ class BatchyTask:
         """Put ``module`` in this task; the first one added is the ingress. Returns the module."""
         b = self.batchy
         b._check_not_built("add_module")
-        from tailgate.dataplane.module import Module
 
         if not isinstance(module, Module):
             raise ArgError(f"task {self.name}: add_module wants a module, got {module!r}")
@@ -154,8 +161,6 @@ class BatchyTask:
         if type in ("native", "bess"):
             ctrl = False
         elif controlled is None:
-            from tailgate.batchy.model import is_controllable
-
             ctrl = (T0 > 0 or T1 > 0) and is_controllable(T0, T1)
         else:
             ctrl = bool(controlled)
@@ -271,8 +276,6 @@ class Batchy:
         return 0.0, 0.0, "none"
 
     def _profiled(self, cls: str) -> tuple[float, float] | None:
-        from tailgate.batchy import profiler
-
         if self._profile is None:
             try:
                 self._profile = profiler.load_profile()
@@ -344,8 +347,6 @@ class Batchy:
     def add_source(self, rate_pps: float = 0.0, seed: int = 1, size_bytes: int = 64) -> None:
         """Traffic for every flow (see the manual); call after the flows."""
         self._check_not_built("add_source")
-        from tailgate.nf.basic import Source
-        from tailgate.packet.synth import FlowTemplate
 
         fed = set()
         # Per task, one QoS source (rate = the sum of its flows' rate objectives) and one bulk
@@ -389,7 +390,6 @@ class Batchy:
     def add_pcap_source(self, path: str, task: BatchyTask | None = None, loop: bool = True) -> None:
         """Replay a capture into ``task``'s ingress (the first task by default)."""
         self._check_not_built("add_pcap_source")
-        from tailgate.nf.basic import PcapSource
 
         task = task or (self._tasks[0] if self._tasks else None)
         if task is None:
@@ -404,8 +404,6 @@ class Batchy:
     def add_sink(self) -> None:
         """A Measure + Sink after every flow, a Sink on every other open gate."""
         self._check_not_built("add_sink")
-        from tailgate.nf.basic import Sink
-        from tailgate.nf.measure import Measure
 
         by_egress: dict[str, list[Flow]] = {}
         for f in self.flows:
@@ -435,8 +433,6 @@ class Batchy:
         self._sinks_added = True
 
     def resolve_controller(self, name: str):
-        from tailgate.batchy.controllers import resolve_controller
-
         return resolve_controller(name)
 
     # the seed's spelling
@@ -450,8 +446,6 @@ class Batchy:
 
     # -- build ----------------------------------------------------------------------------------
     def _build(self) -> None:
-        from tailgate.nf.basic import Queue
-        from tailgate.nf.fbuffer import FractionalBuffer
 
         if not self._tasks:
             raise ArgError("batchy: add a worker and a task with modules before run()")
@@ -570,8 +564,6 @@ class Batchy:
         clock = self._clock()
         clock.pause()
         if not clock.virtual and self.buffer_cost_ns is None and sr.runtime is not None:
-            from tailgate.nf.fbuffer import hold_cost_ns
-
             self.buffer_cost_ns = hold_cost_ns(sr.runtime.pool)
             log.info("a buffer holding packets costs %.0f ns per arriving batch on this machine", self.buffer_cost_ns)
         gc.collect()
@@ -600,8 +592,6 @@ class Batchy:
         return self.summary()
 
     def _control_round(self, period_ns: int) -> None:
-        from tailgate.measure.hist import percentile_of_rows
-
         virtual = self._clock().virtual
         w0 = time.perf_counter()
         mstates: dict[str, ModuleState] = {}
@@ -708,7 +698,6 @@ class Batchy:
         """The model's delay estimate of a flow (reference §6, :func:`model.flow_estimate_ns`);
         ``costs`` and ``turnarounds`` cache each module's batch cost and each task's turnaround
         for the round (every flow of a task shares them)."""
-        from tailgate.batchy import model
 
         task = self._mods[f.path[0].name].task
 
@@ -855,8 +844,6 @@ def _fmt(v) -> str:
 def _make_flow_id_map():
     import numpy as np
 
-    from tailgate.core.args import Arg, any_value
-    from tailgate.dataplane.module import Module
 
     class _FlowIdMap(Module):
         """Rewrites ``flow_id`` (a source's template index) to the flow's index (per batch, numpy)."""

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import time
 
+from tailgate.core.errors import ArgError
+
 
 class Clock:
     virtual: bool = False
@@ -111,7 +113,6 @@ class VirtualClock(Clock):
 
 def make_clock(name: str) -> Clock:
     """``"wall"`` or ``"virtual"``."""
-    from tailgate.core.errors import ArgError
 
     if name == "wall":
         return WallClock()

@@ -22,11 +22,21 @@ runs after all of them and gets their batches merged.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from tailgate.core.errors import GraphError
-from tailgate.dataplane import module as _module
-from tailgate.dataplane.module import Module
+
+if TYPE_CHECKING:  # pragma: no cover - a Module joins a Pipeline, so graph sits below module
+    from tailgate.dataplane.module import Module
+
+_current: list["Pipeline"] = []
+
+
+def current_pipeline() -> "Pipeline":
+    """The pipeline new modules join: the innermost ``with Pipeline():`` block, else a default one."""
+    if not _current:
+        _current.append(Pipeline())
+    return _current[-1]
 
 
 class Pipeline:
@@ -34,11 +44,11 @@ class Pipeline:
         self.modules: dict[str, Module] = {}
 
     def __enter__(self) -> "Pipeline":
-        _module._current.append(self)
+        _current.append(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        _module._current.remove(self)
+        _current.remove(self)
 
     def add(self, m: Module) -> None:
         if m.name in self.modules:

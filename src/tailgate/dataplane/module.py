@@ -39,21 +39,10 @@ from numba import njit
 
 from tailgate.core.args import Arg, bind_args
 from tailgate.core.errors import ArgError, GraphError
+from tailgate.dataplane.graph import current_pipeline
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tailgate.dataplane.graph import Pipeline
     from tailgate.packet.pool import Batch
-
-_current: list["Pipeline"] = []
-
-
-def current_pipeline() -> "Pipeline":
-    """The pipeline new modules join: the innermost ``with Pipeline():`` block, else a default one."""
-    if not _current:
-        from tailgate.dataplane.graph import Pipeline
-
-        _current.append(Pipeline())
-    return _current[-1]
 
 
 class OGate:

@@ -9,10 +9,10 @@ Modules, in the order a request meets them:
 * :mod:`~tailgate.dispatch.sim` — the compiled discrete-event simulator;
   :mod:`~tailgate.dispatch.sweep` — load sweeps, CSV/JSON/plots; :mod:`~tailgate.dispatch.metrics`
   — latency, slowdown, goodput, saturation; :mod:`~tailgate.dispatch.simpy_model` — the SimPy
-  baseline; :mod:`~tailgate.dispatch.bench` — their speed;
-* :mod:`~tailgate.dispatch.server`, :mod:`~tailgate.dispatch.loadgen`,
-  :mod:`~tailgate.dispatch.wire`, :mod:`~tailgate.dispatch.ring` — the live server and client;
-* :mod:`~tailgate.dispatch.report` and :mod:`~tailgate.dispatch.live_report` — ``docs/persephone.md``.
+  baseline; :mod:`~tailgate.bench.sched` — their speed;
+* :mod:`~tailgate.dispatch.live.server`, :mod:`~tailgate.dispatch.live.loadgen`,
+  :mod:`~tailgate.dispatch.live.wire`, :mod:`~tailgate.dispatch.live.ring` — the live server and client;
+* :mod:`~tailgate.bench.sched_report` and :mod:`~tailgate.bench.sched_report_live` — ``docs/persephone.md``.
 
-The command is ``tailgate sched`` (:mod:`tailgate.cli_sched`).
+The command is ``tailgate sched`` (:mod:`tailgate.cli.sched`).
 """

@@ -71,7 +71,12 @@ from numba import njit, types
 from numba.experimental import structref
 
 from tailgate.core.errors import ArgError
-from tailgate.dispatch.darc import GROUP_TOLERANCE, Reservation, reservation_from, reserve_kernel
+from tailgate.dispatch.darc import (
+    GROUP_TOLERANCE,
+    Reservation,
+    reservation_from,
+    reserve_kernel,
+)
 
 # Policy kinds (the compiled kernels branch on these).
 CFCFS, DFCFS, STEAL, SJF, EDF, DARC, TS = range(7)

@@ -34,8 +34,21 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from tailgate.dispatch.policy import (F_PCOST, F_SLICE, I_RESAS, I_T, I_W, Policy, arrive_one,
-                                      assign_all, complete_one, make_policy, preempt_one)
+from tailgate.dispatch.metrics import summarize_requests
+from tailgate.dispatch.policy import (
+    F_PCOST,
+    F_SLICE,
+    I_RESAS,
+    I_T,
+    I_W,
+    Policy,
+    arrive_one,
+    assign_all,
+    complete_one,
+    make_policy,
+    preempt_one,
+)
+from tailgate.dispatch.requests import generate
 
 NEVER = np.iinfo(np.int64).max
 #: Reservation changes kept for the timeline (DARC); later ones are counted, not stored.
@@ -155,8 +168,6 @@ def simulate(policy: Policy, requests, overhead_ns: int = 0) -> SimResult:
 def run_point(workload, policy: str, n_workers: int, load: float, n_requests: int = 200_000,
               seed: int = 1, overhead_ns: int = 0, warmup_frac: float = 0.1, **params) -> dict:
     """One load point: generate, simulate, summarise. JSON-ready (DARC adds its reservation)."""
-    from tailgate.dispatch.metrics import summarize_requests
-    from tailgate.dispatch.requests import generate
 
     pol = make_policy(policy, workload, n_workers, **params)
     reqs = generate(workload, load, n_workers, n_requests, seed)

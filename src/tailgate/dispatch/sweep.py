@@ -37,6 +37,7 @@ from typing import Callable, Sequence
 
 from tailgate.core.errors import ArgError
 from tailgate.dispatch.metrics import max_sustainable_load
+from tailgate.dispatch.policy import make_policy
 from tailgate.dispatch.sim import run_point
 
 MAX_LOAD = 1.5
@@ -77,7 +78,6 @@ def sweep(workload, policies: Sequence[str], n_workers: int, loads: Sequence[flo
           seed: int = 1, overhead_ns: int = 0, params: dict[str, dict] | None = None, jobs: int | None = None,
           on_point: Callable[[dict], None] | None = None) -> list[dict]:
     """Run every (policy, load) point; returns the summaries sorted by policy order, then load."""
-    from tailgate.dispatch.policy import make_policy
 
     params = params or {}
     for pol in policies:

@@ -1,15 +1,42 @@
 """The built-in network functions. Every class here is available by name in pipeline scripts."""
+from tailgate.dataplane.module import Module
 from tailgate.nf.acl import ACL
-from tailgate.nf.basic import Bypass, Drop, Merge, PcapSink, PcapSource, Queue, SetMetadata, Sink, Source, Timestamp
+from tailgate.nf.basic import (
+    Bypass,
+    Drop,
+    Merge,
+    PcapSink,
+    PcapSource,
+    Queue,
+    SetMetadata,
+    Sink,
+    Source,
+    Timestamp,
+)
 from tailgate.nf.classify import ExactMatch, HashSplit
 from tailgate.nf.fbuffer import FractionalBuffer
-from tailgate.nf.ip import CheckIPHeader, DecTTL, IPChecksum, MACRewrite, SetIPv4, UpdateTTL
+from tailgate.nf.ip import (
+    CheckIPHeader,
+    DecTTL,
+    IPChecksum,
+    MACRewrite,
+    SetIPv4,
+    UpdateTTL,
+)
 from tailgate.nf.lookup import IPv4Lookup, IPv6Lookup
 from tailgate.nf.measure import Measure
 from tailgate.nf.nat import NAPT, StaticNAT
 from tailgate.nf.shaping import RateLimiter
 from tailgate.nf.split import RandomSplit, WeightedRandomSplit
-from tailgate.nf.tunnel import GTPUDecap, GTPUEncap, VLANPop, VLANPush, VLANSplit, VXLANDecap, VXLANEncap
+from tailgate.nf.tunnel import (
+    GTPUDecap,
+    GTPUEncap,
+    VLANPop,
+    VLANPush,
+    VLANSplit,
+    VXLANDecap,
+    VXLANEncap,
+)
 
 __all__ = [
     "ACL",
@@ -52,6 +79,5 @@ __all__ = [
 
 def registry() -> dict[str, type]:
     """Every network function class by name."""
-    from tailgate.dataplane.module import Module
 
     return {n: c for n, c in globals().items() if isinstance(c, type) and issubclass(c, Module) and c is not Module}

@@ -13,12 +13,12 @@ import numpy as np
 from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
+from tailgate.packet import synth
+from tailgate.packet.pcap import PcapError, PcapReader, PcapWriter
 from tailgate.packet.pool import ANNO_CAPTURE_TS, ANNO_TIMESTAMP
 
 
 def _parse_size_dist(owner: str, spec: str, size_bytes: int):
-    from tailgate.packet import synth
-
     s = spec.strip().lower()
     try:
         if s == "fixed":
@@ -81,8 +81,6 @@ class Source(Module):
     )
 
     def setup(self) -> None:
-        from tailgate.packet import synth
-
         try:
             if self.templates is not None:
                 self._flows = list(self.templates)
@@ -102,8 +100,6 @@ class Source(Module):
         self.start_ns = 0
 
     def _make_gen(self, start_ns: int):
-        from tailgate.packet import synth
-
         self.start_ns = start_ns
         return synth.TrafficGen(
             self._flows, size_dist=self._size_dist, rate_pps=self.rate_pps or None, seed=self.seed, start_ns=start_ns
@@ -196,8 +192,6 @@ class PcapSource(Module):
         self._reader = self._open()
 
     def _open(self):
-        from tailgate.packet.pcap import PcapError, PcapReader
-
         try:
             return PcapReader(self.path)
         except FileNotFoundError:
@@ -208,8 +202,6 @@ class PcapSource(Module):
             raise ArgError(f"{self.label}: cannot read {self.path}: {e.strerror}") from None
 
     def run_task(self, burst: int) -> int:
-        from tailgate.packet.pcap import PcapError
-
         if self._done:
             return 0
         now = self.clock.now_ns()
@@ -305,8 +297,6 @@ class PcapSink(Module):
     )
 
     def setup(self) -> None:
-        from tailgate.packet.pcap import PcapWriter
-
         try:
             self._writer = PcapWriter(self.path, format=self.format, nanosecond=self.nanosecond, snaplen=self.snaplen)
         except OSError as e:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from tailgate.core.args import Arg
+from tailgate.dataplane.graph import Pipeline
 from tailgate.dataplane.module import Module
 
 MAX_TRIGGER = 1024
@@ -176,7 +177,6 @@ def hold_cost_ns(pool, batch_packets: int = 16, trigger: int = 20, calls: int = 
     wall clock against what a larger batch saves the module behind."""
     import time
 
-    from tailgate.dataplane.graph import Pipeline
 
     with Pipeline():                # a pipeline of its own: nothing joins the user's
         fb = FractionalBuffer(name="hold_cost")

@@ -89,7 +89,14 @@ import numpy as np
 from numba import njit
 
 from tailgate.packet.pool import Batch, PacketPool, take_slot
-from tailgate.packet.wide import ld_be16, ld_be32, ld_le16, ld_le32, prefetch_byte, slot_row
+from tailgate.packet.wide import (
+    ld_be16,
+    ld_be32,
+    ld_le16,
+    ld_le32,
+    prefetch_byte,
+    slot_row,
+)
 
 __all__ = ["LINKTYPE_ETHERNET", "MAX_CAPLEN_BYTES", "PcapError", "PcapReader", "PcapWriter"]
 

@@ -41,6 +41,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from numba import njit
 
+from tailgate.packet.proto import parse
+
 DEFAULT_SLOT_BYTES = 2048
 DEFAULT_HEADROOM_BYTES = 128
 DEFAULT_BURST = 32
@@ -379,7 +381,6 @@ def _parse(batch: Batch):
     # proto is imported lazily (as before); bind its parse on first use, then call it directly:
     # an import statement per batch costs as much as a small kernel call
     global _parse
-    from tailgate.packet.proto import parse
 
     _parse = parse
     return parse(batch)

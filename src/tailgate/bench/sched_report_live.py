@@ -2,8 +2,8 @@
 
 Manual
 ------
-:func:`live_comparison` starts the live server (:class:`~tailgate.dispatch.server.ServerProcess`)
-once per policy and drives it with the open-loop client (:func:`tailgate.dispatch.loadgen.load`)
+:func:`live_comparison` starts the live server (:class:`~tailgate.dispatch.live.server.ServerProcess`)
+once per policy and drives it with the open-loop client (:func:`tailgate.dispatch.live.loadgen.load`)
 at the same load, seed and duration. The workload is High Bimodal (``disp2``) with every service
 time multiplied by ``run_scale`` (default 1000: SHORT 1 ms, LONG 100 ms), run by ``sleep``
 workers so that 14 of them fit a 2-core machine; a sleep overshoots by tens of µs here, small
@@ -22,6 +22,8 @@ machine says "not trustworthy" for sub-ms budgets even though its median lag is 
 
 from __future__ import annotations
 
+from tailgate.dispatch.live.loadgen import load as run_client
+from tailgate.dispatch.live.server import ServerProcess
 from tailgate.dispatch.workloads import get_workload
 
 POLICIES = ("darc", "cfcfs")
@@ -48,8 +50,6 @@ def machine_stalls(duration_s: float = 1.0, gap_ns: int = 100_000) -> dict:
 def live_comparison(quick: bool = False, n_workers: int = 14, load: float = 0.7, run_scale: float = 1000.0,
                     duration_s: float | None = None, seed: int = 1) -> dict:
     """Run both policies live; returns per-policy summaries and the report's markdown lines."""
-    from tailgate.dispatch.loadgen import load as run_client
-    from tailgate.dispatch.server import ServerProcess
 
     wl = get_workload("disp2")
     duration_s = duration_s or (3.0 if quick else 30.0)

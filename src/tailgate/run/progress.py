@@ -17,6 +17,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from tailgate.run.results import source_packets
+
 if TYPE_CHECKING:  # pragma: no cover
     from tailgate.dataplane.runtime import Runtime
 
@@ -59,8 +61,6 @@ def module_table(runtime: "Runtime", title: str | None = None) -> Table:
 
 
 def _headline(runtime: "Runtime") -> str:
-    from tailgate.results import source_packets
-
     elapsed_ns = runtime.clock.now_ns() - runtime.started_ns
     packets = source_packets(runtime)
     rate = packets * 1e3 / elapsed_ns if elapsed_ns > 0 else 0.0

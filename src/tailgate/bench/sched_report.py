@@ -13,8 +13,8 @@ One command runs every experiment and writes the report with its figures and dat
 4. statically reserved short cores (0..13, the artifact's Figure 4) at 90 % load;
 5. the phase-changing workload (four phases at 80 % load): short-request p99.9 latency over
    time for DARC and c-FCFS, with DARC's reservation changes marked;
-6. a live run on this machine (:mod:`tailgate.dispatch.server` and
-   :mod:`tailgate.dispatch.loadgen`): DARC against c-FCFS on a bimodal workload with service
+6. a live run on this machine (:mod:`tailgate.dispatch.live.server` and
+   :mod:`tailgate.dispatch.live.loadgen`): DARC against c-FCFS on a bimodal workload with service
    times scaled so that Python workers keep up.
 
 Re-running reuses each workload's simulated points when its ``summary.json`` holds the same
@@ -32,7 +32,10 @@ from typing import Callable
 
 import numpy as np
 
+from tailgate.bench.sched_report_live import live_comparison
 from tailgate.dispatch.policy import make_policy
+from tailgate.dispatch.requests import generate_phased
+from tailgate.dispatch.sim import run_point, simulate
 from tailgate.dispatch.sweep import parse_loads, sustainable, sweep, write_results
 from tailgate.dispatch.workloads import PHASED, get_workload
 
@@ -122,8 +125,6 @@ def _phased(figs: Path, quick: bool) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tailgate.dispatch.requests import generate_phased
-    from tailgate.dispatch.sim import simulate
 
     scale = 0.02 if quick else 0.4
     reqs = generate_phased(PHASED, N_WORKERS, seed=1, scale=scale)
@@ -173,7 +174,6 @@ def _static(figs: Path, quick: bool, n_requests: int, jobs: int | None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tailgate.dispatch.sim import run_point
 
     out: dict = {}
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
@@ -202,11 +202,6 @@ def _static(figs: Path, quick: bool, n_requests: int, jobs: int | None) -> dict:
 
 def _live(figs: Path, quick: bool, say) -> dict | None:
     """DARC vs c-FCFS, live on this machine; None (and a note in the report) if it cannot run."""
-    try:
-        from tailgate.dispatch.live_report import live_comparison
-    except ImportError as e:  # the live server is optional for the rest of the report
-        say(f"live run skipped: {e}")
-        return {"error": str(e)}
     result = live_comparison(quick=quick)
     (figs / "live.json").write_text(json.dumps(result, indent=1))
     return result

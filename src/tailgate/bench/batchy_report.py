@@ -5,7 +5,7 @@ Manual
 Runs every example under ``examples/batchy/`` with the controllers ``null``, ``max``, ``onoff``
 and ``projgrad``, under the virtual clock (the reference sheet's module costs, where it has them)
 and under the wall clock of this machine, each through the same path as ``tailgate run``
-(:class:`tailgate.script.ScriptRun`). Per pipeline it tabulates the throughput (the mean total
+(:class:`tailgate.run.script.ScriptRun`). Per pipeline it tabulates the throughput (the mean total
 flow rate over the second half of the rounds) and its ratio to ``null`` of the same clock, each
 flow's delay percentile against its objective (the worst ratio over the flows, and how many
 rounds after convergence exceeded the objective by more than 5 %), the round from which the
@@ -22,6 +22,8 @@ import logging
 import math
 import time
 from pathlib import Path
+
+from tailgate.run.script import ScriptRun
 
 CONTROLLERS = ("null", "max", "onoff", "projgrad")
 
@@ -110,7 +112,6 @@ def _examples_dir() -> Path:
 def run_case(example: str, args: dict, controller: str, clock: str, out_dir: Path, rounds: int,
              period_s: float) -> dict:
     """One example with one controller on one clock; returns Batchy's summary plus timing."""
-    from tailgate.script import ScriptRun
 
     a = dict(args, controller=controller, rounds=rounds, period=period_s)
     words = [f"{k}={v}" for k, v in a.items()]

@@ -30,6 +30,23 @@ import time
 
 import numpy as np
 
+from tailgate.core.clock import WallClock
+from tailgate.dataplane.graph import Pipeline
+from tailgate.dataplane.module import Module
+from tailgate.dataplane.runtime import Runtime
+from tailgate.nf import (
+    CheckIPHeader,
+    DecTTL,
+    IPChecksum,
+    IPv4Lookup,
+    MACRewrite,
+    Sink,
+    Source,
+)
+from tailgate.packet.pcap import PcapReader, PcapWriter
+from tailgate.packet.pool import Batch, PacketPool
+from tailgate.packet.synth import FlowTemplate, TrafficGen
+
 N_PREFIXES = 10_000
 N_FLOWS = 4096
 RING_FRAMES = 8192
@@ -49,7 +66,6 @@ def _random_table(rng: np.random.Generator, n: int) -> list[tuple[str, int]]:
 
 def _flows(rng: np.random.Generator, table: list[tuple[str, int]]):
     """Flows whose destinations fall inside table prefixes (every lookup hits)."""
-    from tailgate.packet.synth import FlowTemplate
 
     picks = rng.choice(len(table), size=N_FLOWS)
     flows = []
@@ -139,8 +155,6 @@ def _best_of(fn, repeats: int) -> float:
 
 def _replay_modules():
     """Bench-only modules, made on first use so importing this file builds no classes of Module."""
-    from tailgate.dataplane.module import Module
-    from tailgate.packet.pool import Batch
 
     class Replay(Module):
         """Task root handing out consecutive slices of frames already in the pool, as a NIC ring
@@ -179,12 +193,6 @@ def _l2l3_pipeline(flows, table, burst: int, n_packets: int, source: str) -> tup
     ``source="memory"``: frames already in the pool (what the dpkt and scapy baselines get too);
     ``source="generator"``: a synthetic Source builds every frame and the Sink frees it.
     """
-    from tailgate.core.clock import WallClock
-    from tailgate.dataplane.graph import Pipeline
-    from tailgate.dataplane.runtime import Runtime
-    from tailgate.nf import CheckIPHeader, DecTTL, IPChecksum, IPv4Lookup, MACRewrite, Sink, Source
-    from tailgate.packet.pool import PacketPool
-    from tailgate.packet.synth import TrafficGen
 
     pool = PacketPool(n_slots=1 << 16)
     with Pipeline() as p:
@@ -213,9 +221,6 @@ def _l2l3_pipeline(flows, table, burst: int, n_packets: int, source: str) -> tup
 
 
 def run_bench(quick: bool = False) -> list[dict]:
-    from tailgate.packet.pcap import PcapReader, PcapWriter
-    from tailgate.packet.pool import PacketPool
-    from tailgate.packet.synth import TrafficGen
 
     rng = np.random.default_rng(2026)
     table = _random_table(rng, N_PREFIXES)

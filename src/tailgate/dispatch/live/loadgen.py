@@ -4,7 +4,7 @@ Manual
 ------
 ``load(workload, load, n_workers, host, port, duration_s, seed)`` plays the artifact's client
 (reference sheet §11) against a server speaking the PSP wire format
-(:mod:`tailgate.dispatch.wire`) — tailgate's own (:mod:`tailgate.dispatch.server`) or another:
+(:mod:`tailgate.dispatch.live.wire`) — tailgate's own (:mod:`tailgate.dispatch.live.server`) or another:
 
 * **Schedule up front.** ``round(rate × duration_s)`` requests at ``rate_rps =
   workload.rate_rps(load, n_workers) / run_scale`` (or ``rate_rps=`` given directly), drawn by
@@ -41,7 +41,7 @@ Manual
 ``saturate(host, port, n_requests, window)`` is the closed-loop capacity probe: it keeps ``window``
 zero-work requests outstanding and reports the answer rate, the most the server can dispatch.
 
-``bench_live(...)`` starts :class:`~tailgate.dispatch.server.ServerProcess` (2 ``spin`` workers
+``bench_live(...)`` starts :class:`~tailgate.dispatch.live.server.ServerProcess` (2 ``spin`` workers
 that poll 100 µs before they park, the dispatcher sending the responses; pinned: dispatcher on
 the first CPU, workers on the others; the client, the calling process, is left to the
 scheduler — pinned beside the dispatcher it halved the rate, beside the workers it changed
@@ -75,7 +75,8 @@ import numpy as np
 from numba import njit
 
 from tailgate.core.errors import ArgError
-from tailgate.dispatch.wire import (
+from tailgate.dispatch.live.server import ServerProcess
+from tailgate.dispatch.live.wire import (
     _MSG_DONTWAIT,
     _NO_LENGTHS,
     COMPILED_IO,
@@ -95,6 +96,8 @@ from tailgate.dispatch.wire import (
     set_timer_slack_ns,
     udp_socket,
 )
+from tailgate.dispatch.metrics import summarize
+from tailgate.dispatch.requests import generate
 from tailgate.dispatch.workloads import Workload, get_workload
 
 ANSWERED, DROPPED, LOST, UNSENT = 0, 1, 2, 3
@@ -187,22 +190,9 @@ def _client_step(fd, tx_hdr_addr, tx_iov, rows_addr, width, sched, sent_ns, i, n
 
 def _schedule(workload: Workload, load: float, n_workers: int, n: int, seed: int, rate_rps: float | None):
     """``(arrival_ns from 0, type_idx, service_ns, offered_rps, types)`` for ``n`` requests."""
-    try:
-        from tailgate.dispatch.requests import generate
-    except ImportError:  # pragma: no cover - the request generator is part of the package
-        generate = None
-    if generate is not None:
-        reqs = generate(workload, load, n_workers, n, seed)
-        arrival, type_idx, service = reqs.arrival_ns, reqs.type_idx, reqs.service_ns
-        offered, types = reqs.offered_rps, reqs.types
-    else:  # pragma: no cover
-        offered = workload.rate_rps(load, n_workers)
-        rng = np.random.default_rng(seed)
-        arrival = np.floor(np.cumsum(rng.exponential(1e9 / offered, n))).astype(np.int64)
-        ratios = np.array([t.ratio for t in workload.types])
-        type_idx = rng.choice(len(ratios), size=n, p=ratios / ratios.sum()).astype(np.int64)
-        service = np.array([t.service_ns for t in workload.types])[type_idx].astype(np.int64)
-        types = workload.types
+    reqs = generate(workload, load, n_workers, n, seed)
+    arrival, type_idx, service = reqs.arrival_ns, reqs.type_idx, reqs.service_ns
+    offered, types = reqs.offered_rps, reqs.types
     if rate_rps is not None:
         # Same draws, time axis stretched to the asked rate (a Poisson process scaled is one).
         arrival = np.floor(arrival * (offered / rate_rps)).astype(np.int64)
@@ -219,10 +209,6 @@ def _lag_stats(lag_ns: np.ndarray) -> dict:
 
 
 def _summary(type_idx, sent_ns, completion_ns, nominal_ns, names, offered_rps, warmup_frac) -> dict | None:
-    try:
-        from tailgate.dispatch.metrics import summarize
-    except ImportError:  # pragma: no cover - the metrics module is part of the package
-        return None
     return summarize(type_idx, sent_ns, completion_ns, nominal_ns, names, offered_rps, warmup_frac=warmup_frac)
 
 
@@ -504,7 +490,6 @@ def bench_live(rates_rps=(10_000, 20_000, 30_000, 40_000, 50_000), duration_s: f
                worker_spin_ns: int = 100_000, reply: str = "dispatcher", seed: int = 1, quiet: bool = True,
                **server_kwargs) -> dict:
     """Zero-work requests through a live server with the client beside it (see the manual)."""
-    from tailgate.dispatch.server import ServerProcess
 
     capacity = []
     steps = []

@@ -33,6 +33,7 @@ import numpy as np
 
 from tailgate.packet.pcap import PcapError, PcapReader
 from tailgate.packet.pool import PacketPool
+from tailgate.packet.proto import MALFORMED_REASONS
 
 _BATCH = 4096
 _PROTOS = ("ipv4", "ipv6", "vlan", "tcp", "udp", "icmp", "other", "malformed")
@@ -40,7 +41,6 @@ _PROTOS = ("ipv4", "ipv6", "vlan", "tcp", "udp", "icmp", "other", "malformed")
 
 def pcap_info(path: str, batch: int = _BATCH) -> dict[str, Any]:
     """Counts for one capture (see the module manual). Raises PcapError if it cannot be opened."""
-    from tailgate.packet.proto import MALFORMED_REASONS
 
     pool = PacketPool(n_slots=batch)
     counts = dict.fromkeys(_PROTOS, 0)

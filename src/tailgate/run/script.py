@@ -39,7 +39,7 @@ limit runs for 1 s of clock time.
 
 An exception in the script becomes one line, ``SCRIPT:LINE: ExcType: message`` (the line is the
 script's own, not tailgate's), raised as :class:`ScriptError`. Once a run has started the results
-directory is always written, also after an error or an interrupt (see :mod:`tailgate.results`).
+directory is always written, also after an error or an interrupt (see :mod:`tailgate.run.results`).
 """
 
 from __future__ import annotations
@@ -53,13 +53,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from tailgate import nf
+from tailgate.run import results as _results
+from tailgate.batchy.runner import Batchy
 from tailgate.core.clock import Clock, make_clock
 from tailgate.core.errors import ArgError, TailgateError
 from tailgate.dataplane.graph import Pipeline
 from tailgate.dataplane.module import Module
 from tailgate.dataplane.runtime import Runtime, Worker
+from tailgate.nf.basic import Source
 from tailgate.packet.pool import DEFAULT_BURST
-from tailgate import results as _results
+from tailgate.packet.synth import FlowTemplate
 
 _REQUIRED = object()
 #: A synthetic source with no packet limit and no time limit runs this long (clock time).
@@ -189,7 +193,7 @@ class ScriptRun:
     """Runs one script in a fresh pipeline and leaves its results directory.
 
     ``view`` (optional) is told ``start(runtime)``, ``update(runtime)`` (progress) and ``stop()``;
-    the CLI passes a :class:`tailgate.live.LiveView`.
+    the CLI passes a :class:`tailgate.run.progress.LiveView`.
     """
 
     def __init__(
@@ -223,7 +227,7 @@ class ScriptRun:
         self.packets = packets
         self.out_dir = Path(out_dir) if out_dir is not None else _results.default_out_dir(self.path)
         self.view = view
-        self.log = log or logging.getLogger(f"tailgate.script.{Path(self.path).stem}")
+        self.log = log or logging.getLogger(f"tailgate.run.script.{Path(self.path).stem}")
         self.pipeline = Pipeline()
         self.workers: list[Worker] = []
         self.runtime: Runtime | None = None
@@ -371,26 +375,18 @@ class ScriptRun:
         return duration_ns, (None if packets is None else int(packets))
 
     def _unbounded_source(self) -> bool:
-        from tailgate.nf.basic import Source
-
         return any(isinstance(r, Source) and not r.packets for r in self.runtime.roots)
 
     def _virtual_time_stands_still(self) -> bool:
-        from tailgate.nf.basic import Source
-
         if not self.clock.virtual:
             return False
         free_running = any(isinstance(r, Source) and not r.packets and not r.rate_pps for r in self.runtime.roots)
         return free_running and all(not any(m.cost_ns) for m in self.pipeline)
 
     def _globals(self) -> dict[str, Any]:
-        from tailgate import nf
-
         g: dict[str, Any] = {"__name__": "__main__", "__file__": self.path, "__builtins__": builtins}
         g.update(nf.registry())
         try:
-            from tailgate.packet.synth import FlowTemplate
-
             g["FlowTemplate"] = FlowTemplate
         except ImportError:  # pragma: no cover - synth is part of the package
             pass
@@ -403,7 +399,6 @@ class ScriptRun:
             results_dir=self.out_dir,
             log=self.log,
         )
-        from tailgate.batchy.runner import Batchy
 
         self.batchy = g["batchy"] = Batchy(self)
         return g

@@ -6,7 +6,7 @@ Manual
 pipeline, and returns what came out of each output gate::
 
     from tailgate.nf import DecTTL
-    from tailgate.testing import drive
+    from tailgate.dataplane.drive import drive
 
     out, pool = drive(DecTTL(), [frame_bytes])
     out[0]            # frames that left on gate 0, as bytes

@@ -27,9 +27,18 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
+from tailgate.batchy import profiler
+from tailgate.batchy.model import batchiness, is_controllable
+from tailgate.cli.errors import fail
 from tailgate.core.errors import TailgateError
 
 
@@ -43,14 +52,11 @@ def profile_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the new entries as JSON"),
 ) -> None:
     """Measure modules' batch costs T_0 + T_1·b on this machine and save them for Batchy runs."""
-    from tailgate.batchy import profiler
-    from tailgate.batchy.model import batchiness, is_controllable
-    from tailgate.cli import _err
 
     if not 2 <= max_batch <= profiler.MAX_BATCH_LIMIT:
-        raise _err(f"--max-batch must be in 2..{profiler.MAX_BATCH_LIMIT}, got {max_batch}")
+        raise fail(f"--max-batch must be in 2..{profiler.MAX_BATCH_LIMIT}, got {max_batch}")
     if not seconds > 0:
-        raise _err(f"--seconds must be positive, got {seconds}")
+        raise fail(f"--seconds must be positive, got {seconds}")
     path = out if out is not None else profiler.profile_path()
     err_console = Console(stderr=True)
     try:
@@ -68,12 +74,12 @@ def profile_cmd(
             new = profiler.profile(names, max_batch=max_batch, out=path, progress=progress, budget_s=seconds)
             bar.update(task, completed=len(names), description="done")
     except TailgateError as e:
-        raise _err(str(e)) from None
+        raise fail(str(e)) from None
     except KeyboardInterrupt:
         err_console.print("interrupted: nothing written", style="yellow")
         raise typer.Exit(130) from None
     except OSError as e:
-        raise _err(f"{path}: cannot write the profile: {e.strerror or e}") from None
+        raise fail(f"{path}: cannot write the profile: {e.strerror or e}") from None
 
     if as_json:
         typer.echo(json.dumps(new, indent=1))

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tailgate.bench.batchy_report import build_report
+
 batchy_app = typer.Typer(no_args_is_help=True, help="SLO-driven batch scheduling (Batchy): the reproduction report.")
 
 
@@ -21,7 +23,6 @@ def report_cmd(
     clock: str = typer.Option("both", "--clock", help="virtual, wall or both"),
 ) -> None:
     """Run every example with null, max, onoff and projgrad and write docs/batchy.md."""
-    from tailgate.batchy.report import build_report
 
     if clock not in ("virtual", "wall", "both"):
         raise typer.BadParameter(f"--clock must be virtual, wall or both, got {clock!r}")

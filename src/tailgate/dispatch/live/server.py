@@ -7,7 +7,7 @@ artifact's architecture (reference sheet §2) with processes instead of pinned c
 
 * **Dispatcher** (the calling process): owns a non-blocking UDP socket and loops: receive up to
   ``burst`` datagrams (default 64; the artifact's 8 is too few to amortize Python's per-loop
-  cost) in one ``recvmmsg`` (:class:`~tailgate.dispatch.wire.BatchSocket`), decode them into the
+  cost) in one ``recvmmsg`` (:class:`~tailgate.dispatch.live.wire.BatchSocket`), decode them into the
   request table, hand them to the policy, collect completion notices from every worker's ring,
   complete, assign and write the assignments onto the workers' rings. Without time slicing all
   of that after the receive is one compiled call (``_fast_loop``), which calls the policy's own
@@ -119,9 +119,8 @@ from numba.experimental import structref
 from numba.extending import intrinsic
 
 from tailgate.core.errors import ArgError, TailgateError
-from tailgate.dispatch.policy import arrive_one, assign_all, complete_one
-from tailgate.dispatch.ring import RingSet
-from tailgate.dispatch.wire import (
+from tailgate.dispatch.live.ring import RingSet
+from tailgate.dispatch.live.wire import (
     REASONS,
     SIZE_DROPPED,
     BatchSocket,
@@ -130,6 +129,7 @@ from tailgate.dispatch.wire import (
     set_timer_slack_ns,
     udp_socket,
 )
+from tailgate.dispatch.policy import arrive_one, assign_all, complete_one, make_policy
 from tailgate.dispatch.workloads import GET, SCAN, Workload, get_workload
 
 WORKER_KINDS = ("spin", "sleep", "rocksdb")
@@ -727,7 +727,6 @@ def warm_policy(policy: str, workload: Workload, n_workers: int, params: dict | 
     """Run every policy call once on a throwaway policy: numba loads (or compiles) the kernels on
     first use, ~1 s here, which would otherwise stall the first requests. A process forked
     afterwards inherits the loaded kernels."""
-    from tailgate.dispatch.policy import make_policy
 
     pol = make_policy(policy, workload, n_workers, **(params or {}))
     ids = np.array([t.type_id for t in workload.types] + [0], np.int64)
@@ -750,8 +749,6 @@ class Server:
                  run_scale: float = 1.0, policy_params: dict | None = None, pin: bool = False,
                  worker_spin_ns: int = 0, reply: str = "dispatcher", cycle_idle_ns: int = 20_000,
                  cycle_budget_ns: int = 200_000, worker_yield: bool = False):
-        from tailgate.dispatch.policy import make_policy
-
         self.workload = get_workload(workload) if isinstance(workload, str) else workload
         if not isinstance(n_workers, (int, np.integer)) or not 1 <= n_workers <= MAX_SERVER_WORKERS:
             raise ArgError(f"serve: n_workers must be an integer in 1..{MAX_SERVER_WORKERS}, got {n_workers!r}")

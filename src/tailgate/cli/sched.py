@@ -30,23 +30,29 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
+from tailgate.bench.sched_report import make_report
+from tailgate.cli.errors import fail
 from tailgate.core.errors import ArgError, TailgateError
+from tailgate.dispatch.live.loadgen import load as run_client
+from tailgate.dispatch.live.server import serve
+from tailgate.dispatch.policy import COMMON, PARAMS
+from tailgate.dispatch.sweep import parse_loads, sustainable, sweep, write_results
+from tailgate.dispatch.workloads import get_workload
 
 sched_app = typer.Typer(no_args_is_help=True, help="Schedule typed requests: simulate policies, serve, load.")
 
 
-def _fail(message: str) -> typer.Exit:
-    from tailgate.cli import _err
-
-    return _err(message)
-
-
 def parse_params(items: list[str] | None, policies: list[str]) -> dict[str, dict]:
     """``POLICY.KEY=VALUE`` (or ``KEY=VALUE`` for every policy that takes KEY) → per-policy dicts."""
-    from tailgate.dispatch.policy import COMMON, PARAMS
 
     out: dict[str, dict] = {p: {} for p in policies}
     for item in items or []:
@@ -90,8 +96,6 @@ def sim_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summaries as JSON (no files unless --out)"),
 ) -> None:
     """Simulate policies over a load sweep (or one load) and report tail slowdown."""
-    from tailgate.dispatch.sweep import parse_loads, sustainable, sweep, write_results
-    from tailgate.dispatch.workloads import get_workload
 
     try:
         wl = get_workload(workload)
@@ -128,7 +132,7 @@ def sim_cmd(
             out_dir = out or Path("results") / f"sched-{wl.name}-{time.strftime('%Y%m%d-%H%M%S')}"
             write_results(out_dir, points, slowdown_target, config)
     except TailgateError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     if as_json:
@@ -140,7 +144,6 @@ def sim_cmd(
 
 def _profiling_note(darc_params: dict | None, n_requests: int) -> str | None:
     """Warn when DARC's c-FCFS profiling phase reaches past the 10 % warm-up into the measurement."""
-    from tailgate.dispatch.policy import PARAMS
 
     p = {**PARAMS["darc"], **(darc_params or {})}
     warmup = n_requests // 10
@@ -172,7 +175,6 @@ def _print_table(points: list[dict], best: dict, target: float) -> None:
 @sched_app.command("policies")
 def policies_cmd() -> None:
     """List the scheduling policies and their parameters."""
-    from tailgate.dispatch.policy import COMMON, PARAMS
 
     t = Table(box=None, pad_edge=False, header_style="bold")
     t.add_column("policy")
@@ -192,14 +194,13 @@ def report_cmd(
     reuse: bool = typer.Option(True, "--reuse/--no-reuse", help="keep simulated points of an identical earlier run"),
 ) -> None:
     """Run every experiment of the Perséphone reproduction and write docs/persephone.md."""
-    from tailgate.dispatch.report import make_report
 
     console = Console(stderr=True, highlight=False)
     try:
         path = make_report(docs, quick=quick, jobs=jobs, slowdown_target=slowdown_target, live=live,
                            say=lambda m: console.print(m, markup=False), reuse=reuse)
     except TailgateError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     Console(highlight=False).print(f"report: {path}")
@@ -220,8 +221,6 @@ def serve_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the final stats as JSON"),
 ) -> None:
     """Serve typed requests over UDP (PSP wire format) with a dispatcher and worker processes."""
-    from tailgate.dispatch.server import serve
-    from tailgate.dispatch.workloads import get_workload
 
     def go() -> dict:
         params = parse_params(param, [policy.lower()]).get(policy.lower(), {}) if param else {}
@@ -247,8 +246,6 @@ def load_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Open-loop Poisson client: send on schedule, record every answer, report latency and send lag."""
-    from tailgate.dispatch.loadgen import load as run_client
-    from tailgate.dispatch.workloads import get_workload
 
     def go() -> dict:
         # --load is a fraction of what the workers can do with the run times as run (the client
@@ -266,9 +263,9 @@ def _call(where: str, fn, as_json: bool) -> None:
     try:
         result = fn()
     except TailgateError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     except OSError as e:
-        raise _fail(f"{where}: {e.strerror or e}") from None
+        raise fail(f"{where}: {e.strerror or e}") from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     if as_json:

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+import tailgate
+
 if TYPE_CHECKING:  # pragma: no cover
     from tailgate.dataplane.graph import Pipeline
     from tailgate.dataplane.runtime import Runtime
@@ -79,8 +81,6 @@ def machine_info() -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    import tailgate
-
     out = {"tailgate": tailgate.__version__, "python": platform.python_version(), "numpy": np.__version__}
     try:
         import numba
