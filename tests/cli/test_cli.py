@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from tailgate.cli import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 TAILGATE = Path(sys.executable).with_name("tailgate")
 
