@@ -153,7 +153,7 @@ def test_router_reports_a_bad_routes_file(tmp_path):
 def test_pipeline_example_args_and_summary(tmp_path):
     res = CliRunner().invoke(
         app,
-        ["run", str(EXAMPLES / "pipeline.py"), "seconds=0.02,rate_pps=200_000,flows=8", "size=128",
+        ["run", str(EXAMPLES / "pipeline.py"), "seconds=0.02,rate_pps=200_000,flows=8", "size=128", "bulk_rate_pps=5000",
          "--clock", "virtual", "--out", str(tmp_path / "p"), "--quiet"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
@@ -161,9 +161,13 @@ def test_pipeline_example_args_and_summary(tmp_path):
     assert s["stop_reason"] == "time limit" and s["clock_ns"] >= 20_000_000
     assert 3900 <= s["packets"] <= 4001  # 0.02 s at 200 kpps
     mods = s["modules"]
-    assert mods["police"]["counters"]["drops.over_rate"] >= 0
+    # the bulk branch offers ~10 % of 200 kpps = ~20 kpps to a 5 kpps policer with a 64-packet burst
+    police = mods["police"]["counters"]
+    assert police["packets_in"] == police["packets_out"] + police["drops.over_rate"]
+    assert police["packets_out"] <= 64 + 5000 * 0.02 + 1
+    assert police["drops.over_rate"] > 0
     assert mods["sink"]["counters"]["packets_in"] == s["measures"]["measure"]["all"]["packets"]
     assert len(s["measures"]["measure"]["flows"]) == 8
     cfg = json.loads((tmp_path / "p" / "config.json").read_text())
-    assert cfg["args"] == {"seconds": "0.02", "rate_pps": "200_000", "flows": "8", "size": "128"}
+    assert cfg["args"] == {"seconds": "0.02", "rate_pps": "200_000", "flows": "8", "size": "128", "bulk_rate_pps": "5000"}
     assert {m["name"]: m["class"] for m in cfg["modules"]}["vlan"] == "VLANPush"

@@ -3,7 +3,7 @@ from tailgate.bench.sched_report_live import live_comparison
 
 
 def test_live_comparison_runs_both_policies():
-    out = live_comparison(n_workers=4, load=0.5, run_scale=100, duration_s=1.0)
+    out = live_comparison(n_workers=4, load_frac=0.5, run_scale=100, duration_s=1.0)
     for policy in ("darc", "cfcfs"):
         client = out["policies"][policy]["client"]
         assert client["answered"] == client["n_requests"] > 0

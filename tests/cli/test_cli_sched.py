@@ -40,11 +40,17 @@ def test_one_point_prints_json_with_darcs_reservation():
     assert s["slowdown"]["p99.9"] >= 1.0
 
 
-def test_policies_lists_every_policy():
+def test_policies_lists_every_policy_with_its_argument_table():
     res = invoke("sched", "policies")
     assert res.exit_code == 0
+    lines = res.stdout.splitlines()
     for name in ("darc", "cfcfs", "dfcfs", "steal", "sjf", "edf", "ts"):
-        assert name in res.stdout
+        assert name in lines
+    assert lines[1] == "Arguments:" and lines[2].split() == ["name", "type", "default", "unit", "range", "help"]
+    slice_row = next(line.split() for line in lines if line.split()[:1] == ["slice_ns"])
+    assert slice_row[1:4] == ["int", "5000", "ns"] and ">=" in slice_row
+    assert any(line.split()[:4] == ["assign", "str", "'rr'", "-"] and "hash" in line for line in lines)
+    assert sum(line.split()[:1] == ["queue_len"] for line in lines) == 7
 
 
 @pytest.mark.parametrize("args, words", [
@@ -53,7 +59,9 @@ def test_policies_lists_every_policy():
     (["--load", "x:y"], "expected a number"),
     (["-w", "nosuch"], "unknown workload 'nosuch'"),
     (["--param", "ts.slice_ns=5", "-p", "darc"], "policy 'ts' is not among"),
-    (["--param", "slice_ns=0", "-p", "ts"], "slice_ns must be > 0"),
+    (["--param", "slice_ns=0", "-p", "ts"], "'slice_ns' must be >= 1 ns"),
+    (["--param", "darc.bogus=1", "-p", "darc"], "unknown argument 'bogus'"),
+    (["--param", "bogus=1", "-p", "darc,cfcfs"], "no chosen policy takes 'bogus'"),
     (["--requests", "5"], "--requests 5"),
 ])
 def test_bad_input_is_one_line(args, words):
@@ -77,7 +85,7 @@ def test_serve_and_load_refuse_bad_input_in_one_line(args, words):
 
 
 def test_serve_and_load_talk_over_loopback():
-    from tailgate.dispatch.live.server import ServerProcess
+    from tailgate.dispatch.live.process import ServerProcess
 
     with ServerProcess("cfcfs", "disp2", 2, worker_kind="sleep") as srv:
         res = invoke("sched", "load", "-n", 2, "--port", srv.port, "--duration", 0.5, "--run-scale", 100,

@@ -1,5 +1,5 @@
-from tailgate.nf import RandomSplit
 from tailgate.dataplane.drive import drive
+from tailgate.nf import RandomSplit
 
 
 def test_drive_returns_frames_per_gate(pipeline, udp_frame):

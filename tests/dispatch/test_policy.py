@@ -6,7 +6,12 @@ from hypothesis import strategies as st
 
 from tailgate.core.errors import ArgError
 from tailgate.dispatch.darc import reserve_for
-from tailgate.dispatch.policy import POLICIES, make_policy
+from tailgate.dispatch.policy import (
+    POLICIES,
+    bind_policy_params,
+    make_policy,
+    policy_args,
+)
 from tailgate.dispatch.workloads import LONG, SHORT, WORKLOADS
 
 DISP2 = WORKLOADS["disp2"]
@@ -154,12 +159,20 @@ def test_darc_profiles_online_then_reserves():
 def test_bad_policy_arguments_are_refused_by_name():
     with pytest.raises(ArgError, match="unknown policy 'fifo'"):
         make_policy("fifo", DISP2, 4)
-    with pytest.raises(ArgError, match="unknown parameter 'slice_ns'"):
+    with pytest.raises(ArgError, match=r"policy cfcfs: unknown argument 'slice_ns' \(arguments: queue_len\)"):
         make_policy("cfcfs", DISP2, 4, slice_ns=5)
     with pytest.raises(ArgError, match="n_workers"):
         make_policy("cfcfs", DISP2, 0)
-    with pytest.raises(ArgError, match="slice_ns must be > 0"):
+    with pytest.raises(ArgError, match="'slice_ns' must be >= 1 ns"):
         make_policy("ts", DISP2, 4, slice_ns=0)
+    with pytest.raises(ArgError, match="slo_x must be > 0"):
+        make_policy("ts", DISP2, 4, slo_x=0)
+    with pytest.raises(ArgError, match="'assign' must be one of rr, hash"):
+        make_policy("dfcfs", DISP2, 4, assign="random")
+    with pytest.raises(ArgError, match="smoothing must be below 1"):
+        make_policy("darc", DISP2, 4, smoothing=1.0)
+    with pytest.raises(ArgError, match="'tolerance' must be a number"):
+        make_policy("darc", DISP2, 4, tolerance=float("nan"))
     with pytest.raises(ArgError, match="two request types"):
         make_policy("darc", WORKLOADS["tpcc"], 14, n_resas=2)
     with pytest.raises(ArgError, match="n_resas must be"):
@@ -204,3 +217,21 @@ def test_no_request_is_lost_or_served_twice(name, ops):
     c = pol.counters()
     assert c["drops"] == dropped
     assert finished + len(running) + c["queued"] + dropped == arrived
+
+
+def test_every_policy_declares_its_arguments_with_units_and_help():
+    for name in POLICIES:
+        args = policy_args(name)
+        assert args[0].name == "queue_len"
+        for a in args:
+            assert a.unit and a.help, (name, a.name)
+        pol = make_policy(name, DISP2, 4)
+        assert list(pol.params) == [a.name for a in args]
+        assert pol.params == {a.name: a.default for a in args}
+
+
+def test_declared_arguments_convert_what_a_command_line_gives():
+    pol = make_policy("ts", DISP2, 4, slice_ns="2_500", queues="single", slo_x="4")
+    assert pol.params["slice_ns"] == 2_500 and pol.slice_ns == 2_500 and pol.params["slo_x"] == 4.0
+    assert bind_policy_params("darc", {"n_resas": None})["n_resas"] is None
+

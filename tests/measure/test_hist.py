@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailgate.measure.hist import LatencyHistogram, bucket_upper_ns, N_BUCKETS, _bucket
+from tailgate.measure.hist import LatencyHistogram, bucket_upper_ns, N_BUCKETS, bucket_index
 
 
 def test_small_values_are_exact():
@@ -30,7 +30,7 @@ def test_bucket_edges_are_monotone_and_cover():
     up = bucket_upper_ns(i)
     assert (np.diff(up) > 0).all()
     for v in [0, 63, 64, 65, 127, 128, 10**6, 2**40 + 5]:
-        b = _bucket(v)
+        b = bucket_index(v)
         assert v <= bucket_upper_ns(b)
         assert b == 0 or v > bucket_upper_ns(b - 1)
 
@@ -55,7 +55,7 @@ def test_percentile_of_rows_matches_one_row_at_a_time(rows, pct):
     counts = np.zeros((len(rows), N_BUCKETS), np.int64)
     for r, values in enumerate(rows):
         for v in values:
-            counts[r, _bucket(v)] += 1
+            counts[r, bucket_index(v)] += 1
     got = percentile_of_rows(counts, pct)
     want = [percentiles_from_counts(c, [pct])[0] for c in counts]
     assert np.allclose(got, want, equal_nan=True)

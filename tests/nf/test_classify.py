@@ -137,6 +137,14 @@ def test_exact_match_list_rules_and_knob(pipeline):
     assert em.get("rules") == {67: 2} and run_direct(em, [fr])[0] == {2: [fr]}  # old rules kept
 
 
+def test_exact_match_failed_field_change_keeps_the_old_field(pipeline):
+    em = ExactMatch(field="udp.dport", rules={300: 1}, default_gate=0)
+    fr = frame(dport=300)
+    with pytest.raises(ArgError, match="does not fit"):
+        em.set("field", "ipv4.proto")  # 300 is a port, not a protocol: the rules do not fit the new field
+    assert em.get("field") == "udp.dport" and run_direct(em, [fr])[0] == {1: [fr]}  # still matches on dport
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     rules=st.dictionaries(st.integers(0, 70), st.integers(0, 3), max_size=20),

@@ -24,12 +24,11 @@ from tailgate.nf.lookup import (
     IPv6Lookup,
     IPv6LPM,
     load_routes,
-    parse_ipv4,
-    parse_ipv6,
     parse_prefix,
     parse_routes_text,
     routes_from_list,
 )
+from tailgate.packet.addr import parse_ipv4, parse_ipv6
 from tailgate.packet.pool import PacketPool
 from tailgate.dataplane.drive import drive
 

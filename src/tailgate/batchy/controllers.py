@@ -43,8 +43,8 @@ Pick one by name, in a script (``batchy.set_controller("projgrad")``) or on the 
    to one packet per round (slow convergence), and its decreasing bound had the wrong sign, so a
    step could undershoot ``q_min``.
 
-**Where tailgate departs from the original** (each measured on L2L3 with 64 next hops, ACL and
-NAT, virtual clock, ``tailgate batchy report``; before → after):
+**Where tailgate departs from the original** (the measurements behind each are in
+``docs/notes.md``, section *batchy: measurements behind the controllers*):
 
 - *Chain absorption.* A controlled module that takes all of a controlled parent's traffic
   through one feeder (a chain: ACL → NAT → TTL → MAC → checksum) gets its input in the parent's
@@ -52,8 +52,7 @@ NAT, virtual clock, ``tailgate batchy report``; before → after):
   trigger one above the parent's, a packet also waited for the parent's next batch. Here only
   the head of a chain is pulled (modules are visited upstream first), a buffered head's chain
   children are set to 0 (``ABSORBED``) and never pulled, and their costs count in the head's
-  ``T0``/``T1``. Worst flow-round 1.6× → 1.15× its objective, 6.09 → 6.31 Mpps. The same holds
-  through a merge point where every flow through a module reaches it from one controlled module
+  ``T0``/``T1``. The same holds through a merge point where every flow through a module reaches it from one controlled module
   at that module's rate (l3vrf: a next hop's TTL, past the shared port demux, to its flow's NF).
 - *Noise-aware budgets* (:class:`DelayNoise`): each flow's readings are filtered across rounds
   with the model's predicted change, their round-to-round noise σ is measured, and the budget
@@ -62,8 +61,6 @@ NAT, virtual clock, ``tailgate batchy report``; before → after):
   the objective; a flow inside its margin gives back one packet a round instead (``BACK OFF``).
   A deep cut hurts more than the flow it is for: on the wall clock it adds Python calls to every
   round of the task and lengthens every other flow's delay, which can set off their recoveries.
-  L2L3: late flow-rounds (> 1.05·D) in the second half 62 → 0, triggers settled from round 3
-  instead of moving to the end.
 
 - *The task turnaround.* The reference's model moves a flow's delay only by the triggers on
   its own path. In a saturated task (its ingress queue backlogged: mean ingress batch ≥ 0.9·32)
@@ -74,28 +71,26 @@ NAT, virtual clock, ``tailgate batchy report``; before → after):
   for every module of the task), the line search, the trim, recovery's cut size, the slack
   bookkeeping and the noise filter's prediction. *Pull* first tries every candidate together
   (at most one new buffer per flow, the first on its path), which fits where no single pull does
-  when many modules share the task (a 16-leaf tree), and otherwise goes one at a time as before.
-  l3vrf on the wall clock: 1.31× → 2.0× ``null``, late flow-rounds 6 → 0.
+  when many modules share the task (a 16-leaf tree), and otherwise goes one at a time.
 - *Hold after a recovery to 0.* A module recovered to 0 is not pulled again for 2, 4, 8, ... (at
   most 32) rounds: a pull that the next round has to undo would otherwise repeat as soon as the
   budget is back.
 - *At q_min inside the margin: unbuffer.* A flow inside its noise margin whose buffers are all
   at ``q_min`` already cannot back off by a packet; its largest-delay module goes to 0, as a
-  recovery (and is held). Left there, the flow sat between its margin and its objective and every
-  unlucky reading was late (dag_test, wall clock: 0.93–1.04·D for 20 rounds, then 1.23·D).
-- *A buffer's own cost.* On the wall clock a buffer that holds packets back costs ~1.7 µs of
-  Python per arriving batch (:func:`tailgate.nf.fbuffer.hold_cost_ns`, measured at the first
-  run, :attr:`ControlInput.buffer_cost_ns`); the model counts it in what a trigger saves, never
+  recovery (and is held). Left there, the flow would sit between its margin and its objective,
+  and every unlucky reading would be late.
+- *A buffer's own cost.* On the wall clock a buffer that holds packets back costs Python time
+  per arriving batch (:func:`tailgate.nf.fbuffer.hold_cost_ns`, measured at the first run,
+  :attr:`ControlInput.buffer_cost_ns`); the model counts it in what a trigger saves, never
   pulls a module whose buffer could not pay for itself even at 32, and lets go of one already
-  buffered (simple_pipeline, wall clock: buffering 16-packet batches to 20 had cost 9 % of the
-  rate). It is 0 on the virtual clock, where buffers are free, as in the reference's model.
+  buffered. It is 0 on the virtual clock, where buffers are free, as in the reference's model.
 - *Push only what saves little.* The reference pushes a buffer to 0 when its input batches
   reach 0.7·32 whatever the module costs; here only when what the buffer still saves,
-  ``R_v·T0_v·(1/b_in − 1/q_v)``, is below 0.5 % of the task's time (MGW's bulk NFs, 800 ns a
-  batch, lost 1.2 % of the rate to that push).
+  ``R_v·T0_v·(1/b_in − 1/q_v)``, is below 0.5 % of the task's time: a module with a large
+  per-batch cost still saves much between nearly full batches and full ones.
 - *No steps for nothing.* A gradient step that would save less than 0.5 % of the task's time
-  (``STEP_GAIN_MIN``) is not taken: it is within tolerance of a KKT point. MGW: triggers settled
-  at round 4 instead of 34 (bearer selectors had crept up 18 → 28 → 32 for 0.3 % a step).
+  (``STEP_GAIN_MIN``) is not taken: it is within tolerance of a KKT point, and taking it would
+  move triggers round after round for nothing the rate shows.
 
 **Infeasible objectives.** A flow that stays more than 5 % over its objective for two rounds
 while nothing on its path is buffered cannot be helped by any trigger: the controller reports
@@ -118,13 +113,13 @@ import numpy as np
 from tailgate.batchy import model
 from tailgate.batchy.state import ControlDecision, ControlInput, FlowState
 from tailgate.core.errors import ArgError
+from tailgate.packet.pool import MAX_TRIGGER
 
 log = logging.getLogger("tailgate.batchy")
 
 MAX_PROJGRAD_ITERATIONS = 3
 LAMBDA_MAX = 1e6
 RATE_RATIO = 1.05           # a child "drains" its parent when R_child <= 1.05·R_parent
-FIXED_MAX = 1024
 NOISE_Z = 2.0               # delay budgets keep this many standard deviations of measurement noise
 NOISE_ALPHA = 0.5           # weight of the newest reading in the filtered delay
 NOISE_GATE = 4.0            # a reading further than this many σ from the filtered delay is taken as it is
@@ -132,7 +127,7 @@ NOISE_VAR_ALPHA = 0.25      # weight of the newest round in the noise estimate (
 NOISE_MAX_STEP = 4          # packets of trigger change on a path beyond which a round says nothing of noise
 NOISE_MARGIN_MAX = 0.25     # the margin never exceeds this share of the objective
 STEP_GAIN_MIN = 0.005       # a gradient step that saves less CPU time than this share is not taken
-SATURATED_B0 = 0.9          # a task whose ingress batches average this share of 32 is saturated
+SATURATED_B0 = 0.9          # a task whose ingress batches average this share of max_trigger is saturated
 HOLD_MAX_ROUNDS = 32        # a module recovered to 0 is not pulled for 2, 4, 8, ... up to this many rounds
 
 
@@ -223,10 +218,10 @@ class Fixed(Controller):
 class DelayNoise:
     """Filters each flow's measured delay percentile across rounds and measures its noise.
 
-    A percentile read over one control period is noisy (L2L3: ~500 packets per flow, in ~25
-    batches whose fill times vary: σ ≈ 5 % of the objective at fixed triggers), and a controller
-    that holds a flow at 0.95·D by the raw readings, as the original does, leaves it above 1.05·D
-    in a few rounds of every hundred and cuts a trigger after every unlucky reading.
+    A percentile read over one control period is noisy (a few hundred packets per flow, in a few
+    dozen batches whose fill times vary), and a controller that holds a flow at 0.95·D by the
+    raw readings, as the original does, leaves it above 1.05·D now and then and cuts a trigger
+    after every unlucky reading.
 
     Each round, per flow, the model's prediction of the change ``Σ ∂t/∂q·Δq`` (the triggers on
     its path since the last reading) carries the filtered delay forward, and the new reading is
@@ -294,6 +289,21 @@ class _Round:
             for v in dict.fromkeys(f.path):
                 if v in self.on:
                     self.on[v].append(f.name)
+        self._find_chains(inp)
+        self.T0, self.T1 = {}, {}
+        for v in self.M:
+            self._aggregate(v)
+        self.dtdq = {v: model.delay_sensitivity(m.R_per_ns, self.T1[v]) for v, m in self.M.items()}
+        self.qmin = {v: model.pull_target(m.b_in, self.Q) for v, m in self.M.items()}
+        self.flows = {f.name: f for f in inp.flows}
+        self._find_task_turnarounds(inp)
+        self._flow_budgets(inp, noise)
+        self.fixed_mod: set[str] = set()
+        self.fixed_flow: set[str] = set()
+        self.reasons: dict[str, str] = {}
+
+    def _find_chains(self, inp: ControlInput) -> None:
+        """The chain parent of each chain child (``chain_parent``) and its inverse (``chain_children``)."""
         # Chain children: a controlled child that takes (nearly) all of its controlled parent's
         # traffic through one feeder. While the parent is buffered the child's input arrives in
         # batches of the parent's trigger already; a buffer of its own only adds a fill wait
@@ -310,8 +320,8 @@ class _Round:
         # nearest controlled module before it on each of them that is not shared with more
         # traffic: a shared demux in between passes u's batch on whole) and c takes nearly all of
         # u's traffic, c's packets are u's, in u's batches (l3vrf: a next hop's chain, past the
-        # shared port demux, to its flow's NF; buffered too, the NF waited for a second batch of
-        # the chain's and its flow went 5-30 % over).
+        # shared port demux, to its flow's NF; buffered too, the NF would wait for a second batch
+        # of the chain's).
         feeder: dict[str, set[str]] = {v: set() for v in self.M}    # c -> its u on each flow ("" none)
         for f in inp.flows:
             ctl = [v for v in dict.fromkeys(f.path) if v in self.M]
@@ -335,12 +345,9 @@ class _Round:
         self.chain_children: dict[str, list[str]] = {}
         for c, u in self.chain_parent.items():
             self.chain_children.setdefault(u, []).append(c)
-        self.T0, self.T1 = {}, {}
-        for v in self.M:
-            self._aggregate(v)
-        self.dtdq = {v: model.delay_sensitivity(m.R_per_ns, self.T1[v]) for v, m in self.M.items()}
-        self.qmin = {v: model.pull_target(m.b_in, self.Q) for v, m in self.M.items()}
-        self.flows = {f.name: f for f in inp.flows}
+
+    def _find_task_turnarounds(self, inp: ControlInput) -> None:
+        """Each flow's task, which tasks are saturated, each task's chain heads and flows."""
         # The task turnaround. In a saturated task (its ingress queue backlogged) every wait is a
         # number of task rounds, so every flow's delay scales with the turnaround, and a trigger
         # that saves per-batch time anywhere in the task shortens every flow of it. The
@@ -357,6 +364,9 @@ class _Round:
         self.task_flows: dict[str | None, list[str]] = {}
         for fname, t in self.task_of.items():
             self.task_flows.setdefault(t, []).append(fname)
+
+    def _flow_budgets(self, inp: ControlInput, noise: "DelayNoise | None") -> None:
+        """Each flow's slack, noise margin and filtered delay (``slack``, ``margin``, ``dhat``)."""
         # slack: D − d̂, what recovery acts on; budget(f) = slack less the noise margin, what every
         # rule that buffers more reads (hysteresis: a flow held at 0.95·D − margin is cut only
         # when its filtered delay is over D itself, not on every unlucky reading)
@@ -369,9 +379,6 @@ class _Round:
                 self.margin[fname] = margin
         # the filtered delay each flow's turnaround coupling scales
         self.dhat = {f: (self.flows[f].delay_slo_ns - sl) if math.isfinite(sl) else 0.0 for f, sl in self.slack.items()}
-        self.fixed_mod: set[str] = set()
-        self.fixed_flow: set[str] = set()
-        self.reasons: dict[str, str] = {}
 
     def _upstream_of(self, c: str, u: str) -> bool:
         """``c`` is already a chain ancestor of ``u`` (no cycles)."""
@@ -498,7 +505,7 @@ class _Round:
         saves (negative when it costs): ``R_v·T0_v·(1/b − 1/b')`` over the batches it runs on
         (b_in when unbuffered), less the buffer's own work on each arriving batch while it holds
         packets back (``R_v/b_in·T_buf``, :attr:`ControlInput.buffer_cost_ns`: 0 on the virtual
-        clock, where a buffer is free, ~2 us of Python on the wall clock)."""
+        clock, where a buffer is free, measured on the wall clock)."""
         m = self.M[v]
         s = m.R_per_ns * self.T0[v] * (1.0 / self.eff(v, q_from) - 1.0 / self.eff(v, q_to))
         if self.Tbuf and (q_from > 0) != (q_to > 0):
@@ -509,9 +516,8 @@ class _Round:
     def push(self) -> None:
         for v, m in self.M.items():
             # The reference pushes at b_in >= 0.7·32 whatever the module costs; a module with a
-            # large per-batch cost still saves much between batches of 23 and of 32 (MGW's bulk
-            # NFs, 800 ns a batch: 1.2 % of the task's time, and the push cost the rate that),
-            # so it is pushed only when what its buffer saves is below STEP_GAIN_MIN.
+            # large per-batch cost still saves much between batches of 23 and of 32, so it is
+            # pushed only when what its buffer saves is below STEP_GAIN_MIN.
             # (and, where a buffer costs time of its own, one that would lose time even at the
             # largest trigger, whatever its input: below 0, not below the pull's 0.5 %, so that a
             # round of little traffic does not push a buffer that the next round pulls again)
@@ -566,8 +572,7 @@ class _Round:
         else:
             # Every buffer on the path is at q_min already: one packet less is no buffer at all.
             # Left there, the flow sits between its margin and its objective and every unlucky
-            # reading is late (dag_test, wall clock: 0.93-1.04·D for 20 rounds, then 1.23·D);
-            # as a recovery, the module is then held before it is pulled again.
+            # reading is late; as a recovery, the module is then held before it is pulled again.
             v = max(path, key=self.tv)
             self.set(v, 0, f"RECOVER (flow {fname} inside its noise margin at q_min)")
             log.info("module %s: RECOVERING flow %s (inside its noise margin at q_min): q: %d -> 0", v, fname,
@@ -696,9 +701,8 @@ class ProjGrad(Controller):
             return
         # Together: at most one new buffer per flow, the first on its path. A second buffer
         # behind a first one receives the first one's batches, which the model cannot know before
-        # they exist (l3vrf: a per-flow NF pulled with its next hop's TTL waited for a second
-        # batch of the TTL's, and the flows went 13 % over); it is considered next round, with
-        # its input batches measured.
+        # they exist (a per-flow NF pulled with its next hop's TTL would wait for a second batch
+        # of the TTL's); it is considered next round, with its input batches measured.
         joint: list[str] = []
         taken: set[str] = set()
         for v in cands:
@@ -736,7 +740,7 @@ class ProjGrad(Controller):
         rows, kinds = [], []
         # q >= q_min rows while a flow violates: for the modules on such a flow's path only (the
         # reference adds one for every module, and drops at most 3 rows a round, so with an
-        # infeasible flow elsewhere 15 bulk leaves of rc_static stepped up one a round)
+        # infeasible flow elsewhere every other module stepped up one packet a round)
         on_violating = {v for f in r.slack if r.budget(f) < 0 for v in r.flows[f].path}
         for fname, f in r.flows.items():
             on = [v for v in f.path if v in pos]
@@ -797,6 +801,32 @@ class ProjGrad(Controller):
         if not np.any(grad):
             return True
         drow: dict[str, np.ndarray] = {}
+        d = self._direction(r, V, grad, drow)
+        if d is None:
+            return True
+        new = self._step(r, V, d, drow)
+        self._trim(r, new)
+        # A step whose predicted saving is below STEP_GAIN_MIN of the task's time is within the
+        # tolerance of a KKT point: taking it moves triggers round after round for nothing the
+        # rate shows.
+        gain = sum(r.saving(v, r.q[v], new[v]) for v in V if new[v] > 0 and new[v] != r.q[v])
+        if gain < STEP_GAIN_MIN and all(new[v] >= r.q[v] for v in V):
+            log.info("GRADIENT PROJECTION: step saves %.2f %% of the task's time, below %.1f %%: holding", 100 * gain,
+                     100 * STEP_GAIN_MIN)
+            return True
+        changed = False
+        log.info("GRADIENT PROJECTION: step saves %.2f %% of the task's time", 100 * gain)
+        for v in V:
+            if new[v] != r.q[v]:
+                log.info("GRADIENT PROJECTION: setting: q[%s]: %d -> %d", v, r.q[v], new[v])
+                r.set(v, new[v], "GRADIENT PROJECTION")
+                changed = True
+        return not changed
+
+    def _direction(self, r: _Round, V: list[str], grad: np.ndarray, drow: dict) -> np.ndarray | None:
+        """The projected descent direction over ``V``, or None at a KKT point (Rosen: project
+        onto the active rows; with no increasing component, drop the row with the most negative
+        multiplier and project again, at most MAX_PROJGRAD_ITERATIONS times)."""
         rows, kinds = self._rows(r, V, drow)
         n = len(V)
         d = -grad
@@ -811,17 +841,21 @@ class ProjGrad(Controller):
             if scale > 0 and np.any(d > 1e-9 * scale) and np.max(np.abs(grad)) * 1e-9 < scale:
                 break
             if not rows:
-                return True
+                return None
             w = -(G @ (A @ grad))
             if np.all(w >= -1e-12 * max(1.0, np.max(np.abs(w)))):
-                return True
+                return None
             k = int(np.argmin(w))
             log.debug("projgrad: dropping constraint %s (multiplier %.3g)", kinds[k], w[k])
             rows.pop(k)
             kinds.pop(k)
         else:
-            return True
-        # -- step: normalise, line search, round ----------------------------------------------------
+            return None
+        return d
+
+    def _step(self, r: _Round, V: list[str], d: np.ndarray, drow: dict) -> dict[str, int]:
+        """The new trigger of every module of ``V`` one step along ``d``: normalised, a line
+        search per module, rounded and clamped to the box."""
         nz = np.abs(d) > 1e-9 * np.max(np.abs(d))
         d = np.where(nz, d, 0.0) / np.min(np.abs(d[nz]))
         pos = {v: i for i, v in enumerate(V)}
@@ -829,8 +863,8 @@ class ProjGrad(Controller):
         # the fill-rate rows it is in), so that one nearly tight flow elsewhere does not hold
         # every module to a one-packet step per round (with one λ for all, as in the original,
         # the modules of slack flows crept up by a packet a round). A module that decreases
-        # takes the smallest λ of all (it decreases least), and the trim below puts right any
-        # flow that the mix would still push above 0.95·D. The box [q_min, 32] is a clamp per
+        # takes the smallest λ of all (it decreases least), and the trim puts right any flow
+        # that the mix would still push above 0.95·D. The box [q_min, 32] is a clamp per
         # module (the projection onto the box), not a bound on λ.
         lam_v = {v: LAMBDA_MAX for v in V}
         for fname, f in r.flows.items():
@@ -860,8 +894,13 @@ class ProjGrad(Controller):
             else:
                 nq = r.q[v]
             new[v] = int(min(max(nq, 0), r.Q))
-        # trim the increases one packet a pass, on the path of every flow the step would take above
-        # 0.95·D by the model (its own modules and its task's turnaround, see _Round.predict)
+        return new
+
+    @staticmethod
+    def _trim(r: _Round, new: dict[str, int]) -> None:
+        """Trim the increases in ``new`` one packet a pass, on the path of every flow the step
+        would take above 0.95·D by the model (its own modules and its task's turnaround, see
+        :meth:`_Round.predict`)."""
         for _ in range(r.Q + 1):
             q_to = dict(r.q)
             q_to.update(new)
@@ -878,26 +917,9 @@ class ProjGrad(Controller):
                             trimmed = True
             if not trimmed:
                 break
-        # A step whose predicted saving is below STEP_GAIN_MIN of the task's time is within the
-        # tolerance of a KKT point: taking it moves triggers round after round for nothing the
-        # rate shows (MGW: bearer selectors stepped 18 -> 28 -> 32 until round 34 for 0.3 % each,
-        # and the last step pushed a bulk NF out of buffering).
-        gain = sum(r.saving(v, r.q[v], new[v]) for v in V if new[v] > 0 and new[v] != r.q[v])
-        if gain < STEP_GAIN_MIN and all(new[v] >= r.q[v] for v in V):
-            log.info("GRADIENT PROJECTION: step saves %.2f %% of the task's time, below %.1f %%: holding", 100 * gain,
-                     100 * STEP_GAIN_MIN)
-            return True
-        changed = False
-        log.info("GRADIENT PROJECTION: step saves %.2f %% of the task's time", 100 * gain)
-        for v in V:
-            if new[v] != r.q[v]:
-                log.info("GRADIENT PROJECTION: setting: q[%s]: %d -> %d", v, r.q[v], new[v])
-                r.set(v, new[v], "GRADIENT PROJECTION")
-                changed = True
-        return not changed
 
 
-_NAMES = "null, max, fixedN (N = 1..1024, also fixN), onoff, feasdir, projgrad"
+_NAMES = f"null, max, fixedN (N = 1..{MAX_TRIGGER}, also fixN), onoff, feasdir, projgrad"
 
 
 def resolve_controller(name: str) -> Controller:
@@ -916,8 +938,8 @@ def resolve_controller(name: str) -> Controller:
     m = re.fullmatch(r"fix(?:ed)?(\d+)", key)
     if m:
         n = int(m.group(1))
-        if not 1 <= n <= FIXED_MAX:
-            raise ArgError(f"controller {name!r}: the fixed trigger must be 1..{FIXED_MAX}, got {n}")
+        if not 1 <= n <= MAX_TRIGGER:   # what a buffer accepts; the others stop at ControlInput.max_trigger
+            raise ArgError(f"controller {name!r}: the fixed trigger must be 1..{MAX_TRIGGER}, got {n}")
         return Fixed(n, f"fixed{n}")
     if key == "onoff":
         return OnOff()

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import math
 
+from tailgate.packet.pool import DEFAULT_BURST
+
 #: a module is controlled (gets a fractional buffer) when its batchiness is at most this
 CONTROLLABLE_BOUND = 0.5
 #: the pull target above the arriving batch size (DEFAULT_BUFFER_PULL)
@@ -36,6 +38,8 @@ PUSH_RATIO = 0.7
 TOLERANCE = 0.05
 #: a flow this far over its objective is "violating" for feasdir (OVERDELAY_BOUND)
 OVERDELAY_BOUND = 1.05
+#: cycles per ns the reference configs assume (BYPASS_RATIO): their Bypass modules spin cycles
+BYPASS_RATIO = 2.5
 
 
 def batchiness(T0_ns: float, T1_ns: float) -> float:
@@ -77,7 +81,7 @@ def cost_gradient(x_per_ns: float, T0_ns: float, q: float) -> float:
     return -x_per_ns * T0_ns / max(q, 1.0)
 
 
-def pull_target(b_in: float, max_trigger: int = 32) -> int:
+def pull_target(b_in: float, max_trigger: int = DEFAULT_BURST) -> int:
     """q_min = ⌊b_in⌋ + 4, capped at the largest trigger."""
     return int(min(max_trigger, math.floor(max(b_in, 0.0)) + BUFFER_PULL))
 

@@ -2,7 +2,7 @@
 
 Manual
 ------
-The run loop (:mod:`tailgate.batchy.runner`) measures one control period and hands a controller a
+The control loop (:mod:`tailgate.batchy.loop`) measures one control period and hands a controller a
 :class:`ControlInput`: one :class:`ModuleState` per *controlled* module (a module with a
 fractional buffer in front of it) and one :class:`FlowState` per flow. Every rate is per
 nanosecond and every time in nanoseconds, as in the reference sheet's formulas (``x = x_v`` and
@@ -18,6 +18,8 @@ uncontrolled descendants up to the next controlled module (``T0 = Σ T_0(m)``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from tailgate.packet.pool import DEFAULT_BURST
 
 
 @dataclass
@@ -59,7 +61,7 @@ class ControlInput:
     period_ns: float
     modules: dict[str, ModuleState]
     flows: list[FlowState]
-    max_trigger: int = 32
+    max_trigger: int = DEFAULT_BURST    # the largest trigger a controller sets: the data plane's burst
     # per task: turnaround t_0 (ns between task runs that carried packets) and its ingress batch
     task_t0_ns: dict[str, float] = field(default_factory=dict)
     # per task: the mean batch taken from its ingress queue (b_0); near max_trigger the queue is

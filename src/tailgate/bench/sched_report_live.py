@@ -2,28 +2,34 @@
 
 Manual
 ------
-:func:`live_comparison` starts the live server (:class:`~tailgate.dispatch.live.server.ServerProcess`)
+:func:`live_comparison` starts the live server (:class:`~tailgate.dispatch.live.process.ServerProcess`)
 once per policy and drives it with the open-loop client (:func:`tailgate.dispatch.live.loadgen.load`)
 at the same load, seed and duration. The workload is High Bimodal (``disp2``) with every service
 time multiplied by ``run_scale`` (default 1000: SHORT 1 ms, LONG 100 ms), run by ``sleep``
-workers so that 14 of them fit a 2-core machine; a sleep overshoots by tens of µs here, small
-beside 1 ms. (At ×200 the two policies' SHORT tails were within 2× of this machine's own
-stalls, below; at ×1000 DARC's tail is set by the stalls and c-FCFS's by LONG requests.) DARC profiles online (its first reservation after ``resa_samples`` completions,
-inside the client's 10 % warm-up). The result says per policy: short- and long-request p99.9
-latency, overall p99.9 slowdown (against the scaled nominal times), goodput, and the client's
-send lag with its trust verdict — the numbers are only as good as that verdict.
+workers so that 14 of them fit a 2-core machine; a sleep's overshoot (tens of µs) is small beside
+1 ms. DARC profiles online (its first reservation after ``resa_samples`` completions, inside the
+client's 10 % warm-up). The result says per policy: short- and long-request p99.9 latency,
+overall p99.9 slowdown (against the scaled nominal times), goodput, and the client's send lag
+with its trust verdict — the numbers are only as good as that verdict.
 
-:func:`machine_stalls` measures the floor under any live timing here: it spins on the clock for
-a second and counts the gaps in which this process did not run at all (on the 2-vCPU guest:
-a few per second, up to ~10 ms, with nothing else running — the hypervisor's, not ours). A
-client's p99 send lag cannot be better than these stalls allow, which is why the verdict on this
-machine says "not trustworthy" for sub-ms budgets even though its median lag is ~30 µs.
+:func:`machine_stalls` measures the floor under any live timing here: it spins on the clock and
+counts the gaps in which this process did not run at all (the hypervisor's or the kernel's, not
+ours). A client's p99 send lag cannot be better than these stalls allow, so on a machine that
+stalls for ms the verdict says "not trustworthy" for sub-ms budgets however small the median lag.
+Why ×1000, and what was measured on the development guest: ``docs/notes.md``.
+
+Example::
+
+    out = live_comparison(n_workers=4, load_frac=0.5, run_scale=100, duration_s=1.0)
+    "\n".join(out["markdown"])
 """
 
 from __future__ import annotations
 
-from tailgate.dispatch.live.loadgen import load as run_client
-from tailgate.dispatch.live.server import ServerProcess
+import time
+
+from tailgate.dispatch.live.loadgen import LoadConfig, load
+from tailgate.dispatch.live.process import ServerProcess
 from tailgate.dispatch.workloads import get_workload
 
 POLICIES = ("darc", "cfcfs")
@@ -32,8 +38,6 @@ POLICIES = ("darc", "cfcfs")
 def machine_stalls(duration_s: float = 1.0, gap_ns: int = 100_000) -> dict:
     """Spin on ``perf_counter_ns`` for ``duration_s``; count gaps over ``gap_ns`` (this process
     was not running). Returns ``{duration_s, gap_ns, count, per_s, max_ns, total_ns}``."""
-    import time
-
     pc = time.perf_counter_ns
     t_end = pc() + int(duration_s * 1e9)
     last = pc()
@@ -47,24 +51,24 @@ def machine_stalls(duration_s: float = 1.0, gap_ns: int = 100_000) -> dict:
             "max_ns": max(gaps, default=0), "total_ns": sum(gaps)}
 
 
-def live_comparison(quick: bool = False, n_workers: int = 14, load: float = 0.7, run_scale: float = 1000.0,
+def live_comparison(quick: bool = False, n_workers: int = 14, load_frac: float = 0.7, run_scale: float = 1000.0,
                     duration_s: float | None = None, seed: int = 1) -> dict:
     """Run both policies live; returns per-policy summaries and the report's markdown lines."""
 
     wl = get_workload("disp2")
     duration_s = duration_s or (3.0 if quick else 30.0)
-    rate_rps = wl.rate_rps(load, n_workers) / run_scale
+    rate_rps = wl.rate_rps(load_frac, n_workers) / run_scale
     # DARC's first reservation inside the warm-up: 10 % of the requests the client will send.
     resa_samples = max(50, int(rate_rps * duration_s * 0.05))
-    out: dict = {"workload": wl.name, "n_workers": n_workers, "load": load, "run_scale": run_scale,
+    out: dict = {"workload": wl.name, "n_workers": n_workers, "load": load_frac, "run_scale": run_scale,
                  "duration_s": duration_s, "worker_kind": "sleep", "rate_rps": rate_rps, "policies": {},
                  "machine_stalls": machine_stalls(0.5 if quick else 2.0)}
     for policy in POLICIES:
         params = {"resa_samples": resa_samples, "window_min": resa_samples} if policy == "darc" else {}
         with ServerProcess(policy, wl, n_workers, worker_kind="sleep", policy_params=params,
                            run_scale=1.0) as srv:
-            summary = run_client(wl, load, n_workers, port=srv.port, duration_s=duration_s, seed=seed,
-                                 rate_rps=rate_rps, run_scale=run_scale, quiet=True)
+            summary = load(LoadConfig(wl, load_frac, n_workers, port=srv.port, duration_s=duration_s, seed=seed,
+                                      rate_rps=rate_rps, run_scale=run_scale), quiet=True)
         out["policies"][policy] = {"client": summary, "server": srv.stats}
     out["markdown"] = _markdown(out)
     return out

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from tailgate import nf
 from tailgate.cli.errors import fail
-from tailgate.core.args import REQUIRED
+from tailgate.core.args import render_args
 
 
 def _summary_line(cls: type) -> str:
@@ -30,26 +30,38 @@ def _summary_line(cls: type) -> str:
     return (m.group(1) if m else para).replace("``", "")
 
 
-def _arg_rows(cls: type) -> list[tuple[str, str, str, str, str]]:
-    rows = []
-    for a in getattr(cls, "args", ()):
-        tname = getattr(a.type, "__name__", str(a.type))
-        if tname == "any_value":
-            tname = "any"
-        default = "required" if a.default is REQUIRED else repr(a.default)
-        rng = []
-        if a.min is not None:
-            rng.append(f">= {a.min:g}")
-        if a.max is not None:
-            rng.append(f"<= {a.max:g}")
-        if a.choices is not None:
-            rng.append("one of " + ", ".join(map(str, a.choices)))
-        rows.append((a.name, tname, default, a.unit, "; ".join([a.help] if a.help else []) + (" (" + ", ".join(rng) + ")" if rng else "")))
-    return rows
+def _extras(cls: type) -> list[str]:
+    """Drop reasons, modeled cost and task-root status: what the class declares besides its args."""
+    extras = []
+    if getattr(cls, "drop_reasons", ()):
+        extras.append("drop reasons: " + ", ".join(cls.drop_reasons))
+    cost = getattr(cls, "cost_ns", None)
+    if cost is not None and not isinstance(cost, property):
+        extras.append(f"modeled cost: T0={cost[0]:g} ns + T1={cost[1]:g} ns per packet")
+    if getattr(cls, "task_root", False):
+        extras.append("task root (owns a task)")
+    return extras
 
 
+def manual(cls: type, fmt: str = "text") -> str:
+    """A module's whole manual: its docstring (what it does, gates, drop reasons, an example),
+    then the argument table generated from its ``Arg`` declarations, then what else it declares."""
+    doc = inspect.getdoc(cls) or "(no manual)"
+    table = render_args(getattr(cls, "args", ()), fmt)
+    extras = _extras(cls)
+    if fmt == "markdown":
+        head = f"## {cls.__name__}\n\n`{cls.__module__}`"
+        body = "```text\n" + doc + "\n```"
+        tail = "\n".join(f"- {e}" for e in extras)
+        return "\n\n".join(p for p in (head, body, table, tail) if p)
+    head = f"{cls.__name__}  ({cls.__module__})"
+    return "\n\n".join([head, doc, table, "\n".join(extras)]).rstrip()
 
-def modules_cmd(name: Optional[str] = typer.Argument(None, help="a module class: print its manual")) -> None:
+
+def modules_cmd(
+    name: Optional[str] = typer.Argument(None, help="a module class: print its manual"),
+    markdown: bool = typer.Option(False, "--markdown", help="print the manual as markdown"),
+) -> None:
     """List the network functions, or print one's manual and arguments."""
     reg = nf.registry()
     console = Console(highlight=False)
@@ -66,27 +78,10 @@ def modules_cmd(name: Optional[str] = typer.Argument(None, help="a module class:
         close = difflib.get_close_matches(name, list(reg), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f" (modules: {', '.join(sorted(reg))})"
         raise fail(f"unknown module {name!r}{hint}")
-    console.print(f"[bold]{cls.__name__}[/bold]  ({cls.__module__})")
-    console.print(inspect.getdoc(cls) or "(no manual)", markup=False, soft_wrap=True)
-    rows = _arg_rows(cls)
-    console.print()
-    if rows:
-        t = Table(title="arguments", title_justify="left", box=None, pad_edge=False, header_style="bold")
-        for col in ("name", "type", "default", "unit", "help"):
-            t.add_column(col)
-        for r in rows:
-            t.add_row(*map(escape, r))
-        console.print(t)
-    else:
-        console.print("arguments: none")
-    extras = []
-    if getattr(cls, "drop_reasons", ()):
-        extras.append("drop reasons: " + ", ".join(cls.drop_reasons))
-    cost = getattr(cls, "cost_ns", None)
-    if cost is not None and not isinstance(cost, property):
-        extras.append(f"modeled cost: T0={cost[0]:g} ns + T1={cost[1]:g} ns per packet")
-    if getattr(cls, "task_root", False):
-        extras.append("task root (owns a task)")
-    for e in extras:
-        console.print(e, markup=False)
-
+    if markdown:
+        typer.echo(manual(cls, "markdown"))
+        return
+    text = manual(cls)
+    title, rest = text.split("\n", 1)
+    console.print(f"[bold]{escape(title)}[/bold]")
+    console.print(rest, markup=False, soft_wrap=True)

@@ -36,8 +36,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tailgate.batchy import profiler
 from tailgate.batchy.model import batchiness, is_controllable
+from tailgate.batchy.profiler.fixtures import resolve_modules
+from tailgate.batchy.profiler.harness import MAX_BATCH_LIMIT, profile
+from tailgate.batchy.profiler.store import load_profile, profile_path
 from tailgate.cli.errors import fail
 from tailgate.core.errors import TailgateError
 
@@ -53,15 +55,15 @@ def profile_cmd(
 ) -> None:
     """Measure modules' batch costs T_0 + T_1·b on this machine and save them for Batchy runs."""
 
-    if not 2 <= max_batch <= profiler.MAX_BATCH_LIMIT:
-        raise fail(f"--max-batch must be in 2..{profiler.MAX_BATCH_LIMIT}, got {max_batch}")
+    if not 2 <= max_batch <= MAX_BATCH_LIMIT:
+        raise fail(f"--max-batch must be in 2..{MAX_BATCH_LIMIT}, got {max_batch}")
     if not seconds > 0:
         raise fail(f"--seconds must be positive, got {seconds}")
-    path = out if out is not None else profiler.profile_path()
+    path = out if out is not None else profile_path()
     err_console = Console(stderr=True)
     try:
-        names = profiler.resolve_modules(modules)
-        profiler.load_profile(path)  # a damaged file: say so before measuring anything
+        names = resolve_modules(modules)
+        load_profile(path)  # a damaged file: say so before measuring anything
         with Progress(
             TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err_console, transient=False,
@@ -71,7 +73,7 @@ def profile_cmd(
             def progress(i: int, n: int, name: str, fraction: float) -> None:
                 bar.update(task, completed=i + fraction, description=name)
 
-            new = profiler.profile(names, max_batch=max_batch, out=path, progress=progress, budget_s=seconds)
+            new = profile(names, max_batch=max_batch, out=path, progress=progress, budget_s=seconds)
             bar.update(task, completed=len(names), description="done")
     except TailgateError as e:
         raise fail(str(e)) from None

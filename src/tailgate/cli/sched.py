@@ -41,10 +41,12 @@ from rich.table import Table
 
 from tailgate.bench.sched_report import make_report
 from tailgate.cli.errors import fail
+from tailgate.core.args import render_args
 from tailgate.core.errors import ArgError, TailgateError
+from tailgate.dispatch.live.loadgen import LoadConfig
 from tailgate.dispatch.live.loadgen import load as run_client
-from tailgate.dispatch.live.server import serve
-from tailgate.dispatch.policy import COMMON, PARAMS
+from tailgate.dispatch.live.process import serve
+from tailgate.dispatch.policy import POLICIES, bind_policy_params, policy_args
 from tailgate.dispatch.sweep import parse_loads, sustainable, sweep, write_results
 from tailgate.dispatch.workloads import get_workload
 
@@ -61,7 +63,7 @@ def parse_params(items: list[str] | None, policies: list[str]) -> dict[str, dict
             raise ArgError(f"--param {item!r}: expected POLICY.KEY=VALUE or KEY=VALUE")
         value = _value(raw)
         pol, dot, name = key.rpartition(".")
-        targets = [pol] if dot else [p for p in policies if name in {**COMMON, **PARAMS[p]}]
+        targets = [pol] if dot else [p for p in policies if name in {a.name for a in policy_args(p)}]
         if dot and pol not in out:
             raise ArgError(f"--param {item!r}: policy {pol!r} is not among --policy {','.join(policies)}")
         if not targets:
@@ -145,7 +147,7 @@ def sim_cmd(
 def _profiling_note(darc_params: dict | None, n_requests: int) -> str | None:
     """Warn when DARC's c-FCFS profiling phase reaches past the 10 % warm-up into the measurement."""
 
-    p = {**PARAMS["darc"], **(darc_params or {})}
+    p = bind_policy_params("darc", darc_params or {})
     warmup = n_requests // 10
     if p["profile"] != "online" or p["n_resas"] is not None or p["resa_samples"] <= warmup:
         return None
@@ -174,14 +176,10 @@ def _print_table(points: list[dict], best: dict, target: float) -> None:
 
 @sched_app.command("policies")
 def policies_cmd() -> None:
-    """List the scheduling policies and their parameters."""
+    """List the scheduling policies and their arguments (from their declarations)."""
 
-    t = Table(box=None, pad_edge=False, header_style="bold")
-    t.add_column("policy")
-    t.add_column("parameters (default)")
-    for name, ps in PARAMS.items():
-        t.add_row(name, ", ".join(f"{k}={v}" for k, v in {**ps, **COMMON}.items()))
-    Console(highlight=False).print(t)
+    for name in POLICIES:
+        typer.echo(f"{name}\n{render_args(policy_args(name))}\n")
 
 
 @sched_app.command("report")
@@ -250,10 +248,10 @@ def load_cmd(
     def go() -> dict:
         # --load is a fraction of what the workers can do with the run times as run (the client
         # divides the rate by --run-scale).
-        return run_client(get_workload(workload), load, workers, host=host, port=port, duration_s=duration_s,
-                          seed=seed, rate_rps=rate_rps,
-                          run_scale=run_scale, zero_work=zero_work, csv_path=str(csv_path) if csv_path else None,
-                          quiet=as_json)
+        cfg = LoadConfig(get_workload(workload), load, workers, host=host, port=port, duration_s=duration_s,
+                         seed=seed, rate_rps=rate_rps, run_scale=run_scale, zero_work=zero_work,
+                         csv_path=str(csv_path) if csv_path else None)
+        return run_client(cfg, quiet=as_json)
 
     _call(f"load against {host}:{port}", go, as_json)
 

@@ -8,11 +8,13 @@ pipeline, and returns what came out of each output gate::
     from tailgate.nf import DecTTL
     from tailgate.dataplane.drive import drive
 
-    out, pool = drive(DecTTL(), [frame_bytes])
+    m = DecTTL()
+    out, pool = drive(m, [frame_bytes])
     out[0]            # frames that left on gate 0, as bytes
     m.drop_counts     # what was dropped, by reason
 
-The module must not be wired into a pipeline (an unwired module keeps its output for the caller).
+The module must not be wired into a pipeline: an unwired module keeps what it emits for the caller
+(:meth:`~tailgate.dataplane.module.Module.open_outputs`, :meth:`~tailgate.dataplane.module.Module.drain_outputs`).
 """
 
 from __future__ import annotations
@@ -29,12 +31,9 @@ def drive(
     """Call ``module.process`` once on ``frames`` (arriving on ``igate``); returns
     ``({gate: [frame bytes, ...]}, pool)``. Output batches stay allocated in ``pool``."""
     pool = pool or PacketPool(n_slots=max(1024, 2 * len(frames)))
-    module.pool = pool
-    module._out.clear()
-    module.current_igate = igate
+    module.open_outputs(pool, igate=igate)
     module.process(pool.from_frames(frames))
     out: dict[int, list[bytes]] = {}
-    for gate, batch in module._out:
+    for gate, batch in module.drain_outputs():
         out.setdefault(gate, []).extend(batch.frames())
-    module._out.clear()
     return out, pool

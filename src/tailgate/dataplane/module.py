@@ -25,6 +25,14 @@ Dropped packets go straight back to the pool. Wiring reads like the data flow::
     lookup[1] >> nat >> sink        # output gate 1 of lookup
     a >> merge.input(1)             # input gate 1 of merge
 
+Before a runtime is built a graph can be changed through public calls only (Batchy splices its
+buffers this way): ``nf.splice_in_front(buf)`` puts ``buf`` between ``nf``'s input 0 and
+everything that fed it, ``m.rewire(gate, other)`` moves one output gate; ``m.feeders(igate)``,
+``m.ogate_peer(gate)``, ``m.open_ogates()`` and ``m.n_ogates_built`` read the wiring. A module
+driven by hand, outside a runtime, keeps what it emits on unwired gates:
+``m.open_outputs(pool)``, then ``m.process(batch)``, then ``m.drain_outputs()`` returns
+``[(gate, batch), ...]`` (see :mod:`tailgate.dataplane.drive`).
+
 Counters are plain attributes updated once per batch and readable by name while a pipeline runs:
 ``m.counter("drops.bad_ttl")``, ``m.counters()`` (a flat dict), and every argument is a knob:
 ``m.get("rate_pps")``, ``m.set("rate_pps", 2e6)``.
@@ -149,12 +157,7 @@ class Module:
         return self._connect(0, other)
 
     def _connect(self, ogate: int, other) -> "Module":
-        if isinstance(other, IGate):
-            dst, igate = other.module, other.gate
-        elif isinstance(other, Module):
-            dst, igate = other, 0
-        else:
-            raise GraphError(f"{self.label}: cannot connect output gate {ogate} to {other!r} (not a module)")
+        dst, igate = self._target(ogate, other)
         if self.n_ogates == 0:
             raise GraphError(f"{self.label}: has no output gates")
         if dst.n_igates == 0:
@@ -167,8 +170,104 @@ class Module:
         dst._feeders[igate].append((self, ogate))
         return dst
 
+    def _target(self, ogate: int, other) -> tuple["Module", int]:
+        if isinstance(other, IGate):
+            return other.module, other.gate
+        if isinstance(other, Module):
+            return other, 0
+        raise GraphError(f"{self.label}: cannot connect output gate {ogate} to {other!r} (not a module)")
+
     def connected_ogates(self):
         return [(g, c[0], c[1]) for g, c in enumerate(self._ogates) if c is not None]
+
+    # -- graph surgery and read-only views (for Batchy, the profiler, gate-counting NFs) ---------
+    @property
+    def n_ogates_built(self) -> int | None:
+        """How many output gates the module was built with; None while ``setup`` runs (the gates
+        do not exist yet and ``n_ogates`` may still change). A knob changed later cannot add gates,
+        so a setter checks gate numbers against this."""
+        ogates = getattr(self, "_ogates", None)
+        return None if ogates is None else len(ogates)
+
+    def ogate_peer(self, gate: int) -> tuple["Module", int] | None:
+        """Where output ``gate`` leads, ``(module, input gate)``; None while it is open."""
+        return self._ogates[self[gate].gate]
+
+    def open_ogates(self) -> list[int]:
+        """The output gates not connected to anything, in order."""
+        return [g for g, c in enumerate(self._ogates) if c is None]
+
+    def feeders(self, igate: int = 0) -> list[tuple["Module", int]]:
+        """Who feeds input ``igate``: ``(module, output gate)`` pairs in the order they were
+        connected (a copy: rewire with :meth:`rewire` or :meth:`splice_in_front`)."""
+        return list(self._feeders[self.input(igate).gate])
+
+    def rewire(self, ogate: int, other) -> "Module":
+        """Move output ``ogate`` from wherever it leads to ``other`` (a module, meaning its input 0,
+        or ``module.input(k)``); an open gate is simply connected. Returns the new peer.
+
+        Only before a runtime is built: a task caches each module's input lists on its first
+        round, so rewiring a running graph would lose packets. GraphError otherwise.
+        """
+        self[ogate]  # (validates the gate number)
+        dst, _igate = self._target(ogate, other)
+        for m in (self, dst):
+            if m.runtime is not None:
+                raise GraphError(f"{m.label}: cannot rewire a module that a runtime already runs")
+        peer = self._ogates[ogate]
+        if peer is not None:
+            old, old_igate = peer
+            old._feeders[old_igate].remove((self, ogate))
+            self._ogates[ogate] = None
+            self._ogate_pending[ogate] = None
+        return self._connect(ogate, other)
+
+    def splice_in_front(self, front: "Module", igate: int = 0) -> None:
+        """Insert ``front`` (an unwired one-in module: a buffer, a queue) before input ``igate``:
+        every feeder of that input now feeds ``front``'s input 0, in the same order, and
+        ``front``'s output 0 feeds the input. Only before a runtime is built (see :meth:`rewire`).
+        ::
+
+            split[0] >> nf            # split -> nf
+            nf.splice_in_front(buf)   # split -> buf -> nf
+        """
+        for up, og in self.feeders(igate):
+            up.rewire(og, front)
+        front._connect(0, self.input(igate))
+
+    # -- driving a module by hand (tests, the profiler) -------------------------------------------
+    def open_outputs(self, pool, *, igate: int = 0, clock=None) -> None:
+        """Run this module outside any runtime: it takes packets from ``pool``, its calls arrive on
+        input ``igate``, ``clock`` (when given) is its clock, and what it emits on an unwired gate
+        is kept for :meth:`drain_outputs` instead of being dropped. Forgets anything kept before."""
+        self.pool = pool
+        if clock is not None:
+            self.clock = clock
+        self.runtime = None
+        self.current_igate = igate
+        self._out.clear()
+
+    def drain_outputs(self) -> list[tuple[int, "Batch"]]:
+        """What the module emitted on unwired gates since the last drain, ``(gate, batch)`` in
+        order. The batches stay allocated: the caller reads them, frees them, or passes them on."""
+        out = self._out
+        self._out = []
+        return out
+
+    @staticmethod
+    def reset_auto_names() -> dict[str, int]:
+        """Number automatic module names (``bypass0``, ``bypass1``, ...) from 0 again, as every
+        script run does so that runs repeat; returns the counters it replaced, for
+        :meth:`restore_auto_names`."""
+        saved = dict(Module._instances)
+        Module._instances.clear()
+        return saved
+
+    @staticmethod
+    def restore_auto_names(saved: dict[str, int]) -> None:
+        """Put back the automatic-name counters that :meth:`reset_auto_names` returned."""
+        Module._instances.clear()
+        Module._instances.update(saved)
 
     # -- processing -----------------------------------------------------------------------------
     def process(self, batch: "Batch") -> None:
@@ -284,6 +383,35 @@ class Module:
 
     def on_set(self, name: str) -> None:
         """Called after a knob changed (override to rebuild derived state)."""
+
+    def rebuild_or_roll_back(self, rebuild, *, changed: str | None = None, one_of: tuple[str, ...] = ()) -> None:
+        """Run ``rebuild()`` (derive tables from the arguments; ArgError on trouble), all or nothing.
+
+        On success the arguments are remembered. On ArgError every argument gets back the value
+        it had at the last success and the error goes on, so a knob change that fails leaves the
+        module as it was: its old table (``rebuild`` assigns derived state only once it cannot
+        fail) and its old arguments. ``one_of`` names arguments of which only one is given (a
+        file or an inline list): when ``changed``, one of them, is set to something, the others
+        are set to None first. Call it from ``setup`` and from ``on_set``::
+
+            def setup(self):
+                self.rebuild_or_roll_back(self._compile)
+
+            def on_set(self, name):
+                if name in ("rules", "rules_file", "default_gate"):
+                    self.rebuild_or_roll_back(self._compile, changed=name, one_of=("rules", "rules_file"))
+        """
+        try:
+            if changed in one_of and getattr(self, changed) is not None:
+                for other in one_of:
+                    if other != changed:
+                        setattr(self, other, None)
+            rebuild()
+        except ArgError:
+            for k, v in self.__dict__.get("_args_built", {}).items():
+                setattr(self, k, v)
+            raise
+        self._args_built = {a.name: getattr(self, a.name) for a in type(self).args}
 
     def config(self) -> dict[str, Any]:
         """The module's arguments, for the results directory's configuration echo."""

@@ -280,6 +280,10 @@ class Runtime:
         """Run until ``duration_ns`` of clock time, ``max_packets`` root packets, or nothing left.
 
         Returns (and stores in ``stop_reason``) why it stopped. May be called again to go on.
+
+        (One long function on purpose: it is the data plane's outer loop, run once per round,
+        and what it tracks lives in local variables; split into helper calls, every round would
+        pay for the calls and the attribute traffic.)
         """
         clock = self.clock
         if self.steps == 0:
@@ -382,7 +386,7 @@ class Runtime:
         for m in self.pipeline:
             if not m.task_root:
                 m.process(empty)
-                m._out.clear()
+                m.drain_outputs()
 
     def finish(self) -> None:
         """Flush and close every module (pcap writers, ...). Idempotent."""

@@ -10,8 +10,7 @@ Modules, in the order a request meets them:
   :mod:`~tailgate.dispatch.sweep` — load sweeps, CSV/JSON/plots; :mod:`~tailgate.dispatch.metrics`
   — latency, slowdown, goodput, saturation; :mod:`~tailgate.dispatch.simpy_model` — the SimPy
   baseline; :mod:`~tailgate.bench.sched` — their speed;
-* :mod:`~tailgate.dispatch.live.server`, :mod:`~tailgate.dispatch.live.loadgen`,
-  :mod:`~tailgate.dispatch.live.wire`, :mod:`~tailgate.dispatch.live.ring` — the live server and client;
+* :mod:`tailgate.dispatch.live` — the live server (dispatcher, workers, rings) and load client;
 * :mod:`~tailgate.bench.sched_report` and :mod:`~tailgate.bench.sched_report_live` — ``docs/persephone.md``.
 
 The command is ``tailgate sched`` (:mod:`tailgate.cli.sched`).

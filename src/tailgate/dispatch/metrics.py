@@ -18,7 +18,8 @@ one JSON-ready dict, following the Perséphone reference sheet (§11)::
 * **Latency** = completion − arrival; **slowdown** = latency ÷ the type's nominal service time.
   Percentiles p50, p99, p99.9 (and the mean) overall and per type; the overall slowdown percentile
   is taken over the merged per-request slowdowns. Percentiles are nearest-rank (the
-  ``ceil(q·n)``-th smallest): always a value some request really saw. Dropped requests have no
+  ``ceil(q·n)``-th smallest, :func:`tailgate.measure.percentile.percentiles` with ``snap``):
+  always a value some request really saw. Dropped requests have no
   latency; they are counted (``dropped``) and pull goodput down instead. A type with no completed
   request reports ``None`` for its percentiles.
 * **Rates.** ``offered_rps`` is the rate the caller says it offered. ``arrival_rps`` is the rate
@@ -42,13 +43,13 @@ Everything is vectorized numpy; 10 million records take a few seconds.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from tailgate.core.errors import ArgError
+from tailgate.measure.percentile import percentiles
 
 #: Percentiles reported, as (key, percent).
 PERCENTILES = (("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9))
@@ -61,12 +62,9 @@ def _stats(values: np.ndarray) -> dict[str, float | None]:
     """Nearest-rank percentiles and mean of ``values`` (None each when there are none)."""
     if len(values) == 0:
         return {key: None for key, _ in PERCENTILES} | {"mean": None}
-    # Nearest rank: the k-th smallest with k = ceil(q·n). numpy's "inverted_cdf" computes q·n
-    # in binary floating point and lands one rank high when it is an exact integer (99.9 % of
-    # 1000 -> 1000); the epsilon rounds that back. One partition serves every percentile.
-    n = len(values)
-    ranks = [min(n, max(1, math.ceil(q / 100 * n - 1e-9))) - 1 for _, q in PERCENTILES]
-    got = np.partition(values, ranks)[ranks]
+    # Nearest rank, snapped: 99.9 % of 1000 values is the 999th, not the 1000th that q·n computed
+    # in binary floating point would give.
+    got = percentiles(values, [q for _, q in PERCENTILES], snap=True)
     out: dict[str, float | None] = {key: float(v) for (key, _), v in zip(PERCENTILES, got)}
     out["mean"] = float(values.mean())
     return out

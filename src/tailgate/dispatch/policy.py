@@ -60,16 +60,23 @@ DARC, as the sheet describes and with its listed defects fixed:
 
 ``pol.reservation()`` returns the current table at any moment; ``pol.reservations`` counts
 re-reservations. Queues hold ``queue_len`` requests each (default 4096); a full queue drops.
+
+Arguments are declared, with type, default, unit and range: :data:`COMMON_ARGS` (every policy)
+and :data:`POLICY_ARGS` (each policy's own); :func:`policy_args` lists one policy's and
+``tailgate sched policies`` prints them all. ``make_policy`` refuses an unknown name (listing
+what the policy takes), a wrong type or a value out of range, in one line naming the policy.
 """
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 
 import numpy as np
 from numba import njit, types
 from numba.experimental import structref
 
+from tailgate.core.args import Arg, bind_args
 from tailgate.core.errors import ArgError
 from tailgate.dispatch.darc import (
     GROUP_TOLERANCE,
@@ -526,40 +533,90 @@ class Policy:
         return f"Policy({self.name!r}, {self.workload.name!r}, n_workers={self.n_workers})"
 
 
-#: Parameters each policy accepts, with defaults.
-PARAMS = {
-    "cfcfs": {},
-    "dfcfs": {"assign": "rr"},
-    "steal": {},
-    "sjf": {},
-    "edf": {"deadline_x": 10.0},
-    "darc": {"profile": "online", "resa_samples": 50_000, "window_min": 50_000, "n_resas": None,
-             "tolerance": GROUP_TOLERANCE, "threshold": 0.1, "smoothing": 0.0},
-    "ts": {"queues": "type", "slice_ns": 5_000, "preempt_cost_ns": 500, "slo_x": 10.0},
+#: The argument every policy takes.
+COMMON_ARGS = (
+    Arg("queue_len", int, 4096, unit="requests", min=1, help="capacity of each queue; a request that finds it full is dropped"),
+)
+#: The arguments of each policy, besides :data:`COMMON_ARGS`.
+POLICY_ARGS: dict[str, tuple[Arg, ...]] = {
+    "cfcfs": (),
+    "dfcfs": (
+        Arg("assign", str, "rr", unit="-", choices=("rr", "hash"),
+            help="how arrivals are spread over the per-worker queues: round-robin or by request id"),
+    ),
+    "steal": (),
+    "sjf": (),
+    "edf": (
+        Arg("deadline_x", float, 10.0, unit="x nominal",
+            help="each type's deadline as a multiple of its nominal service time (> 0)"),
+    ),
+    "darc": (
+        Arg("profile", str, "online", unit="-", choices=("online", "oracle"),
+            help="reserve from profiled service times, or at once from the declared ones"),
+        Arg("resa_samples", int, 50_000, unit="completions", min=1,
+            help="completions profiled (as c-FCFS) before the first reservation"),
+        Arg("window_min", int, 50_000, unit="completions", min=1,
+            help="completions a profiling window needs before it may trigger a re-reservation"),
+        Arg("n_resas", int, None, unit="workers", min=0,
+            help="static reservation: the first K workers serve the shorter of two types"),
+        Arg("tolerance", float, GROUP_TOLERANCE, unit="-", min=0,
+            help="types whose mean service times differ by less than this fraction share a group"),
+        Arg("threshold", float, 0.1, unit="-", min=0,
+            help="a re-reservation takes effect when some type's demand moved by more than this fraction"),
+        Arg("smoothing", float, 0.0, unit="-", min=0,
+            help="weight kept from the previous estimate of each type's mean and share per window (< 1)"),
+    ),
+    "ts": (
+        Arg("queues", str, "type", unit="-", choices=("type", "single"),
+            help="per-type queues served by waiting time over SLO (cPREMQ), or one FIFO (cPRESQ)"),
+        Arg("slice_ns", int, 5_000, unit="ns", min=1, help="a request runs this long before it may be preempted"),
+        Arg("preempt_cost_ns", int, 500, unit="ns", min=0, help="added to a preempted request's remaining time"),
+        Arg("slo_x", float, 10.0, unit="x nominal",
+            help="each type's SLO as a multiple of its nominal service time (> 0), for queue selection"),
+    ),
 }
-COMMON = {"queue_len": 4096}
 MAX_WORKERS = 1024
 
 
-def make_policy(name: str, workload, n_workers: int, **params) -> Policy:
-    """A fresh policy ``name`` for ``workload`` on ``n_workers`` workers (see ``PARAMS``)."""
+def policy_key(name: str) -> str:
+    """The policy's canonical (lower-case) name; ArgError for an unknown one."""
     key = str(name).lower()
     if key not in POLICIES:
         raise ArgError(f"unknown policy {name!r} (policies: {', '.join(POLICIES)})")
+    return key
+
+
+def policy_args(name: str) -> tuple[Arg, ...]:
+    """Every argument policy ``name`` takes: :data:`COMMON_ARGS`, then its own."""
+    return COMMON_ARGS + POLICY_ARGS.get(policy_key(name), ())
+
+
+def bind_policy_params(name: str, params: dict) -> dict:
+    """``params`` checked against the policy's arguments; returns every argument with its value
+    (unknown names, wrong types and out-of-range values raise ArgError naming the policy)."""
+    key = policy_key(name)
+    declared = policy_args(key)
+    p = bind_args(f"policy {key}", declared, params)
+    for a in declared:
+        v = p[a.name]
+        if a.type is float and math.isnan(v):
+            raise ArgError(f"policy {key}: argument {a.name!r} must be a number, got {v!r}")
+    return p
+
+
+def make_policy(name: str, workload, n_workers: int, **params) -> Policy:
+    """A fresh policy ``name`` for ``workload`` on ``n_workers`` workers (arguments: :func:`policy_args`)."""
+    key = policy_key(name)
     if not isinstance(n_workers, (int, np.integer)) or not 1 <= n_workers <= MAX_WORKERS:
         raise ArgError(f"policy {key}: n_workers must be an integer in 1..{MAX_WORKERS}, got {n_workers!r}")
-    allowed = {**COMMON, **PARAMS[key]}
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ArgError(f"policy {key}: unknown parameter {unknown[0]!r} (it takes: {', '.join(allowed) or 'none'})")
-    p = {**allowed, **params}
+    p = bind_policy_params(key, params)
     n_w = int(n_workers)
     types = workload.types
     n_t = len(types)
     kind = POLICIES[key]
-    single = key == "cfcfs" or (key == "ts" and _choice(key, "queues", p["queues"], ("type", "single")) == "single")
+    single = key == "cfcfs" or (key == "ts" and p["queues"] == "single")
     n_q = 1 if single else (n_w if kind in (DFCFS, STEAL) else n_t + 1)
-    cap = _positive_int(key, "queue_len", p["queue_len"])
+    cap = p["queue_len"]
     nominal = np.array([t.service_ns for t in types], dtype=np.float64)
 
     st = PolicyState(
@@ -584,14 +641,14 @@ def make_policy(name: str, workload, n_workers: int, **params) -> Policy:
     ip[I_KIND], ip[I_W], ip[I_T], ip[I_Q], ip[I_CAP], ip[I_IDLE] = kind, n_w, n_t, n_q, cap, n_w
     ip[I_SINGLEQ] = 1 if single else 0
     if key == "dfcfs":
-        ip[I_HASH] = 1 if _choice(key, "assign", p["assign"], ("rr", "hash")) == "hash" else 0
+        ip[I_HASH] = 1 if p["assign"] == "hash" else 0
     if key in ("edf", "ts"):
         x = _positive(key, "deadline_x" if key == "edf" else "slo_x", p.get("deadline_x", p.get("slo_x")))
         st.t_deadline_ns[:n_t] = x * nominal
         st.t_deadline_ns[n_t] = x * nominal.max()  # UNKNOWN: as patient as the longest type
     if key == "ts":
-        fp[F_SLICE] = _positive(key, "slice_ns", p["slice_ns"])
-        fp[F_PCOST] = _non_negative(key, "preempt_cost_ns", p["preempt_cost_ns"])
+        fp[F_SLICE] = p["slice_ns"]
+        fp[F_PCOST] = p["preempt_cost_ns"]
     pol = Policy(key, workload, n_w, st, p)
     if key == "darc":
         _setup_darc(pol, p, n_w, n_t)
@@ -601,20 +658,20 @@ def make_policy(name: str, workload, n_workers: int, **params) -> Policy:
 def _setup_darc(pol: Policy, p: dict, n_w: int, n_t: int) -> None:
     st = pol.state
     ip, fp = st.ip, st.fp
-    fp[F_TOL] = _non_negative("darc", "tolerance", p["tolerance"])
-    fp[F_THRESH] = _non_negative("darc", "threshold", p["threshold"])
-    fp[F_SMOOTH] = _non_negative("darc", "smoothing", p["smoothing"])
+    fp[F_TOL] = p["tolerance"]
+    fp[F_THRESH] = p["threshold"]
+    fp[F_SMOOTH] = p["smoothing"]
     if fp[F_SMOOTH] >= 1:
         raise ArgError(f"policy darc: smoothing must be below 1 (the weight kept from past windows), got {p['smoothing']!r}")
-    ip[I_RESA_NEEDED] = _positive_int("darc", "resa_samples", p["resa_samples"])
-    ip[I_WIN_MIN] = _positive_int("darc", "window_min", p["window_min"])
-    profile = _choice("darc", "profile", p["profile"], ("online", "oracle"))
+    ip[I_RESA_NEEDED] = p["resa_samples"]
+    ip[I_WIN_MIN] = p["window_min"]
+    profile = p["profile"]
     if p["n_resas"] is not None:
         k = p["n_resas"]
         if n_t != 2:
             raise ArgError(f"policy darc: n_resas (static reservation) needs exactly two request types, "
                            f"the workload has {n_t}")
-        if not isinstance(k, (int, np.integer)) or not 0 <= k < n_w:
+        if not 0 <= k < n_w:
             raise ArgError(f"policy darc: n_resas must be an integer in 0..{n_w - 1}, got {k!r}")
         short, long_ = st.t_order
         st.t_group[short], st.t_group[long_] = 0, 1
@@ -635,32 +692,7 @@ def _setup_darc(pol: Policy, p: dict, n_w: int, n_t: int) -> None:
         ip[I_MODE] = M_PROFILING
 
 
-def _choice(policy: str, arg: str, value, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise ArgError(f"policy {policy}: {arg} must be one of {', '.join(options)}, got {value!r}")
+def _positive(policy: str, arg: str, value: float) -> float:
+    if not value > 0:
+        raise ArgError(f"policy {policy}: {arg} must be > 0, got {value!r}")
     return value
-
-
-def _number(policy: str, arg: str, value, minimum: float, strict: bool) -> float:
-    """``value`` as a float that is above ``minimum`` (``strict``) or at least it."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not (v > minimum if strict else v >= minimum):
-        raise ArgError(f"policy {policy}: {arg} must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
-    return v
-
-
-def _positive(policy: str, arg: str, value) -> float:
-    return _number(policy, arg, value, 0, True)
-
-
-def _non_negative(policy: str, arg: str, value) -> float:
-    return _number(policy, arg, value, 0, False)
-
-
-def _positive_int(policy: str, arg: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ArgError(f"policy {policy}: {arg} must be a positive integer, got {value!r}")
-    return int(value)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from tailgate.measure.percentile import nearest_ranks
+
 LINEAR = 64          # values 0..63 have one bucket each
 SUB_BITS = 5         # 32 buckets per power of two above that
 SUB = 1 << SUB_BITS
@@ -28,7 +30,7 @@ N_BUCKETS = LINEAR + (MAX_MSB - 5) * SUB
 
 
 @njit(cache=True)
-def _bucket(v):
+def bucket_index(v):
     if v < LINEAR:
         return max(v, 0)
     msb = 63
@@ -43,7 +45,7 @@ def _bucket(v):
 @njit(cache=True)
 def _record(counts, values):
     for k in range(values.shape[0]):
-        counts[_bucket(values[k])] += 1
+        counts[bucket_index(values[k])] += 1
 
 
 def bucket_upper_ns(i: np.ndarray | int) -> np.ndarray:
@@ -66,7 +68,7 @@ def percentiles_from_counts(counts: np.ndarray, pcts) -> np.ndarray:
         return np.full(len(pcts), np.nan)
     cum = np.cumsum(counts)
     # Rank of the percentile: the smallest value with at least p% of samples at or below it.
-    ranks = np.maximum(np.ceil(pcts / 100.0 * total), 1)
+    ranks = nearest_ranks(total, pcts)
     idx = np.searchsorted(cum, ranks, side="left")
     return bucket_upper_ns(idx).astype(np.float64)
 
@@ -77,7 +79,7 @@ def percentile_of_rows(counts: np.ndarray, pct: float) -> np.ndarray:
     counts = np.atleast_2d(counts)
     cum = np.cumsum(counts, axis=1)
     total = cum[:, -1]
-    ranks = np.maximum(np.ceil(pct / 100.0 * total), 1)
+    ranks = nearest_ranks(total, pct)
     idx = (cum < ranks[:, None]).sum(axis=1)          # first bucket reaching the rank
     out = bucket_upper_ns(np.minimum(idx, counts.shape[1] - 1)).astype(np.float64)
     out[total == 0] = np.nan

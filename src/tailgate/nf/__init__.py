@@ -1,4 +1,14 @@
-"""The built-in network functions. Every class here is available by name in pipeline scripts."""
+"""The built-in network functions. Every class here is available by name in pipeline scripts.
+
+Each class's docstring is its manual: what it does, its gates, its drop reasons and an example
+that drives it on crafted frames (:func:`tailgate.dataplane.drive.drive`,
+:func:`tailgate.packet.craft.frame`) and shows what came out. ``tailgate modules NAME`` prints
+the manual followed by the argument table generated from the class's ``args``, where every
+:class:`~tailgate.core.args.Arg` carries a unit (``"-"`` when it has none) and a one-line help.
+tests/nf/test_manuals.py runs every example, as Snabb's ``selftest()`` does, and fails on a
+class without one or on an argument without unit or help.
+"""
+
 from tailgate.dataplane.module import Module
 from tailgate.nf.acl import ACL
 from tailgate.nf.basic import (

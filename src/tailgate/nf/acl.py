@@ -56,7 +56,7 @@ from numba import njit
 from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
-from tailgate.nf.lookup import parse_ipv4, parse_ipv6
+from tailgate.packet.addr import parse_ipv4, parse_ipv6
 from tailgate.packet.proto import parse
 from tailgate.packet.wide import slot_row
 
@@ -383,16 +383,12 @@ class ACL(Module):
     a number sends it to that gate, ``drop`` drops it (reason ``denied``). Packets no rule matches
     get ``default_action``.
 
-    Arguments:
-        rules (list of dicts, none): e.g. ``[dict(src="10.0.0.0/8", dst="*", proto="udp",
-            sport="*", dport="1000-2000", action="accept"), ...]``; omitted fields are ``*``,
-            ``action`` is required. Errors name the rule's index.
-        rules_file (str, none): the same rules in a file, one ``SRC DST PROTO SPORT DPORT ACTION``
-            per line, ``#`` comments; errors name the file and line. Give exactly one of
-            ``rules`` / ``rules_file`` (an empty list is allowed: everything takes the default).
-        default_action (str or int, "drop"): ``accept``, ``drop`` (reason ``no_match``) or a gate.
-        gates (int, largest gate used + 1): output gates; an action naming a gate >= ``gates`` is
-            an error.
+    Rules come inline (``rules``: ``[dict(src="10.0.0.0/8", dst="*", proto="udp", sport="*",
+    dport="1000-2000", action="accept"), ...]``, omitted fields are ``*``, ``action`` is
+    required; errors name the rule's index) or from a file (``rules_file``: one ``SRC DST PROTO
+    SPORT DPORT ACTION`` per line, ``#`` comments; errors name the file and line). Give exactly
+    one; an empty list is allowed (everything takes the default). An action naming a gate >=
+    ``gates`` is an error.
 
     Drop reasons: ``denied`` (a drop rule matched), ``no_match`` (no rule matched and the default
     action is drop).
@@ -405,13 +401,21 @@ class ACL(Module):
     Cost model: ``(60.0, 35.0)`` ns — T0 + T1·batch for a table of about ten rules (matching is
     linear in the rules a packet passes before its first match).
 
-    Example::
+    Example: in a pipeline, ``src >> acl; acl[0] >> out; acl[1] >> inspect``.
 
-        acl = ACL(rules=[dict(src="10.0.0.0/8", proto="udp", dport=53, action="accept"),
-                         dict(dst="192.0.2.0/24", proto="tcp", dport="1000-2000", action=1),
-                         dict(proto="icmp", action="drop")],
-                  default_action="accept")
-        src >> acl; acl[0] >> out; acl[1] >> inspect
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import ACL
+    >>> from tailgate.packet.craft import frame
+    >>> acl = ACL(rules=[dict(src="10.0.0.0/8", proto="udp", dport=53, action="accept"),
+    ...                  dict(dst="192.0.2.0/24", proto="tcp", dport="1000-2000", action=1),
+    ...                  dict(proto="icmp", action="drop")],
+    ...           default_action="accept")
+    >>> out, _ = drive(acl, [frame(dport=53), frame(proto="tcp", dst_ip="192.0.2.9", dport=1500),
+    ...                      frame(proto="icmp"), frame(dport=80)])
+    >>> len(out[0]), len(out[1]), acl.counter("drops.denied")
+    (2, 1, 1)
+    >>> acl.hits.tolist()                   # rule 0, 1, 2, then the default
+    [1, 1, 1, 1]
 
     Related: :class:`~tailgate.nf.classify.ExactMatch`, :class:`~tailgate.nf.lookup.IPv4Lookup`,
     :class:`~tailgate.nf.classify.HashSplit`.
@@ -420,14 +424,15 @@ class ACL(Module):
     drop_reasons = ("denied", "no_match")
     cost_ns = (60.0, 35.0)
     args = (
-        Arg("rules", any_value, None, help="list of rule dicts: src, dst, proto, sport, dport, action"),
-        Arg("rules_file", str, None, help="rules file: one 'SRC DST PROTO SPORT DPORT ACTION' per line"),
-        Arg("default_action", any_value, "drop", help="accept, drop or a gate number, for unmatched packets"),
-        Arg("gates", int, None, min=1, max=65535, help="output gates (default: largest gate used + 1)"),
+        Arg("rules", any_value, None, unit="-", help="list of rule dicts: src, dst, proto, sport, dport, action"),
+        Arg("rules_file", str, None, unit="-", help="rules file: one 'SRC DST PROTO SPORT DPORT ACTION' per line"),
+        Arg("default_action", any_value, "drop", unit="-",
+            help="for packets no rule matches: accept, drop (no_match) or a gate number"),
+        Arg("gates", int, None, unit="-", min=1, max=65535, help="output gates; None = largest gate used + 1"),
     )
 
     def setup(self) -> None:
-        self._compile()
+        self.rebuild_or_roll_back(self._compile)
         self.n_ogates = self._n_gates
 
     def _compile(self) -> None:
@@ -461,8 +466,8 @@ class ACL(Module):
         gates_used = [p[-1] for p in parsed if p[-1] >= 0] + ([default] if default >= 0 else [])
         top = max(gates_used) + 1 if gates_used else 1
         n_gates = self.gates if self.gates is not None else top
-        if getattr(self, "_ogates", None) is not None:
-            n_gates = len(self._ogates)
+        if self.n_ogates_built is not None:
+            n_gates = self.n_ogates_built
         for w, p in zip(where, parsed):
             if p[-1] >= n_gates:
                 raise ArgError(
@@ -478,23 +483,13 @@ class ACL(Module):
         self._default_code = default if default >= 0 else -2
         self._n_gates = n_gates
         self.hits = np.zeros(self.table.n + 1, dtype=np.int64)
-        self._applied = {a.name: getattr(self, a.name) for a in type(self).args}
 
     def on_set(self, name: str) -> None:
         if name in ("rules", "rules_file", "default_action", "gates"):
-            if name == "rules" and self.rules is not None:
-                self.rules_file = None
-            elif name == "rules_file" and self.rules_file is not None:
-                self.rules = None
-            try:
-                self._compile()
-            except ArgError:
-                for k, v in self._applied.items():  # keep the rules that worked
-                    setattr(self, k, v)
-                raise
+            self.rebuild_or_roll_back(self._compile, changed=name, one_of=("rules", "rules_file"))
 
     def process(self, batch) -> None:
-        hv = parse(batch)  # = batch.headers (cached on the batch), without the property's import
+        hv = parse(batch)  # = batch.headers (cached on the batch)
         codes = _acl_kernel(
             batch.pool.data, hv.slots, hv.l3_off, hv.l4_off, hv.ip_proto, self._ri, self._ru, self._default_code,
             self.hits,

@@ -1,7 +1,8 @@
 """Basic network functions: sources, sinks, queues, synthetic cost, merge, metadata.
 
-Each class docstring is its manual. Task roots (``Source``, ``PcapSource``, ``Queue``) own a task;
-everything else runs when fed.
+Each class docstring is its manual (``tailgate modules NAME`` adds the argument table generated
+from its declarations), and its example runs as a test. Task roots (``Source``, ``PcapSource``,
+``Queue``) own a task; everything else runs when fed.
 """
 
 from __future__ import annotations
@@ -40,26 +41,28 @@ class Source(Module):
     """Source — synthetic traffic generator (task root).
 
     Gates: 0 in / 1 out. Makes packets from flow templates (:mod:`tailgate.packet.synth`): by
-    default ``flows`` random IPv4/UDP flows, or the ``templates`` given.
+    default ``flows`` random flows of ``proto``, or the ``templates`` given. ``size_dist`` is
+    ``fixed`` (every frame ``size_bytes``), ``imix``, ``uniform:LO:HI`` or ``choice:A/B/C``.
 
-    Arguments:
-        rate_pps (pps, 0): offered rate; 0 means as fast as the pipeline takes packets. Packets
-            carry their *scheduled* send time in ``arrival_ns``, so queueing behind a busy
-            pipeline shows up as latency.
-        flows (int, 16): number of random flows when no templates are given.
-        templates (list of FlowTemplate, None): explicit flows.
-        size_bytes (bytes, 64): frame size (without FCS) for ``size_dist=fixed``.
-        size_dist (str, "fixed"): fixed, imix, uniform:LO:HI or choice:A/B/C.
-        proto (str, "udp"): udp, tcp or icmp for random flows.
-        dst_prefix (str, None): draw random flows' destinations from this IPv4 prefix.
-        seed (int, 0): random seed; same seed, same packets.
-        packets (int, 0): stop after this many packets (0: never).
-        backpressure (bool, True): yield while a downstream queue is overloaded.
+    Packets carry their *scheduled* send time in ``arrival_ns`` (``1 / rate_pps`` apart), so
+    queueing behind a busy pipeline shows up as latency; with ``rate_pps=0`` the source sends as
+    fast as the pipeline takes packets. Drop reason ``pool_exhausted``: the packet pool had no
+    free slot for a packet that was due.
 
-    Example::
+    Example: 1000 IMIX packets at 1 Mpps on the virtual clock; the last one is due at 999 us.
 
-        src = Source(rate_pps=1e6, flows=64, size_dist="imix")
-        src >> CheckIPHeader() >> Sink()
+    >>> from tailgate.core.clock import VirtualClock
+    >>> from tailgate.dataplane.graph import Pipeline
+    >>> from tailgate.dataplane.runtime import Runtime
+    >>> from tailgate.nf import Sink, Source
+    >>> with Pipeline() as p:
+    ...     src = Source(rate_pps=1e6, flows=4, size_dist="imix", packets=1000)
+    ...     sink = src >> Sink()
+    >>> rt = Runtime(p, VirtualClock())
+    >>> rt.run()
+    'input exhausted'
+    >>> sink.packets_in, rt.clock.now_ns()
+    (1000, 999000)
 
     See also: PcapSource, Queue.
     """
@@ -68,16 +71,17 @@ class Source(Module):
     task_root = True
     drop_reasons = ("pool_exhausted",)
     args = (
-        Arg("rate_pps", float, 0.0, unit="pps", help="offered rate, 0 = unlimited", min=0),
-        Arg("flows", int, 16, help="random flows", min=1, max=1 << 20),
-        Arg("templates", any_value, None, help="list of FlowTemplate"),
-        Arg("size_bytes", int, 64, unit="bytes", min=42, max=9000),
-        Arg("size_dist", str, "fixed"),
-        Arg("proto", str, "udp", choices=("udp", "tcp", "icmp")),
-        Arg("dst_prefix", str, None),
-        Arg("seed", int, 0),
-        Arg("packets", int, 0, help="stop after this many packets, 0 = never", min=0),
-        Arg("backpressure", bool, True),
+        Arg("rate_pps", float, 0.0, unit="pps", help="offered rate; 0 = as fast as the pipeline takes packets", min=0),
+        Arg("flows", int, 16, unit="-", help="random flows made when no templates are given", min=1, max=1 << 20),
+        Arg("templates", any_value, None, unit="-",
+            help="explicit flows (a list of FlowTemplate) instead of random ones"),
+        Arg("size_bytes", int, 64, unit="bytes", help="frame size without FCS (size_dist=fixed)", min=42, max=9000),
+        Arg("size_dist", str, "fixed", unit="-", help="frame sizes: fixed, imix, uniform:LO:HI or choice:A/B/C"),
+        Arg("proto", str, "udp", unit="-", help="protocol of the random flows", choices=("udp", "tcp", "icmp")),
+        Arg("dst_prefix", str, None, unit="-", help="IPv4 prefix the random flows' destinations come from"),
+        Arg("seed", int, 0, unit="-", help="random seed; the same seed gives the same packets"),
+        Arg("packets", int, 0, unit="packets", help="stop after this many packets; 0 = never", min=0),
+        Arg("backpressure", bool, True, unit="-", help="yield while a downstream queue is overloaded"),
     )
 
     def setup(self) -> None:
@@ -163,24 +167,45 @@ class PcapSource(Module):
     ``arrival_ns`` is the clock time they entered, and the capture timestamp is kept in annotation
     ``ANNO_CAPTURE_TS`` (PcapSink writes it back out by default).
 
-    Arguments:
-        path (str, required): the capture file.
-        loops (int, 1): replay the file this many times.
-        rate_pps (pps, 0): pace the replay; 0 = as fast as possible.
-        backpressure (bool, True): yield while a downstream queue is overloaded.
-
     A corrupt or truncated capture stops the replay where the damage starts; the packets before it
     are processed, and the error (naming the file and byte offset) is kept in ``error`` and shown
     in the run summary.
+
+    Example: write three frames with PcapSink, then replay the file twice.
+
+    >>> import os, tempfile
+    >>> from tailgate.core.clock import VirtualClock
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.dataplane.graph import Pipeline
+    >>> from tailgate.dataplane.runtime import Runtime
+    >>> from tailgate.nf import PcapSink, PcapSource, Sink
+    >>> from tailgate.packet.craft import frame
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "in.pcap")
+    >>> with Pipeline():
+    ...     writer = PcapSink(path=path)
+    >>> _ = drive(writer, [frame(sport=port) for port in (1, 2, 3)])
+    >>> writer.finish()
+    >>> with Pipeline() as p:
+    ...     src = PcapSource(path=path, loops=2)
+    ...     sink = src >> Sink()
+    >>> Runtime(p, VirtualClock()).run()
+    'input exhausted'
+    >>> src.sent, sink.packets_in, src.error
+    (6, 6, None)
+    >>> tmp.cleanup()
+
+    See also: PcapSink, Source.
     """
 
     n_igates = 0
     task_root = True
     args = (
-        Arg("path", str, help="pcap or pcapng file"),
-        Arg("loops", int, 1, min=1),
-        Arg("rate_pps", float, 0.0, unit="pps", min=0),
-        Arg("backpressure", bool, True),
+        Arg("path", str, unit="-", help="the capture file, pcap or pcapng"),
+        Arg("loops", int, 1, unit="-", help="replay the file this many times", min=1),
+        Arg("rate_pps", float, 0.0, unit="pps", help="pace of the replay; 0 = as fast as the pipeline takes packets",
+            min=0),
+        Arg("backpressure", bool, True, unit="-", help="yield while a downstream queue is overloaded"),
     )
 
     def setup(self) -> None:
@@ -257,7 +282,17 @@ class PcapSource(Module):
 
 
 class Sink(Module):
-    """Sink — frees every packet it gets and counts them. Gates: 1 in / 0 out."""
+    """Sink — frees every packet it gets and counts them. Gates: 1 in / 0 out.
+
+    Example:
+
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import Sink
+    >>> from tailgate.packet.craft import frame
+    >>> out, pool = drive(Sink(), [frame(), frame()])
+    >>> out, pool.n_used                # nothing leaves; both slots are back in the pool
+    ({}, 0)
+    """
 
     n_ogates = 0
 
@@ -266,7 +301,18 @@ class Sink(Module):
 
 
 class Drop(Module):
-    """Drop — drops every packet under reason ``dropped`` (counted as drops). Gates: 1 in / 0 out."""
+    """Drop — drops every packet under reason ``dropped`` (counted as drops). Gates: 1 in / 0 out.
+
+    Example:
+
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import Drop
+    >>> from tailgate.packet.craft import frame
+    >>> drop = Drop()
+    >>> out, pool = drive(drop, [frame(), frame()])
+    >>> drop.counter("drops.dropped"), pool.n_used
+    (2, 0)
+    """
 
     n_ogates = 0
     drop_reasons = ("dropped",)
@@ -278,22 +324,36 @@ class Drop(Module):
 class PcapSink(Module):
     """PcapSink — writes packets to a pcap or pcapng file, then frees them. Gates: 1 in / 0 out.
 
-    Arguments:
-        path (str, required): output file (overwritten).
-        format (str, "pcap"): pcap or pcapng.
-        nanosecond (bool, True): nanosecond timestamps.
-        snaplen (bytes, 65535): bytes kept per packet.
-        timestamps (str, "capture"): ``capture`` writes the capture timestamp when the packet came
-            from a pcap (else the clock time), ``clock`` always writes the clock's ``arrival_ns``.
+    The file is overwritten, and complete once the run ends (``finish``). With
+    ``timestamps="capture"`` a packet that came from a capture keeps its capture timestamp and
+    any other gets its ``arrival_ns``; ``timestamps="clock"`` always writes ``arrival_ns``.
+
+    Example: three 64-byte frames make a 24-byte file header and three 16-byte record headers
+    with their frames.
+
+    >>> import os, tempfile
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import PcapSink
+    >>> from tailgate.packet.craft import frame
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> sink = PcapSink(path=os.path.join(tmp.name, "out.pcap"))
+    >>> out, pool = drive(sink, [frame(sport=port) for port in (1, 2, 3)])
+    >>> sink.finish()
+    >>> os.path.getsize(sink.path), pool.n_used
+    (264, 0)
+    >>> tmp.cleanup()
+
+    See also: PcapSource.
     """
 
     n_ogates = 0
     args = (
-        Arg("path", str),
-        Arg("format", str, "pcap", choices=("pcap", "pcapng")),
-        Arg("nanosecond", bool, True),
-        Arg("snaplen", int, 65535, unit="bytes", min=1, max=262144),
-        Arg("timestamps", str, "capture", choices=("capture", "clock")),
+        Arg("path", str, unit="-", help="output file (overwritten)"),
+        Arg("format", str, "pcap", unit="-", help="file format", choices=("pcap", "pcapng")),
+        Arg("nanosecond", bool, True, unit="-", help="nanosecond timestamps (else microseconds)"),
+        Arg("snaplen", int, 65535, unit="bytes", help="bytes kept of each packet", min=1, max=262144),
+        Arg("timestamps", str, "capture", unit="-", help="capture: keep capture timestamps; clock: arrival_ns",
+            choices=("capture", "clock")),
     )
 
     def setup(self) -> None:
@@ -313,17 +373,27 @@ class PcapSink(Module):
 class Bypass(Module):
     """Bypass — synthetic cost: busy-waits ``t0_ns`` per batch plus ``t1_ns`` per packet (as in Batchy).
 
-    Gates: 1 in / ``gates`` out (packets leave on gate 0; extra gates exist for building test graphs).
-    Under the virtual clock it does not spin: its modeled cost defaults to ``(t0_ns, t1_ns)``.
+    Gates: 1 in / 1 out. Under the virtual clock it does not spin: its modeled cost defaults to
+    ``(t0_ns, t1_ns)``, and changing either argument while running changes the model too.
 
-    Arguments:
-        t0_ns (ns, 0): cost per batch.
-        t1_ns (ns, 0): cost per packet.
+    Example:
+
+    >>> from tailgate.core.clock import VirtualClock
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import Bypass
+    >>> from tailgate.packet.craft import frame
+    >>> bypass = Bypass(t0_ns=100, t1_ns=10)
+    >>> bypass.cost_ns                  # what the virtual clock charges a batch of b: T0 + T1·b
+    (100.0, 10.0)
+    >>> bypass.clock = VirtualClock()   # the runtime sets the clock; this one never spins
+    >>> out, _ = drive(bypass, [frame(), frame()])
+    >>> len(out[0])
+    2
     """
 
     args = (
-        Arg("t0_ns", float, 0.0, unit="ns", min=0),
-        Arg("t1_ns", float, 0.0, unit="ns", min=0),
+        Arg("t0_ns", float, 0.0, unit="ns", help="cost of each batch", min=0),
+        Arg("t1_ns", float, 0.0, unit="ns", help="cost of each packet", min=0),
     )
 
     def setup(self) -> None:
@@ -349,20 +419,27 @@ class Queue(Module):
     ``high_water`` of capacity the queue signals overload, and upstream tasks whose root honours
     backpressure yield until it falls below ``low_water`` (as BESS does at 90 % / 15 %).
 
-    Arguments:
-        size (packets, 1024): capacity.
-        backpressure (bool, True): signal overload upstream.
-        high_water (fraction, 0.9), low_water (fraction, 0.15).
+    Example: six packets into a queue of four.
+
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import Queue
+    >>> from tailgate.packet.craft import frame
+    >>> q = Queue(size=4)
+    >>> _ = drive(q, [frame(sport=port) for port in range(6)])
+    >>> len(q), q.counter("drops.queue_full"), q.overloaded()
+    (4, 2, True)
     """
 
     task_root = True
     drop_reasons = ("queue_full",)
     cost_ns = (20.0, 2.0)
     args = (
-        Arg("size", int, 1024, unit="packets", min=1, max=1 << 26),
-        Arg("backpressure", bool, True),
-        Arg("high_water", float, 0.9, min=0.0, max=1.0),
-        Arg("low_water", float, 0.15, min=0.0, max=1.0),
+        Arg("size", int, 1024, unit="packets", help="capacity", min=1, max=1 << 26),
+        Arg("backpressure", bool, True, unit="-", help="signal overload to upstream tasks"),
+        Arg("high_water", float, 0.9, unit="fraction", help="share of size above which the queue is overloaded",
+            min=0.0, max=1.0),
+        Arg("low_water", float, 0.15, unit="fraction", help="share of size below which the overload ends",
+            min=0.0, max=1.0),
     )
 
     def setup(self) -> None:
@@ -428,9 +505,19 @@ class Merge(Module):
 
     Gates: ``inputs`` in / 1 out. Several upstream gates may also feed one input gate directly; Merge
     makes the join point explicit and countable.
+
+    Example:
+
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import Merge
+    >>> from tailgate.packet.craft import frame
+    >>> merge = Merge(inputs=3)
+    >>> out, _ = drive(merge, [frame()], igate=2)       # what comes in on any gate leaves on 0
+    >>> len(out[0])
+    1
     """
 
-    args = (Arg("inputs", int, 2, min=1, max=64),)
+    args = (Arg("inputs", int, 2, unit="-", help="input gates", min=1, max=64),)
 
     def setup(self) -> None:
         self.n_igates = self.inputs
@@ -445,12 +532,22 @@ _META_FIELDS = ("flow_id", "in_port", "out_port") + tuple(f"anno{k}" for k in ra
 class SetMetadata(Module):
     """SetMetadata — sets one metadata column of every packet to ``value``.
 
-    Gates: 1 in / 1 out. ``field`` is flow_id, in_port, out_port or anno0..anno7.
+    Gates: 1 in / 1 out. The packet bytes do not change; later modules read the column.
+
+    Example: the column is in the pool, beside the frames that left.
+
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import SetMetadata
+    >>> from tailgate.packet.craft import frame
+    >>> out, pool = drive(SetMetadata(field="out_port", value=3), [frame(), frame()])
+    >>> pool.out_port[pool.in_use].tolist()
+    [3, 3]
     """
 
     args = (
-        Arg("field", str, choices=_META_FIELDS),
-        Arg("value", int, 0),
+        Arg("field", str, unit="-", help="metadata column: flow_id, in_port, out_port or anno0..anno7",
+            choices=_META_FIELDS),
+        Arg("value", int, 0, unit="-", help="the value written"),
     )
 
     def process(self, batch) -> None:
@@ -466,6 +563,19 @@ class Timestamp(Module):
     """Timestamp — writes the clock's current time (ns) into annotation ``ANNO_TIMESTAMP``.
 
     Gates: 1 in / 1 out. A later ``Measure(since="timestamp")`` measures delay from here.
+
+    Example:
+
+    >>> from tailgate.core.clock import VirtualClock
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import Timestamp
+    >>> from tailgate.packet.craft import frame
+    >>> from tailgate.packet.pool import ANNO_TIMESTAMP
+    >>> ts = Timestamp()
+    >>> ts.clock = VirtualClock(5000)               # the runtime sets the clock
+    >>> out, pool = drive(ts, [frame()])
+    >>> pool.anno[pool.in_use, ANNO_TIMESTAMP].tolist()
+    [5000]
     """
 
     def process(self, batch) -> None:

@@ -36,7 +36,7 @@ from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
 from tailgate.nf.acl import PROTO_NAMES
-from tailgate.nf.lookup import parse_ipv4
+from tailgate.packet.addr import parse_ipv4
 from tailgate.packet.proto import parse
 
 __all__ = ["ExactMatch", "HashSplit", "FIELDS", "parse_field_value"]
@@ -148,19 +148,15 @@ class ExactMatch(Module):
     Gates: 1 in / ``gates`` out. The lookup is a binary search in the sorted rule keys (one numba
     call per batch).
 
-    Arguments:
-        field (str, required): the header field, a dotted path of the protocol view: ``eth.dst``,
-            ``eth.type``, ``vlan.vid``, ``ipv4.dst``, ``ipv4.src``, ``ipv4.proto``, ``udp.dport``,
-            ``tcp.dport``, ``dport``, ``sport``, ``ip_proto``, ... (the full list is in the module
-            manual and in ``tailgate.nf.classify.FIELDS``). An unknown name is an error that lists
-            the valid ones.
-        rules (dict, required): ``{value: gate}``. Values may be ints, numeric strings
-            (``"0x0800"``), MAC strings (``"02:00:00:00:00:01"``), IPv4 strings, protocol names for
-            protocol fields (``"udp"``) and ethertype names for ethertype fields (``"arp"``). A
-            list of ``(value, gate)`` pairs works too. Two keys with the same value are an error.
-        default_gate (int, none): gate for packets whose value has no rule, or that lack the
-            field's header. ``None`` drops them as ``no_match``.
-        gates (int, largest gate used + 1): output gates.
+    ``field`` is a dotted path of the protocol view: ``eth.dst``, ``eth.type``, ``vlan.vid``,
+    ``ipv4.dst``, ``ipv4.src``, ``ipv4.proto``, ``udp.dport``, ``tcp.dport``, ``dport``,
+    ``sport``, ``ip_proto``, ... (the full list is in the module manual and in
+    ``tailgate.nf.classify.FIELDS``); an unknown name is an error that lists the valid ones.
+    ``rules`` maps values to gates: ints, numeric strings (``"0x0800"``), MAC strings
+    (``"02:00:00:00:00:01"``), IPv4 strings, protocol names for protocol fields (``"udp"``) and
+    ethertype names for ethertype fields (``"arp"``); a list of ``(value, gate)`` pairs works
+    too. Two keys with the same value are an error. Packets that lack the field's header take
+    ``default_gate`` too.
 
     Drop reason: ``no_match``.
 
@@ -169,11 +165,17 @@ class ExactMatch(Module):
 
     Cost model: ``(45.0, 12.0)`` ns — one field read and one binary search per packet.
 
-    Example::
+    Example: in a pipeline, ``src >> em; em[0] >> host_a; em[1] >> host_b; em[2] >> flood``.
 
-        em = ExactMatch(field="eth.dst", rules={"02:00:00:00:00:01": 0, "02:00:00:00:00:02": 1},
-                        default_gate=2)
-        src >> em; em[0] >> host_a; em[1] >> host_b; em[2] >> flood
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import ExactMatch
+    >>> from tailgate.packet.craft import frame
+    >>> em = ExactMatch(field="eth.dst", rules={"02:00:00:00:00:01": 0, "02:00:00:00:00:02": 1},
+    ...                 default_gate=2)
+    >>> macs = ["02:00:00:00:00:02", "02:00:00:00:00:01", "02:00:00:00:00:99", "02:00:00:00:00:02"]
+    >>> out, _ = drive(em, [frame(dst_mac=m) for m in macs])
+    >>> {gate: len(leaving) for gate, leaving in sorted(out.items())}
+    {0: 1, 1: 2, 2: 1}
 
     Related: :class:`HashSplit`, :class:`~tailgate.nf.acl.ACL`, :class:`~tailgate.nf.lookup.IPv4Lookup`
     (prefixes rather than exact values).
@@ -182,23 +184,20 @@ class ExactMatch(Module):
     drop_reasons = ("no_match",)
     cost_ns = (45.0, 12.0)
     args = (
-        Arg("field", str, help="header field path, e.g. eth.dst, ipv4.dst, udp.dport"),
-        Arg("rules", any_value, help="{value: gate}"),
-        Arg("default_gate", int, None, min=0, help="gate for unmatched packets; None drops them (no_match)"),
-        Arg("gates", int, None, min=1, max=65535, help="output gates (default: largest gate used + 1)"),
+        Arg("field", str, unit="-", help="header field path, e.g. eth.dst, ipv4.dst, udp.dport"),
+        Arg("rules", any_value, unit="-", help="{value: gate}, or a list of (value, gate) pairs"),
+        Arg("default_gate", int, None, unit="-", min=0, help="gate for unmatched packets; None drops them (no_match)"),
+        Arg("gates", int, None, unit="-", min=1, max=65535, help="output gates; None = largest gate used + 1"),
     )
 
     def setup(self) -> None:
-        self._compile()
+        self.rebuild_or_roll_back(self._compile)
         self.n_ogates = self._n_gates
 
     def _compile(self) -> None:
         field = self.field.strip()
         if field not in FIELDS:
             raise ArgError(f"{self.label}: unknown field {self.field!r}; valid fields: {', '.join(FIELDS)}")
-        self._field = field
-        self._path = field.split(".")
-        self._pres = FIELDS[field][1]
         rules = self.rules
         if isinstance(rules, dict):
             items = list(rules.items())
@@ -227,29 +226,27 @@ class ExactMatch(Module):
         used = gates + ([self.default_gate] if self.default_gate is not None else [])
         top = max(used) + 1 if used else 1
         n_gates = self.gates if self.gates is not None else top
-        if getattr(self, "_ogates", None) is not None:
-            n_gates = len(self._ogates)
+        if self.n_ogates_built is not None:
+            n_gates = self.n_ogates_built
         if top > n_gates:
             raise ArgError(f"{self.label}: gate {top - 1} is out of range (the module has {n_gates} output gates)")
+        # derived state only from here, where nothing can fail: a failed knob change keeps it all
         order = np.argsort(np.array(keys, dtype=np.uint64), kind="stable")
         self._keys = np.array(keys, dtype=np.uint64)[order]
         self._gates = np.array(gates, dtype=np.int32)[order]
         self._default_code = self.default_gate if self.default_gate is not None else -1
         self._n_gates = n_gates
-        self._applied = {a.name: getattr(self, a.name) for a in type(self).args}
+        self._field = field
+        self._path = field.split(".")
+        self._pres = FIELDS[field][1]
 
     def on_set(self, name: str) -> None:
         if name in ("field", "rules", "default_gate", "gates"):
-            try:
-                self._compile()
-            except ArgError:
-                for k, v in self._applied.items():  # keep the rules that worked
-                    setattr(self, k, v)
-                raise
+            self.rebuild_or_roll_back(self._compile)
 
     def values(self, batch) -> tuple[np.ndarray, np.ndarray]:
         """``(values, present)`` of the field for every packet of ``batch``."""
-        hv = parse(batch)  # = batch.headers (cached on the batch), without the property's import
+        hv = parse(batch)  # = batch.headers (cached on the batch)
         obj = hv
         for part in self._path:
             obj = getattr(obj, part)
@@ -270,19 +267,24 @@ class HashSplit(Module):
     parser's 32-bit hash of (src ip, dst ip, ip proto, sport, dport) for IPv4 and IPv6 (ports 0
     unless TCP/UDP). Every packet of a flow takes the same gate, and many flows spread about
     evenly. Not symmetric: the two directions of a connection may take different gates.
-    Non-IP packets (ARP, LLDP, truncated frames) all go to gate 0.
-
-    Arguments:
-        gates (int, 2): output gates (1..4096).
-        seed (int, 0): hash seed (32 bits); different seeds give independent spreads.
+    Non-IP packets (ARP, LLDP, truncated frames) all go to gate 0. Different seeds give
+    independent spreads.
 
     Cost model: ``(40.0, 9.0)`` ns — one hash per packet.
 
-    Example::
+    Example: in a pipeline, ``src >> lb`` and ``lb[g] >> workers[g]`` for each gate. 64 flows,
+    each sent twice, spread over 4 gates; both packets of a flow take the same one.
 
-        lb = HashSplit(gates=4, seed=7)
-        src >> lb
-        for g in range(4): lb[g] >> workers[g]
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import HashSplit
+    >>> from tailgate.packet.craft import frame
+    >>> lb = HashSplit(gates=4, seed=7)
+    >>> flows = [frame(sport=port) for port in range(1000, 1064)]
+    >>> out, _ = drive(lb, flows + flows)
+    >>> sorted(len(leaving) for leaving in out.values())
+    [26, 28, 36, 38]
+    >>> all(leaving.count(f) % 2 == 0 for leaving in out.values() for f in leaving)
+    True
 
     Related: :class:`~tailgate.nf.split.RandomSplit` (per packet, not per flow),
     :class:`ExactMatch`.
@@ -290,22 +292,22 @@ class HashSplit(Module):
 
     cost_ns = (40.0, 9.0)
     args = (
-        Arg("gates", int, 2, min=1, max=4096, help="output gates"),
-        Arg("seed", int, 0, min=0, max=0xFFFFFFFF, help="hash seed"),
+        Arg("gates", int, 2, unit="-", min=1, max=4096, help="output gates"),
+        Arg("seed", int, 0, unit="-", min=0, max=0xFFFFFFFF, help="hash seed (32 bits)"),
     )
 
     def setup(self) -> None:
         self.n_ogates = self.gates
 
     def on_set(self, name: str) -> None:
-        if name == "gates" and self.gates != len(self._ogates):
-            n = len(self._ogates)
+        if name == "gates" and self.gates != self.n_ogates_built:
+            n = self.n_ogates_built
             self.gates = n
             raise ArgError(f"{self.label}: the gate count cannot change while running (it has {n})")
 
     def gates_of(self, batch) -> np.ndarray:
         """The gate of every packet of ``batch`` (int32)."""
-        hv = parse(batch)  # = batch.headers (cached on the batch), without the property's import
+        hv = parse(batch)  # = batch.headers (cached on the batch)
         h = hv.flow_hash(self.seed)
         return np.where(hv.l3_off >= 0, h % np.uint32(self.gates), 0).astype(np.int32)
 
@@ -313,5 +315,5 @@ class HashSplit(Module):
         if self.gates == 1:
             self.emit(batch, 0)
             return
-        hv = parse(batch)  # = batch.headers (cached on the batch), without the property's import
+        hv = parse(batch)  # = batch.headers (cached on the batch)
         self.emit_codes(batch, _hash_split_kernel(hv.slots, hv.flow_hash(self.seed), hv.l3_off, self.gates))

@@ -2,7 +2,7 @@
 
 Manual
 ------
-Batchy puts one in front of every *controlled* module (see :mod:`tailgate.batchy.runner`); a
+Batchy puts one in front of every *controlled* module (see :mod:`tailgate.batchy.build`); a
 controller sets its ``trigger`` every control round. It runs inside its task, like any module
 (it is not a task root):
 
@@ -12,8 +12,8 @@ controller sets its ``trigger`` every control round. It runs inside its task, li
   exactly one batch of ``q`` leaves, in the same call (so a burst of 3·q leaves as three
   batches). What is left over waits for more packets.
 - Lowering the trigger below what is buffered flushes the buffer as-is (one batch) on the next
-  call or timer; a new value is validated (0..1024) before it takes effect, so a wrong one never
-  reaches the running buffer (the original checked the *old* value).
+  call or timer; a new value is checked against the argument's range before it takes effect,
+  so a wrong one never reaches the running buffer (the original checked the *old* value).
 - **Flush timeout** (the original has none: with a stalled input, its packets waited for
   ever): a packet never waits more than ``flush_timeout_ns``. The buffer is checked on every
   call, and the task it belongs to also checks it on every round, including rounds in which its
@@ -23,20 +23,31 @@ controller sets its ``trigger`` every control round. It runs inside its task, li
 Gates: 1 in / 1 out. Counters: ``occupancy``, ``flushes_timeout``, ``flushes_resize``,
 ``batches_out``; ``trigger`` is a knob (``fb.set("trigger", 16)``).
 
-Arguments:
-    trigger (packets, 0): the batch size released; 0 = pass-through. At most 1024.
-    flush_timeout_ns (ns, 1 000 000): the longest any packet waits in the buffer.
+Example: three packets wait for a fourth; six more make two batches of four and leave one.
+
+>>> from tailgate.dataplane.drive import drive
+>>> from tailgate.nf import FractionalBuffer
+>>> from tailgate.packet.craft import frame
+>>> fb = FractionalBuffer(trigger=4)
+>>> out, pool = drive(fb, [frame()] * 3)
+>>> out, len(fb)
+({}, 3)
+>>> out, _ = drive(fb, [frame()] * 6, pool=pool)     # the buffered packets live in this pool
+>>> len(out[0]), fb.counter("batches_out"), len(fb)
+(8, 2, 1)
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
 from tailgate.core.args import Arg
 from tailgate.dataplane.graph import Pipeline
 from tailgate.dataplane.module import Module
+from tailgate.packet.pool import MAX_TRIGGER
 
-MAX_TRIGGER = 1024
 #: room for a full trigger's leftovers plus the largest burst a task hands on (4096)
 _CAPACITY = MAX_TRIGGER + 4096
 _NEVER = 1 << 62
@@ -59,9 +70,8 @@ class FractionalBuffer(Module):
     def setup(self) -> None:
         self._idx = np.empty(_CAPACITY, np.int32)
         # (end position, arrival time) of each incoming batch still (partly) buffered: the oldest
-        # waiting packet's arrival is its first entry's (a per-packet time array cost three more
-        # numpy calls a batch: on the wall clock a buffer cost 2 us a batch and lost more than it
-        # saved)
+        # waiting packet's arrival is its first entry's (a per-packet time array would cost three
+        # more numpy calls a batch, more than a buffer saves on the wall clock: docs/notes.md)
         self._chunks: list[tuple[int, int]] = []
         self._n = 0
         self.deadline_ns = _NEVER                     # when the oldest buffered packet must leave
@@ -175,9 +185,6 @@ def hold_cost_ns(pool, batch_packets: int = 16, trigger: int = 20, calls: int = 
     ``trigger`` fed batches of ``batch_packets`` (emitting about one batch per call), less the same
     buffer passing them through (the median of five timings). Batchy's controller weighs it on the
     wall clock against what a larger batch saves the module behind."""
-    import time
-
-
     with Pipeline():                # a pipeline of its own: nothing joins the user's
         fb = FractionalBuffer(name="hold_cost")
     fb.pool = pool

@@ -4,16 +4,16 @@ Each class docstring is its manual. Per-packet work is one numba kernel (or a fe
 operations) over the batch; the protocol view comes from :mod:`tailgate.packet.proto`
 (``batch.headers``, parsed once per batch and shared by the modules that follow).
 
-Checksums are kept right *incrementally* (RFC 1624, ``HC' = ~(~HC + ~m + m')``) wherever a
-module changes a covered field, so a packet that came in with a right checksum leaves with one.
+Checksums are kept right *incrementally* (RFC 1624, ``HC' = ~(~HC + ~m + m')``, from
+:mod:`tailgate.packet.checksum`) wherever a module changes a covered field, so a packet that came
+in with a right checksum leaves with one. Addresses given as arguments are read by
+:mod:`tailgate.packet.addr`.
 
-The small helpers at the top (MAC/IPv4 parsing, byte access and checksum-update kernels) are
-shared with :mod:`tailgate.nf.nat` and :mod:`tailgate.nf.tunnel`.
+The byte-access helpers and the address-rewrite kernel at the top are shared with
+:mod:`tailgate.nf.nat` and :mod:`tailgate.nf.tunnel`.
 """
 
 from __future__ import annotations
-
-import ipaddress
 
 import numpy as np
 from numba import njit
@@ -21,6 +21,13 @@ from numba import njit
 from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
+from tailgate.packet.addr import ipv4_arg, mac_arg
+from tailgate.packet.checksum import (
+    csum_upd16,
+    csum_upd32,
+    ipv4_hdr_csum_of,
+    l4_csum_update32,
+)
 from tailgate.packet.proto import (
     B_MAL,
     C_FLAGS,
@@ -35,7 +42,6 @@ from tailgate.packet.proto import (
     M_TRUNCATED_L2,
     M_TRUNCATED_L3,
     hdr_cols,
-    ipv4_hdr_csum,
 )
 from tailgate.packet.wide import ld_be16, ld_be32, slot_row, st_be16, st_be32
 
@@ -46,49 +52,7 @@ __all__ = [
     "MACRewrite",
     "IPChecksum",
     "SetIPv4",
-    "parse_mac",
-    "parse_ipv4",
-    "format_mac",
 ]
-
-
-# ================================================================================================
-# argument helpers (shared with nat.py and tunnel.py)
-# ================================================================================================
-def parse_mac(owner: str, arg: str, value) -> int:
-    """``"02:00:00:00:00:01"`` (or ``-`` separated, or an int) -> 48-bit int; ArgError if not a MAC."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        if 0 <= int(value) < (1 << 48):
-            return int(value)
-    elif isinstance(value, str):
-        parts = value.strip().replace("-", ":").split(":")
-        if len(parts) == 6 and all(1 <= len(p) <= 2 for p in parts):
-            try:
-                octets = [int(p, 16) for p in parts]
-            except ValueError:
-                octets = None
-            if octets is not None:
-                v = 0
-                for o in octets:
-                    v = (v << 8) | o
-                return v
-    raise ArgError(f"{owner}: argument {arg!r} must be a MAC address like '02:00:00:00:00:01', got {value!r}")
-
-
-def format_mac(v: int) -> str:
-    return ":".join(f"{(int(v) >> (8 * (5 - i))) & 0xFF:02x}" for i in range(6))
-
-
-def parse_ipv4(owner: str, arg: str, value) -> int:
-    """``"10.0.0.1"`` (or an int) -> 32-bit int; ArgError if not an IPv4 address."""
-    try:
-        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            return int(ipaddress.IPv4Address(int(value)))
-        if isinstance(value, (str, ipaddress.IPv4Address)):
-            return int(ipaddress.IPv4Address(value.strip() if isinstance(value, str) else value))
-    except (ipaddress.AddressValueError, ValueError):
-        pass
-    raise ArgError(f"{owner}: argument {arg!r} must be an IPv4 address like '10.0.0.1', got {value!r}")
 
 
 def _user_cost(module: Module) -> bool:
@@ -131,44 +95,6 @@ rd16 = ld_be16
 wr16 = st_be16
 rd32 = ld_be32
 wr32 = st_be32
-
-
-@njit(cache=True, inline="always")
-def csum_upd16(c, old, new):
-    """RFC 1624 eqn. 3 for one 16-bit word: ``~(~c + ~old + new)`` (all int64)."""
-    s = ((~c) & 0xFFFF) + ((~old) & 0xFFFF) + (new & 0xFFFF)
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
-
-
-@njit(cache=True, inline="always")
-def csum_upd32(c, old, new):
-    c = csum_upd16(c, (old >> 16) & 0xFFFF, (new >> 16) & 0xFFFF)
-    return csum_upd16(c, old & 0xFFFF, new & 0xFFFF)
-
-
-@njit(cache=True, inline="always")
-def l4_csum_update32(row, l4, proto, old, new):
-    """Update the TCP/UDP checksum at ``l4`` for a 32-bit pseudo-header field (an address) change.
-
-    A UDP checksum of 0 means "none" and stays 0; a UDP result of 0 is stored as 0xFFFF.
-    """
-    if l4 < 0:
-        return
-    if proto == 6:
-        ck = l4 + 16
-    elif proto == 17:
-        ck = l4 + 6
-    else:
-        return
-    c = rd16(row, ck)
-    if proto == 17 and c == 0:
-        return
-    c = csum_upd32(c, old, new)
-    if proto == 17 and c == 0:
-        c = 0xFFFF
-    wr16(row, ck, c)
 
 
 @njit(cache=True)
@@ -223,7 +149,7 @@ def _check_ip_kernel(data, hbuf, verify, codes):
             # malformed further in (L4) but with a sound IPv4 header: only the checksum counts
             row = slot_row(data, np.uint64(slots[k]))
             o = np.int64(l3_off[k])
-            if ipv4_hdr_csum(row, o, (rd8(row, o) & 0x0F) * 4) != rd16(row, o + 10):
+            if ipv4_hdr_csum_of(row, o) != rd16(row, o + 10):
                 c = -6
         codes[k] = c
         if c != 0:
@@ -256,19 +182,25 @@ class CheckIPHeader(Module):
     past the IP header (a truncated TCP header, say) are not this module's business: such
     packets pass.
 
-    Arguments:
-        verify_checksum (bool, True): also verify the IPv4 header checksum.
+    Example: in a router, ``src >> CheckIPHeader() >> DecTTL() >> MACRewrite(dst=...) >> sink``.
+    A sound frame passes; a spoilt checksum and an IPv6 frame are dropped.
 
-    Example::
-
-        src >> CheckIPHeader() >> DecTTL() >> MACRewrite(dst="02:00:00:00:00:09") >> sink
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import CheckIPHeader
+    >>> from tailgate.packet.craft import frame
+    >>> check = CheckIPHeader()
+    >>> spoilt = bytearray(frame())
+    >>> spoilt[14 + 10] ^= 0xFF                     # a byte of the header checksum
+    >>> out, _ = drive(check, [frame(), bytes(spoilt), frame(src_ip="fd00::1", dst_ip="fd00::2")])
+    >>> len(out[0]), check.counter("drops.bad_checksum"), check.counter("drops.not_ipv4")
+    (1, 1, 1)
 
     See also: DecTTL, IPChecksum (to repair checksums instead of dropping).
     """
 
     drop_reasons = ("not_ipv4", "truncated", "bad_version", "bad_ihl", "bad_length", "bad_checksum")
     cost_ns = (40.0, 6.0)
-    args = (Arg("verify_checksum", bool, True, help="verify the IPv4 header checksum"),)
+    args = (Arg("verify_checksum", bool, True, unit="-", help="also verify the IPv4 header checksum"),)
 
     def process(self, batch) -> None:
         hv = batch.headers
@@ -356,11 +288,15 @@ class DecTTL(Module):
         ``ttl_expired``: TTL (hop limit) is 0 or 1 on arrival, so it would reach 0 here. No
         ICMP time-exceeded is sent.
 
-    Arguments: none.
+    Example: the survivor leaves as if built with TTL 63 (checksum included).
 
-    Example::
-
-        src >> CheckIPHeader() >> DecTTL() >> sink
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import DecTTL
+    >>> from tailgate.packet.craft import frame
+    >>> dec = DecTTL()
+    >>> out, _ = drive(dec, [frame(ttl=64), frame(ttl=1)])
+    >>> out[0] == [frame(ttl=63)], dec.counter("drops.ttl_expired")
+    (True, 1)
 
     See also: UpdateTTL, CheckIPHeader.
     """
@@ -385,16 +321,20 @@ class UpdateTTL(Module):
     without a complete IPv4/IPv6 header pass unchanged and are counted in the extra counter
     ``not_ip``. Drops nothing.
 
-    Arguments:
-        ttl (int, 64): the new TTL / hop limit, 0..255.
+    Example:
 
-    Example: ``src >> UpdateTTL(ttl=32) >> sink``
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import UpdateTTL
+    >>> from tailgate.packet.craft import frame
+    >>> out, _ = drive(UpdateTTL(ttl=32), [frame(ttl=64), frame(ttl=1)])
+    >>> out[0] == [frame(ttl=32), frame(ttl=32)]
+    True
 
     See also: DecTTL.
     """
 
     cost_ns = (30.0, 4.0)
-    args = (Arg("ttl", int, 64, help="new TTL / hop limit", min=0, max=255),)
+    args = (Arg("ttl", int, 64, unit="hops", help="the new TTL / hop limit", min=0, max=255),)
 
     def reset_counters(self) -> None:
         super().reset_counters()
@@ -450,13 +390,14 @@ class MACRewrite(Module):
     ``:`` or ``-``; an int of 48 bits is also taken). An address left out (None) is not touched.
     No checksum covers the Ethernet header, so none changes.
 
-    Arguments:
-        src (MAC, None): new source address.
-        dst (MAC, None): new destination address.
+    Example:
 
-    Example::
-
-        route >> MACRewrite(src="02:00:00:00:00:01", dst="02:00:00:00:00:fe") >> port
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import MACRewrite
+    >>> from tailgate.packet.craft import frame
+    >>> out, _ = drive(MACRewrite(dst="02:00:00:00:00:fe"), [frame()])
+    >>> out[0] == [frame(dst_mac="02:00:00:00:00:fe")]
+    True
 
     See also: DecTTL (a router's other per-hop rewrite), VXLANEncap.
     """
@@ -464,13 +405,13 @@ class MACRewrite(Module):
     drop_reasons = ("truncated",)
     cost_ns = (25.0, 3.0)
     args = (
-        Arg("src", any_value, None, help="new source MAC, e.g. 02:00:00:00:00:01"),
-        Arg("dst", any_value, None, help="new destination MAC"),
+        Arg("src", any_value, None, unit="-", help="new source MAC, e.g. 02:00:00:00:00:01; None keeps it"),
+        Arg("dst", any_value, None, unit="-", help="new destination MAC; None keeps it"),
     )
 
     def setup(self) -> None:
-        self._src = None if self.src is None else parse_mac(self.label, "src", self.src)
-        self._dst = None if self.dst is None else parse_mac(self.label, "dst", self.dst)
+        self._src = None if self.src is None else mac_arg(self.label, "src", self.src)
+        self._dst = None if self.dst is None else mac_arg(self.label, "dst", self.dst)
         # kernel argument, made once (not per batch)
         self._macs = np.array(
             [self._src is not None, self._src or 0, self._dst is not None, self._dst or 0], dtype=np.int64
@@ -501,16 +442,28 @@ class IPChecksum(Module):
     0 ("none") is replaced by the real checksum. Use it after a module that edits headers
     without keeping checksums (e.g. proto field setters), or to repair crafted traffic.
 
-    Arguments:
-        l4 (bool, False): also recompute TCP/UDP/ICMP checksums (costlier: reads the payload).
+    With ``l4=True`` it costs more: it reads the payload.
 
-    Example: ``edit >> IPChecksum(l4=True) >> sink``
+    Example: repair a header checksum that was zeroed, and (``l4=True``) a UDP checksum too.
+
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import IPChecksum
+    >>> from tailgate.packet.craft import frame
+    >>> spoilt = bytearray(frame())
+    >>> spoilt[14 + 10 : 14 + 12] = b"\\0\\0"       # IPv4 header checksum
+    >>> spoilt[14 + 20 + 6 : 14 + 20 + 8] = b"\\0\\0"  # UDP checksum
+    >>> out, _ = drive(IPChecksum(), [bytes(spoilt)])
+    >>> out[0][0][:34] == frame()[:34], out[0][0] == frame()
+    (True, False)
+    >>> out, _ = drive(IPChecksum(l4=True), [bytes(spoilt)])
+    >>> out[0] == [frame()]
+    True
 
     See also: CheckIPHeader (verifies), DecTTL/StaticNAT/NAPT (update incrementally).
     """
 
     cost_ns = (30.0, 8.0)
-    args = (Arg("l4", bool, False, help="also recompute TCP/UDP/ICMP checksums"),)
+    args = (Arg("l4", bool, False, unit="-", help="also recompute TCP/UDP/ICMP checksums"),)
 
     def setup(self) -> None:
         if self.l4 and not _user_cost(self):
@@ -552,19 +505,23 @@ class SetIPv4(Module):
     pseudo-header; an IPv4 UDP checksum of 0 stays 0). Non-first fragments have no L4 header,
     so only their IP checksum changes.
 
-    Arguments:
-        field (str, "dst"): ``src``, ``dst`` or ``tos`` (the whole DSCP/ECN byte).
-        value (required): an IPv4 address (``"10.0.0.1"``) for src/dst; an int 0..255 for tos.
+    Example: both checksums stay right.
 
-    Example: ``src >> SetIPv4(field="dst", value="192.0.2.7") >> sink``
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import SetIPv4
+    >>> from tailgate.packet.craft import frame
+    >>> out, _ = drive(SetIPv4(field="dst", value="192.0.2.7"), [frame()])
+    >>> out[0] == [frame(dst_ip="192.0.2.7")]
+    True
 
     See also: StaticNAT (per-address rules), NAPT.
     """
 
     cost_ns = (30.0, 6.0)
     args = (
-        Arg("field", str, "dst", choices=("src", "dst", "tos")),
-        Arg("value", any_value, help="IPv4 address for src/dst, 0..255 for tos"),
+        Arg("field", str, "dst", unit="-", help="the field: src, dst or tos (the whole DSCP/ECN byte)",
+            choices=("src", "dst", "tos")),
+        Arg("value", any_value, unit="-", help="an IPv4 address (10.0.0.1) for src/dst; an int 0..255 for tos"),
     )
 
     def reset_counters(self) -> None:
@@ -583,7 +540,7 @@ class SetIPv4(Module):
                 raise ArgError(f"{self.label}: argument 'value' must be an int 0..255 for field 'tos', got {self.value!r}")
             self._value = int(v)
         else:
-            self._value = parse_ipv4(self.label, "value", self.value)
+            self._value = ipv4_arg(self.label, "value", self.value)
 
     def on_set(self, name: str) -> None:
         self.setup()

@@ -43,7 +43,7 @@ Modules
     ``Module.emit_codes`` splits it (one numba counting sort, the project's only one).
     IPv4: the kernel makes two passes, first gathering every destination into a uint32 buffer,
     then probing tbl24/tbl8 in a tight loop, so that the table loads of different packets
-    overlap (about 2-3 us per 256 packets with warm slot rows, against 6-9 us for one pass).
+    overlap.
 """
 
 from __future__ import annotations
@@ -57,12 +57,11 @@ from numba import njit
 from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
+from tailgate.packet.addr import parse_ipv4, parse_ipv6
 from tailgate.packet.proto import C_L3, C_SLOT, hdr_cols
 from tailgate.packet.wide import ld_be32, slot_row
 
 __all__ = [
-    "parse_ipv4",
-    "parse_ipv6",
     "parse_prefix",
     "load_routes",
     "parse_routes_text",
@@ -81,30 +80,6 @@ N_TBL8_GROUPS = 0x8000
 # ================================================================================================
 # addresses and prefixes (Python side, one value at a time)
 # ================================================================================================
-def parse_ipv4(s: str) -> int:
-    """``"10.1.2.3"`` -> ``0x0A010203``. Four decimal octets 0–255; ValueError otherwise."""
-    parts = s.split(".")
-    if len(parts) != 4:
-        raise ValueError(f"bad IPv4 address {s!r}")
-    v = 0
-    for p in parts:
-        if not (1 <= len(p) <= 3 and p.isdigit() and p.isascii()):
-            raise ValueError(f"bad IPv4 address {s!r}")
-        o = int(p)
-        if o > 255:
-            raise ValueError(f"bad IPv4 address {s!r}")
-        v = (v << 8) | o
-    return v
-
-
-def parse_ipv6(s: str) -> int:
-    """``"2001:db8::1"`` -> 128-bit int (any form ``inet_pton`` takes); ValueError otherwise."""
-    try:
-        return int.from_bytes(socket.inet_pton(socket.AF_INET6, s), "big")
-    except (OSError, ValueError, TypeError):
-        raise ValueError(f"bad IPv6 address {s!r}") from None
-
-
 def _family_bits(family) -> int:
     if family in (4, "4", "ipv4", "v4", "inet"):
         return 32
@@ -453,18 +428,46 @@ def _dir24_build(pfx, lens, vals, n_groups):
     return tbl
 
 
+_NOT_V4 = np.uint32(0xFFFFFFFE)  # -2 as int32: the code of a packet without an IPv4 header
+# what Dir24_8.lookup passes for the packet arguments of _dir24_find (it has addresses only)
+_NO_ROWS = np.zeros((1, 1), np.uint8)
+_NO_I32 = np.zeros(0, np.int32)
+
+
 @njit(cache=True, inline="always")
-def _dir24_get(tbl24, tbl8, a):
-    e = tbl24[a >> 8]
-    if e & 0x8000:
-        e = tbl8[(np.int64(e & 0x7FFF) << 8) | (a & 0xFF)]
-    return np.int32(e) - 1
+def _dir24_find(tbl, addrs, n, miss, codes, check, data, slots, l3_off):
+    """The DIR-24-8 lookup loop, the only one: ``codes[k]`` (uint32) = the gate of the route for
+    ``addrs[k]`` (uint32), ``miss`` where no route covers it, for ``k < n``. ``tbl`` is tbl24 then
+    tbl8 (one array). Returns the code when all ``n`` are one gate (< 2^31), else -1.
+
+    With ``check``, packet ``k`` (``slots[k]`` of ``data``) gets ``_NOT_V4`` unless it has an IPv4
+    header at ``l3_off[k]``; without, the packet arguments are not read. ``check`` is the same for
+    every packet, so the compiler makes two loops of this one (the usual all-IPv4 batch pays no
+    test). Indices are unsigned: no negative-index fix-ups."""
+    t8 = np.uint64(_T8)
+    acc = np.uint32(0)
+    c0 = np.uint32(0)
+    for k in range(n):
+        ku = np.uint64(k)
+        c = _NOT_V4
+        if not check or (l3_off[ku] >= 0 and (data[np.uint64(slots[ku]), np.uint64(l3_off[ku])] >> 4) == 4):
+            a = addrs[ku]
+            e = tbl[np.uint64(a >> 8)]
+            if e & 0x8000:
+                e = tbl[t8 + (np.uint64(e & 0x7FFF) << 8) + np.uint64(a & 0xFF)]
+            c = np.uint32(e) - np.uint32(1) if e else miss
+        if k == 0:
+            c0 = c
+        acc |= c ^ c0
+        codes[ku] = c
+    if acc == 0 and c0 < 0x80000000:
+        return np.int64(c0)
+    return -1
 
 
 @njit(cache=True)
-def _dir24_lookup(tbl24, tbl8, addrs, out):
-    for k in range(addrs.shape[0]):
-        out[k] = _dir24_get(tbl24, tbl8, np.int64(addrs[k]))
+def _dir24_lookup(tbl, addrs, codes):
+    _dir24_find(tbl, addrs, addrs.shape[0], np.uint32(0xFFFFFFFF), codes, False, _NO_ROWS, _NO_I32, _NO_I32)
 
 
 @njit(cache=True)
@@ -478,13 +481,13 @@ def _v4_route(data, hbuf, tbl, buf, miss_code):
     an IPv4 header. ``tbl`` is :attr:`Dir24_8.tbl` (tbl24 then tbl8).
 
     Two passes: gather every destination (loads from the slot rows, independent of each other),
-    then probe the table in a tight loop. Indices are unsigned: no negative-index fix-ups.
-    ``l3_off >= 0`` with version nibble 4 is exactly the parser's F_IPV4 (it sets l3_off only for
-    a complete header whose version matches the ethertype); reading one column is cheaper."""
+    then probe the table in a tight loop (:func:`_dir24_find`, which looks at the headers again
+    only when the gather found a packet without IPv4). ``l3_off >= 0`` with version nibble 4 is
+    exactly the parser's F_IPV4 (it sets l3_off only for a complete header whose version matches
+    the ethertype); reading one column is cheaper."""
     n, i32, _, _ = hdr_cols(hbuf)
     slots = i32[C_SLOT * n : (C_SLOT + 1) * n]
     l3_off = i32[C_L3 * n : (C_L3 + 1) * n]
-    cap = np.uint64(buf.shape[0] >> 1)
     n_bad = 0
     for k in range(n):
         o = l3_off[k]
@@ -498,38 +501,7 @@ def _v4_route(data, hbuf, tbl, buf, miss_code):
         buf[ku] = 0
         n_bad += 1
     miss = np.uint32(np.int64(miss_code) & 0xFFFFFFFF)
-    t8 = np.uint64(_T8)
-    acc = np.uint32(0)
-    c0 = np.uint32(0)
-    if n_bad == 0:
-        for k in range(n):
-            a = buf[np.uint64(k)]
-            e = tbl[np.uint64(a >> 8)]
-            if e & 0x8000:
-                e = tbl[t8 + (np.uint64(e & 0x7FFF) << 8) + np.uint64(a & 0xFF)]
-            c = np.uint32(e) - np.uint32(1) if e else miss
-            if k == 0:
-                c0 = c
-            acc |= c ^ c0
-            buf[cap + np.uint64(k)] = c
-    else:
-        not_v4 = np.uint32(0xFFFFFFFE)  # -2
-        for k in range(n):
-            o = l3_off[k]
-            c = not_v4
-            if o >= 0 and (data[np.uint64(slots[k]), np.uint64(o)] >> 4) == 4:
-                a = buf[np.uint64(k)]
-                e = tbl[np.uint64(a >> 8)]
-                if e & 0x8000:
-                    e = tbl[t8 + (np.uint64(e & 0x7FFF) << 8) + np.uint64(a & 0xFF)]
-                c = np.uint32(e) - np.uint32(1) if e else miss
-            if k == 0:
-                c0 = c
-            acc |= c ^ c0
-            buf[cap + np.uint64(k)] = c
-    if acc == 0 and c0 < 0x80000000:
-        return np.int64(c0)
-    return -1
+    return _dir24_find(tbl, buf, n, miss, buf[buf.shape[0] >> 1 :], n_bad != 0, data, slots, l3_off)
 
 
 def _longest_wins_order(lengths: np.ndarray) -> np.ndarray:
@@ -579,12 +551,10 @@ class Dir24_8:
 
     def lookup(self, addrs) -> np.ndarray:
         """Gate per address (int32), -1 where no route matches."""
-        a = np.ascontiguousarray(addrs)
-        if a.dtype.kind not in "iu":
-            a = a.astype(np.int64)
-        out = np.empty(a.shape[0], np.int32)
-        _dir24_lookup(self.tbl24, self.tbl8, a, out)
-        return out
+        a = np.ascontiguousarray(addrs, dtype=np.uint32)
+        out = np.empty(a.shape[0], np.uint32)
+        _dir24_lookup(self.tbl, a, out)
+        return out.view(np.int32)
 
     @property
     def memory_bytes(self) -> int:
@@ -850,14 +820,16 @@ class _RouteLookup(Module):
     family = 4
     drop_reasons = ("no_route", "not_ipv4")
     args = (
-        Arg("routes", str, None, help="route file: one 'PREFIX/LEN GATE' per line"),
-        Arg("routes_list", any_value, None, help='routes given inline: [("10.0.0.0/8", 1), ...]'),
-        Arg("gates", int, None, min=1, max=MAX_GATE_V4 + 1, help="output gates (default: largest gate + 1)"),
-        Arg("default_gate", int, -1, min=-1, help="gate for packets no route matches; -1 drops them (no_route)"),
+        Arg("routes", str, None, unit="-", help="route file: one 'PREFIX/LEN GATE' per line, # comments"),
+        Arg("routes_list", any_value, None, unit="-", help="the same routes inline: (PREFIX/LEN, GATE) pairs"),
+        Arg("gates", int, None, unit="-", min=1, max=MAX_GATE_V4 + 1,
+            help="output gates; None = largest route gate + 1"),
+        Arg("default_gate", int, -1, unit="-", min=-1,
+            help="gate for packets no route matches; -1 drops them (no_route)"),
     )
 
     def setup(self) -> None:
-        self._load()
+        self.rebuild_or_roll_back(self._load)
         self.n_ogates = self._n_gates
         self._grow(256)
 
@@ -906,8 +878,8 @@ class _RouteLookup(Module):
 
         top = int(gates.max()) + 1 if len(gates) else 1
         n_gates = self.gates if self.gates is not None else max(top, self.default_gate + 1, 1)
-        if getattr(self, "_ogates", None) is not None:
-            n_gates = len(self._ogates)  # a knob change at run time cannot add gates
+        if self.n_ogates_built is not None:
+            n_gates = self.n_ogates_built  # a knob change at run time cannot add gates
         if len(gates) and top > n_gates:
             i = int(np.argmax(gates >= n_gates))
             raise ArgError(
@@ -926,20 +898,10 @@ class _RouteLookup(Module):
         self.n_routes = len(lens)
         self._n_gates = n_gates
         self._miss = int(self.default_gate) if self.default_gate >= 0 else -1
-        self._applied = {a.name: getattr(self, a.name) for a in type(self).args}
 
     def on_set(self, name: str) -> None:
         if name in ("routes", "routes_list", "default_gate", "gates"):
-            if name == "routes" and self.routes is not None:
-                self.routes_list = None
-            elif name == "routes_list" and self.routes_list is not None:
-                self.routes = None
-            try:
-                self._load()
-            except ArgError:
-                for k, v in self._applied.items():  # keep the table and arguments that worked
-                    setattr(self, k, v)
-                raise
+            self.rebuild_or_roll_back(self._load, changed=name, one_of=("routes", "routes_list"))
 
     def extra_counters(self) -> dict:
         return {"routes": int(self.n_routes)}
@@ -951,15 +913,11 @@ class IPv4Lookup(_RouteLookup):
     Gates: 1 in / ``gates`` out. A packet leaves on the gate of the longest route that covers its
     destination address.
 
-    Arguments:
-        routes (str, none): route file, one ``PREFIX/LEN GATE`` per line, ``#`` comments (see
-            :func:`load_routes`; host bits are masked; a later duplicate wins).
-        routes_list (list, none): the same routes inline, ``[("10.0.0.0/8", 1), ("0.0.0.0/0", 0)]``.
-            Give exactly one of ``routes`` / ``routes_list``.
-        gates (int, largest route gate + 1): output gates. A route (or ``default_gate``) naming a
-            gate >= ``gates`` is an error naming the file and line (or the list index).
-        default_gate (int, -1): gate for packets that no route matches; -1 drops them as
-            ``no_route``. (A ``0.0.0.0/0`` route does the same job.)
+    Routes come from a file (``routes``, see :func:`load_routes`) or inline (``routes_list``,
+    ``[("10.0.0.0/8", 1), ("0.0.0.0/0", 0)]``): give exactly one. Host bits are masked and a later
+    duplicate wins. A route (or ``default_gate``) naming a gate >= ``gates`` is an error naming
+    the file and line (or the list index). A ``0.0.0.0/0`` route does the job of
+    ``default_gate``.
 
     Drop reasons: ``no_route`` (no route and no default gate), ``not_ipv4`` (no complete IPv4
     header: other ethertypes, IPv6, runts, truncated IPv4 headers, bad version or IHL). An IPv4
@@ -971,11 +929,15 @@ class IPv4Lookup(_RouteLookup):
 
     Cost model: ``(68.5, 27.5)`` ns — T0 + T1·batch, from Batchy's profile of BESS IPLookup.
 
-    Example::
+    Example: in a pipeline, ``src >> rt; rt[0] >> uplink; rt[1] >> lan; rt[2] >> dc``.
 
-        rt = IPv4Lookup(routes_list=[("10.0.0.0/8", 1), ("10.1.0.0/16", 2), ("0.0.0.0/0", 0)])
-        src >> rt
-        rt[0] >> uplink; rt[1] >> lan; rt[2] >> dc
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import IPv4Lookup
+    >>> from tailgate.packet.craft import frame
+    >>> rt = IPv4Lookup(routes_list=[("10.0.0.0/8", 1), ("10.1.0.0/16", 2), ("0.0.0.0/0", 0)])
+    >>> out, _ = drive(rt, [frame(dst_ip=a) for a in ("10.1.2.3", "10.9.9.9", "192.0.2.1", "10.1.0.1")])
+    >>> {gate: len(leaving) for gate, leaving in sorted(out.items())}
+    {0: 1, 1: 1, 2: 2}
 
     Related: :class:`IPv6Lookup`, :class:`~tailgate.nf.acl.ACL`,
     :class:`~tailgate.nf.classify.ExactMatch`. Tables: :class:`Dir24_8`.
@@ -998,15 +960,10 @@ class IPv6Lookup(_RouteLookup):
     Gates: 1 in / ``gates`` out. Table: :class:`IPv6LPM` (binary search on prefix lengths with
     markers; about log2(distinct prefix lengths) hash probes per packet).
 
-    Arguments:
-        routes (str, none): route file, one ``PREFIX/LEN GATE`` per line (``2001:db8::/32 1``),
-            ``#`` comments (see :func:`load_routes`; host bits are masked; a later duplicate wins).
-        routes_list (list, none): the same routes inline, ``[("2001:db8::/32", 1), ("::/0", 0)]``.
-            Give exactly one of ``routes`` / ``routes_list``.
-        gates (int, largest route gate + 1): output gates; a route naming a gate >= ``gates`` is
-            an error naming the file and line (or the list index).
-        default_gate (int, -1): gate for packets that no route matches; -1 drops them as
-            ``no_route``.
+    Routes come from a file (``routes``, lines like ``2001:db8::/32 1``, see
+    :func:`load_routes`) or inline (``routes_list``, ``[("2001:db8::/32", 1), ("::/0", 0)]``):
+    give exactly one. Host bits are masked and a later duplicate wins; a route naming a gate >=
+    ``gates`` is an error naming the file and line (or the list index).
 
     Drop reasons: ``no_route``, ``not_ipv6`` (no complete IPv6 header).
 
@@ -1015,11 +972,17 @@ class IPv6Lookup(_RouteLookup):
 
     Cost model: ``(75.0, 45.0)`` ns — modeled: about twice the hash probes of an IPv4 lookup.
 
-    Example::
+    Example: in a pipeline, ``src >> rt6; rt6[0] >> uplink; rt6[1] >> lan``. An IPv4 frame has no
+    IPv6 header.
 
-        rt6 = IPv6Lookup(routes="routes6.txt", gates=4)
-        src >> rt6
-        for g in range(4): rt6[g] >> ports[g]
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import IPv6Lookup
+    >>> from tailgate.packet.craft import frame
+    >>> rt6 = IPv6Lookup(routes_list=[("2001:db8::/32", 1), ("::/0", 0)])
+    >>> v6 = [frame(src_ip="2001:db8::1", dst_ip=a) for a in ("2001:db8::7", "2001:db9::7")]
+    >>> out, _ = drive(rt6, v6 + [frame()])
+    >>> len(out[0]), len(out[1]), rt6.counter("drops.not_ipv6")
+    (1, 1, 1)
 
     Related: :class:`IPv4Lookup`, :class:`~tailgate.nf.acl.ACL`.
     """

@@ -18,15 +18,14 @@ from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
 from tailgate.nf.ip import (
-    csum_upd16,
-    csum_upd32,
-    parse_ipv4,
     rd16,
     rd32,
     rewrite_ipv4_addr_kernel,
     wr16,
     wr32,
 )
+from tailgate.packet.addr import ipv4_arg
+from tailgate.packet.checksum import csum_upd16, csum_upd32
 from tailgate.packet.proto import F_FRAGMENT, F_IPV4
 from tailgate.packet.wide import slot_row
 
@@ -61,7 +60,7 @@ def _parse_rules(owner: str, rules) -> list[tuple[int, int]]:
     for r in items:
         if len(r) != 2:
             raise ArgError(f"{owner}: argument 'rules': each rule is an (internal, external) pair, got {r!r}")
-        out.append((parse_ipv4(owner, "rules", r[0]), parse_ipv4(owner, "rules", r[1])))
+        out.append((ipv4_arg(owner, "rules", r[0]), ipv4_arg(owner, "rules", r[1])))
     ins = [a for a, _ in out]
     exs = [b for _, b in out]
     if len(set(ins)) != len(ins):
@@ -92,16 +91,24 @@ class StaticNAT(Module):
     payloads are not translated. Non-first fragments get their IP header translated (they have
     no L4 header).
 
-    Arguments:
-        rules (required): the (internal, external) address pairs, e.g.
-            ``[("10.0.0.1", "198.18.0.1"), ("10.0.0.2", "198.18.0.2")]``; also a dict
-            ``{internal: external}`` or a string ``"10.0.0.1=198.18.0.1,10.0.0.2=198.18.0.2"``.
-            Each internal and each external address appears once.
+    ``rules`` are the (internal, external) address pairs, e.g.
+    ``[("10.0.0.1", "198.18.0.1"), ("10.0.0.2", "198.18.0.2")]``; also a dict
+    ``{internal: external}`` or a string ``"10.0.0.1=198.18.0.1,10.0.0.2=198.18.0.2"``. Each
+    internal and each external address appears once.
 
-    Example::
+    Example: in a pipeline, ``inside >> nat.input(0); nat[0] >> outside`` and
+    ``outside >> nat.input(1); nat[1] >> inside``. Outbound, then back:
 
-        inside >> nat.input(0); nat[0] >> outside_port
-        outside >> nat.input(1); nat[1] >> inside_port
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import StaticNAT
+    >>> from tailgate.packet.craft import frame
+    >>> nat = StaticNAT(rules=[("10.0.0.1", "198.18.0.1")])
+    >>> out, _ = drive(nat, [frame(src_ip="10.0.0.1"), frame(src_ip="10.0.0.9")])
+    >>> out[0] == [frame(src_ip="198.18.0.1"), frame(src_ip="10.0.0.9")]    # checksums updated too
+    True
+    >>> back, _ = drive(nat, [frame(dst_ip="198.18.0.1")], igate=1)
+    >>> back[1] == [frame(dst_ip="10.0.0.1")], nat.counter("translated"), nat.counter("unmatched")
+    (True, 2, 1)
 
     See also: NAPT (many hosts behind one address), SetIPv4.
     """
@@ -111,7 +118,7 @@ class StaticNAT(Module):
     optional_ogates = (1,)
     n_ogates = 2
     cost_ns = (40.0, 10.0)
-    args = (Arg("rules", any_value, help="(internal, external) IPv4 address pairs"),)
+    args = (Arg("rules", any_value, unit="-", help="(internal, external) IPv4 address pairs, one per host"),)
 
     def setup(self) -> None:
         rules = _parse_rules(self.label, self.rules)
@@ -376,19 +383,28 @@ class NAPT(Module):
         live mapping.
         ``ports_exhausted``: outbound new flow while every port of its protocol is mapped.
 
-    Arguments:
-        external_ip (IPv4, required): the shared external address.
-        port_min (int, 1024): lowest external port (ICMP identifier) handed out.
-        port_max (int, 65535): highest external port handed out.
-        timeout_s (s, 300): idle time after which a mapping expires.
+    ``external_ip``, ``port_min`` and ``port_max`` cannot change while running (the tables depend
+    on them); ``timeout_s`` can.
 
     Extra counters: ``mappings`` (live now), ``mappings_created``, ``mappings_expired``.
 
-    Example::
+    Example: in a pipeline, ``lan >> nat.input(0); nat[0] >> wan`` and
+    ``wan >> nat.input(1); nat[1] >> lan``. Two hosts go out from the same port; a reply comes
+    back to the second, and a packet to a port nobody mapped is dropped.
 
-        nat = NAPT(external_ip="198.18.0.1", port_min=20000, port_max=29999, timeout_s=120)
-        lan >> nat.input(0); nat[0] >> wan_port
-        wan >> nat.input(1); nat[1] >> lan_port
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import NAPT
+    >>> from tailgate.packet.craft import frame
+    >>> nat = NAPT(external_ip="198.18.0.1", port_min=20000, port_max=29999, timeout_s=120)
+    >>> out, _ = drive(nat, [frame(src_ip="10.0.0.1", sport=5000), frame(src_ip="10.0.0.2", sport=5000)])
+    >>> nat.mappings()
+    [('udp', '10.0.0.1', 5000, 20000), ('udp', '10.0.0.2', 5000, 20001)]
+    >>> reply = frame(src_ip="192.0.2.9", dst_ip="198.18.0.1", sport=53, dport=20001)
+    >>> back, _ = drive(nat, [reply, frame(dst_ip="198.18.0.1", dport=25000)], igate=1)
+    >>> back[1] == [frame(src_ip="192.0.2.9", dst_ip="10.0.0.2", sport=53, dport=5000)]
+    True
+    >>> nat.counter("drops.no_mapping")
+    1
 
     See also: StaticNAT (1:1 addresses, no state).
     """
@@ -400,14 +416,16 @@ class NAPT(Module):
     drop_reasons = ("not_ipv4", "unsupported", "fragment", "malformed", "no_mapping", "ports_exhausted")
     cost_ns = (60.0, 25.0)
     args = (
-        Arg("external_ip", any_value, help="external IPv4 address"),
-        Arg("port_min", int, 1024, help="lowest external port", min=1, max=65535),
-        Arg("port_max", int, 65535, help="highest external port", min=1, max=65535),
-        Arg("timeout_s", float, 300.0, unit="s", help="idle timeout of a mapping", min=1e-6),
+        Arg("external_ip", any_value, unit="-", help="the shared external IPv4 address"),
+        Arg("port_min", int, 1024, unit="-", help="lowest external port (ICMP identifier) handed out",
+            min=1, max=65535),
+        Arg("port_max", int, 65535, unit="-", help="highest external port (ICMP identifier) handed out",
+            min=1, max=65535),
+        Arg("timeout_s", float, 300.0, unit="s", help="idle time after which a mapping expires", min=1e-6),
     )
 
     def setup(self) -> None:
-        self._ext_ip = parse_ipv4(self.label, "external_ip", self.external_ip)
+        self._ext_ip = ipv4_arg(self.label, "external_ip", self.external_ip)
         if self.port_min > self.port_max:
             raise ArgError(f"{self.label}: port_min ({self.port_min}) must not exceed port_max ({self.port_max})")
         self._fixed = {"external_ip": self.external_ip, "port_min": self.port_min, "port_max": self.port_max}

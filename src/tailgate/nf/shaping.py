@@ -14,23 +14,34 @@ class RateLimiter(Module):
 
     Gates: 1 in / 1 out. Drop reason: ``over_rate``. Give exactly one of ``rate_pps`` (tokens are
     packets) or ``rate_bps`` (tokens are bits of frame length). Tokens refill continuously on the
-    run's clock up to the bucket depth; the bucket starts full. Within a batch, packets pass in
-    order until the tokens run out.
+    run's clock up to the bucket depth (``burst_packets`` or ``burst_bits``); the bucket starts
+    full. Within a batch, packets pass in order until the tokens run out.
 
-    Arguments:
-        rate_pps (pps, 0) / rate_bps (bit/s, 0): the rate.
-        burst_packets (packets, 32) / burst_bits (bits, 12144 = one 1518-byte frame).
+    Example: 1 Mpps with a bucket of 32 packets; 10 us later there are 10 new tokens.
 
-    Example: ``src >> RateLimiter(rate_pps=1e6, burst_packets=64) >> sink``
+    >>> from tailgate.core.clock import VirtualClock
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import RateLimiter
+    >>> from tailgate.packet.craft import frame
+    >>> rl = RateLimiter(rate_pps=1e6, burst_packets=32)
+    >>> rl.clock = VirtualClock()           # the runtime sets the clock
+    >>> out, _ = drive(rl, [frame()] * 40)
+    >>> len(out[0]), rl.counter("drops.over_rate")
+    (32, 8)
+    >>> rl.clock.advance(10_000)
+    >>> out, _ = drive(rl, [frame()] * 40)
+    >>> len(out[0])
+    10
     """
 
     drop_reasons = ("over_rate",)
     cost_ns = (30.0, 3.0)
     args = (
-        Arg("rate_pps", float, 0.0, unit="pps", min=0),
-        Arg("rate_bps", float, 0.0, unit="bit/s", min=0),
-        Arg("burst_packets", float, 32.0, unit="packets", min=1),
-        Arg("burst_bits", float, 12144.0, unit="bits", min=1),
+        Arg("rate_pps", float, 0.0, unit="pps", help="the rate in packets (or give rate_bps)", min=0),
+        Arg("rate_bps", float, 0.0, unit="bit/s", help="the rate in bits of frame length (or give rate_pps)", min=0),
+        Arg("burst_packets", float, 32.0, unit="packets", help="bucket depth with rate_pps", min=1),
+        Arg("burst_bits", float, 12144.0, unit="bits", help="bucket depth with rate_bps; 12144 = one 1518-byte frame",
+            min=1),
     )
 
     def setup(self) -> None:

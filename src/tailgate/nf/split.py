@@ -12,22 +12,29 @@ from tailgate.dataplane.module import Module
 class RandomSplit(Module):
     """RandomSplit — sends each packet to a uniformly random output gate.
 
-    Gates: 1 in / ``gates`` out. Drop reason: ``random_drop``.
+    Gates: 1 in / ``gates`` out. Drop reason: ``random_drop`` (a share ``drop_rate`` of the
+    packets, drawn independently). The draws come from ``seed``, so a run repeats exactly.
 
-    Arguments:
-        gates (int, 2): output gates.
-        drop_rate (fraction, 0): probability a packet is dropped instead.
-        seed (int, 0): random seed.
+    Example:
 
-    Example: ``split = RandomSplit(gates=2); split[0] >> nf1; split[1] >> nf2``
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import RandomSplit
+    >>> from tailgate.packet.craft import frame
+    >>> split = RandomSplit(gates=2, drop_rate=0.25, seed=1)
+    >>> out, _ = drive(split, [frame()] * 100)
+    >>> len(out[0]), len(out[1]), split.counter("drops.random_drop")
+    (38, 38, 24)
+
+    See also: WeightedRandomSplit, HashSplit (every packet of a flow to one gate).
     """
 
     drop_reasons = ("random_drop",)
     cost_ns = (30.0, 4.0)
     args = (
-        Arg("gates", int, 2, min=1, max=1024),
-        Arg("drop_rate", float, 0.0, min=0.0, max=1.0),
-        Arg("seed", int, 0),
+        Arg("gates", int, 2, unit="-", help="output gates", min=1, max=1024),
+        Arg("drop_rate", float, 0.0, unit="fraction", help="probability that a packet is dropped instead",
+            min=0.0, max=1.0),
+        Arg("seed", int, 0, unit="-", help="random seed; the same seed gives the same choices"),
     )
 
     def setup(self) -> None:
@@ -45,17 +52,27 @@ class RandomSplit(Module):
 class WeightedRandomSplit(Module):
     """WeightedRandomSplit — sends each packet to gate ``k`` with probability ``weights[k] / sum``.
 
-    Gates: 1 in / ``len(weights)`` out.
+    Gates: 1 in / ``len(weights)`` out. ``weights`` is a list (``[0.9, 0.1]``) or a string
+    (``"9,1"``) of non-negative numbers with a positive sum. Changing the weights while running
+    keeps the gate count.
 
-    Arguments:
-        weights (list of numbers, required): e.g. ``[0.9, 0.1]`` or ``"9,1"``.
-        seed (int, 0): random seed.
+    Example:
+
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import WeightedRandomSplit
+    >>> from tailgate.packet.craft import frame
+    >>> split = WeightedRandomSplit(weights="9,1", seed=1)
+    >>> out, _ = drive(split, [frame()] * 100)
+    >>> len(out[0]), len(out[1])
+    (92, 8)
+
+    See also: RandomSplit.
     """
 
     cost_ns = (30.0, 5.0)
     args = (
-        Arg("weights", float_list),
-        Arg("seed", int, 0),
+        Arg("weights", float_list, unit="-", help="relative share of each output gate, e.g. 9,1"),
+        Arg("seed", int, 0, unit="-", help="random seed; the same seed gives the same choices"),
     )
 
     def setup(self) -> None:

@@ -1,6 +1,6 @@
 """Tunnels and tags: VLANPush, VLANPop, VLANSplit, VXLANEncap, VXLANDecap, GTPUEncap, GTPUDecap.
 
-Each class docstring is its manual.
+Each class docstring is its manual, and its example runs as a test.
 
 How bytes move. A frame sits ``pool.offset[slot]`` bytes into its slot with headroom in front
 (128 bytes by default). Encapsulation writes the new outer headers *into the headroom*
@@ -23,7 +23,9 @@ from numba import njit
 from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
-from tailgate.nf.ip import ipv4_hdr_csum, parse_ipv4, parse_mac, rd16, wr16
+from tailgate.nf.ip import rd16, wr16
+from tailgate.packet.addr import ipv4_arg, mac_arg
+from tailgate.packet.checksum import ipv4_hdr_csum
 from tailgate.packet.pool import N_ANNOTATIONS
 from tailgate.packet.proto import ETH_P_8021AD, ETH_P_8021Q, GTPU_PORT, VXLAN_PORT
 from tailgate.packet.wide import slot_row
@@ -224,13 +226,15 @@ class VLANPush(Module):
         ``no_headroom``: fewer than 4 bytes in front of the frame.
         ``truncated``: frame shorter than an Ethernet header (14 bytes).
 
-    Arguments:
-        vid (int, required): VLAN id, 0..4095.
-        pcp (int, 0): priority code point, 0..7.
-        dei (int, 0): drop-eligible indicator, 0 or 1.
-        tpid (int, 0x8100): tag protocol id: 0x8100 (802.1Q) or 0x88a8 (802.1ad S-tag).
+    Example: the tag (TPID 0x8100, then PCP 5 and VID 100) sits after the MAC addresses.
 
-    Example: ``src >> VLANPush(vid=100, pcp=5) >> trunk``
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import VLANPush
+    >>> from tailgate.packet.craft import frame
+    >>> out, _ = drive(VLANPush(vid=100, pcp=5), [frame()])
+    >>> tagged = out[0][0]
+    >>> tagged[12:16].hex(), tagged[:12] + tagged[16:] == frame()
+    ('8100a064', True)
 
     See also: VLANPop, VLANSplit.
     """
@@ -238,10 +242,11 @@ class VLANPush(Module):
     drop_reasons = ("no_headroom", "truncated")
     cost_ns = (30.0, 5.0)
     args = (
-        Arg("vid", int, help="VLAN id", min=0, max=4095),
-        Arg("pcp", int, 0, help="priority code point", min=0, max=7),
-        Arg("dei", int, 0, help="drop-eligible indicator", min=0, max=1),
-        Arg("tpid", int, ETH_P_8021Q, help="tag protocol id", choices=(ETH_P_8021Q, ETH_P_8021AD)),
+        Arg("vid", int, unit="-", help="VLAN id", min=0, max=4095),
+        Arg("pcp", int, 0, unit="-", help="priority code point", min=0, max=7),
+        Arg("dei", int, 0, unit="-", help="drop-eligible indicator", min=0, max=1),
+        Arg("tpid", int, ETH_P_8021Q, unit="-", help="tag protocol id: 0x8100 (802.1Q) or 0x88a8 (802.1ad S-tag)",
+            choices=(ETH_P_8021Q, ETH_P_8021AD)),
     )
 
     def _tag(self) -> int:
@@ -261,9 +266,18 @@ class VLANPop(Module):
     extra counter ``untagged``). The frame shrinks by 4 bytes; only the 12 MAC bytes move.
     Pop twice to strip a QinQ double tag.
 
-    Arguments: none.
+    Example:
 
-    Example: ``trunk >> VLANPop() >> access_port``
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import VLANPop
+    >>> from tailgate.packet.craft import frame
+    >>> pop = VLANPop()
+    >>> tagged, qinq = frame(vlan=100), frame(vlan=(200, 100))
+    >>> out, _ = drive(pop, [tagged, qinq, frame()])
+    >>> out[0][0] == tagged[:12] + tagged[16:], out[0][1] == qinq[:12] + qinq[16:]
+    (True, True)
+    >>> out[0][2] == frame(), pop.counter("untagged")
+    (True, 1)
 
     See also: VLANPush, VLANSplit (``pop=True`` splits and pops in one step).
     """
@@ -291,21 +305,25 @@ class VLANSplit(Module):
     ``k``. Untagged frames and frames with any other VID go to the *last* gate, ``len(vids)``,
     when ``unmatched="gate"`` (the default); with ``unmatched="drop"`` there is no such gate and
     they are dropped under ``unmatched``. With ``pop=True`` the matched frames leave without
-    their outer tag (unmatched ones are never changed).
-
-    Arguments:
-        vids (list of int, required): VLAN ids, 0..4095, each once, e.g. ``[10, 20, 30]`` or
-            ``"10,20,30"``.
-        unmatched (str, "gate"): ``gate`` (extra last gate) or ``drop``.
-        pop (bool, False): strip the outer tag of matched frames.
+    their outer tag (unmatched ones are never changed). ``vids`` holds each VLAN id (0..4095)
+    once, as a list (``[10, 20, 30]``) or a string (``"10,20,30"``); it and ``unmatched`` cannot
+    change while running (they set the gates), ``pop`` can.
 
     Drop reason ``unmatched``: only with ``unmatched="drop"``.
 
-    Example::
+    Example: in a pipeline, ``trunk >> split; split[0] >> tenant_a; split[1] >> tenant_b;
+    split[2] >> Drop()``.
 
-        split = VLANSplit(vids=[10, 20], pop=True)
-        trunk >> split
-        split[0] >> tenant_a; split[1] >> tenant_b; split[2] >> Drop()
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import VLANSplit
+    >>> from tailgate.packet.craft import frame
+    >>> split = VLANSplit(vids=[10, 20], pop=True)
+    >>> frames = [frame(vlan=20), frame(vlan=10), frame(vlan=30), frame()]
+    >>> out, _ = drive(split, frames)
+    >>> {gate: len(leaving) for gate, leaving in sorted(out.items())}
+    {0: 1, 1: 1, 2: 2}
+    >>> out[1] == [frames[0][:12] + frames[0][16:]], out[2] == frames[2:]   # matched ones popped
+    (True, True)
 
     See also: VLANPush, VLANPop.
     """
@@ -313,9 +331,10 @@ class VLANSplit(Module):
     drop_reasons = ("unmatched",)
     cost_ns = (30.0, 4.0)
     args = (
-        Arg("vids", any_value, help="VLAN ids, one per output gate"),
-        Arg("unmatched", str, "gate", choices=("gate", "drop")),
-        Arg("pop", bool, False, help="strip the outer tag of matched frames"),
+        Arg("vids", any_value, unit="-", help="VLAN ids, one per output gate"),
+        Arg("unmatched", str, "gate", unit="-", help="other frames: to an extra last gate, or drop them",
+            choices=("gate", "drop")),
+        Arg("pop", bool, False, unit="-", help="strip the outer tag of matched frames"),
     )
 
     def setup(self) -> None:
@@ -370,22 +389,20 @@ class VXLANEncap(Module):
 
     Drop reason ``no_headroom``: fewer than 50 bytes in front of the frame.
 
-    Arguments:
-        src_ip (IPv4, required): outer source (local VTEP) address.
-        dst_ip (IPv4, required): outer destination (remote VTEP) address.
-        vni (int, required): VXLAN network identifier, 0..16777215.
-        src_mac (MAC, "02:00:00:00:00:01"): outer Ethernet source (a placeholder default;
-            set it, or rewrite later with MACRewrite).
-        dst_mac (MAC, "02:00:00:00:00:02"): outer Ethernet destination (next hop; placeholder).
-        dport (int, 4789): outer UDP destination port.
-        sport (int, 0): fixed outer UDP source port; 0 = per-flow hash as above.
-        ttl (int, 64): outer TTL.
-        tos (int, 0): outer TOS byte.
+    The outer MAC addresses default to placeholders: set them, or rewrite them later with
+    MACRewrite.
 
-    Example::
+    Example: 50 bytes of outer headers, the frame unchanged behind them, the VNI at the end of the
+    VXLAN header.
 
-        src >> VXLANEncap(src_ip="192.0.2.1", dst_ip="192.0.2.2", vni=5001,
-                          src_mac="02:00:00:00:00:01", dst_mac="02:00:00:00:00:fe") >> uplink
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import VXLANEncap
+    >>> from tailgate.packet.craft import frame
+    >>> encap = VXLANEncap(src_ip="192.0.2.1", dst_ip="192.0.2.2", vni=5001, dst_mac="02:00:00:00:00:fe")
+    >>> out, _ = drive(encap, [frame()])
+    >>> wrapped = out[0][0]
+    >>> len(wrapped), wrapped[50:] == frame(), int.from_bytes(wrapped[46:49], "big")
+    (114, True, 5001)
 
     See also: VXLANDecap, GTPUEncap.
     """
@@ -393,21 +410,22 @@ class VXLANEncap(Module):
     drop_reasons = ("no_headroom",)
     cost_ns = (50.0, 12.0)
     args = (
-        Arg("src_ip", any_value, help="outer source IPv4 address"),
-        Arg("dst_ip", any_value, help="outer destination IPv4 address"),
-        Arg("vni", int, help="VXLAN network identifier", min=0, max=(1 << 24) - 1),
-        Arg("src_mac", any_value, "02:00:00:00:00:01", help="outer source MAC"),
-        Arg("dst_mac", any_value, "02:00:00:00:00:02", help="outer destination MAC"),
-        Arg("dport", int, VXLAN_PORT, help="outer UDP destination port", min=1, max=65535),
-        Arg("sport", int, 0, help="outer UDP source port, 0 = flow hash", min=0, max=65535),
-        Arg("ttl", int, 64, min=1, max=255),
-        Arg("tos", int, 0, min=0, max=255),
+        Arg("src_ip", any_value, unit="-", help="outer source IPv4 address (the local VTEP)"),
+        Arg("dst_ip", any_value, unit="-", help="outer destination IPv4 address (the remote VTEP)"),
+        Arg("vni", int, unit="-", help="VXLAN network identifier", min=0, max=(1 << 24) - 1),
+        Arg("src_mac", any_value, "02:00:00:00:00:01", unit="-", help="outer source MAC (placeholder default)"),
+        Arg("dst_mac", any_value, "02:00:00:00:00:02", unit="-",
+            help="outer destination MAC, the next hop (placeholder default)"),
+        Arg("dport", int, VXLAN_PORT, unit="-", help="outer UDP destination port", min=1, max=65535),
+        Arg("sport", int, 0, unit="-", help="fixed outer UDP source port; 0 = per-flow hash", min=0, max=65535),
+        Arg("ttl", int, 64, unit="hops", help="outer TTL", min=1, max=255),
+        Arg("tos", int, 0, unit="-", help="outer TOS byte (DSCP and ECN)", min=0, max=255),
     )
 
     def setup(self) -> None:
         L = self.label
-        src, dst = parse_ipv4(L, "src_ip", self.src_ip), parse_ipv4(L, "dst_ip", self.dst_ip)
-        smac, dmac = parse_mac(L, "src_mac", self.src_mac), parse_mac(L, "dst_mac", self.dst_mac)
+        src, dst = ipv4_arg(L, "src_ip", self.src_ip), ipv4_arg(L, "dst_ip", self.dst_ip)
+        smac, dmac = mac_arg(L, "src_mac", self.src_mac), mac_arg(L, "dst_mac", self.dst_mac)
         t = (
             dmac.to_bytes(6, "big") + smac.to_bytes(6, "big") + b"\x08\x00"
             + _ipv4_template(self.tos, self.ttl, src, dst, True)
@@ -442,18 +460,29 @@ class VXLANDecap(Module):
 
     Drop reason ``not_vxlan``: anything else (including malformed outer headers).
 
-    Arguments:
-        vni_anno (int, -1): if 0..7, store the VNI in that annotation column
-            (``batch.anno(k)``), e.g. for a later split by tenant; -1 = do not.
+    With ``vni_anno`` = 0..7 the VNI is kept in that annotation column (``batch.anno(k)``), e.g.
+    for a later split by tenant.
 
-    Example: ``uplink >> VXLANDecap(vni_anno=1) >> tenant_switch``
+    Example: what VXLANEncap wrapped comes back out; a plain frame is not VXLAN.
+
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import VXLANDecap, VXLANEncap
+    >>> from tailgate.packet.craft import frame
+    >>> wrapped, _ = drive(VXLANEncap(src_ip="192.0.2.1", dst_ip="192.0.2.2", vni=5001), [frame()])
+    >>> decap = VXLANDecap(vni_anno=1)
+    >>> out, pool = drive(decap, wrapped[0] + [frame()])
+    >>> out[0] == [frame()], decap.counter("drops.not_vxlan")
+    (True, 1)
+    >>> pool.anno[pool.in_use, 1].tolist()          # the VNI, beside the frame
+    [5001]
 
     See also: VXLANEncap.
     """
 
     drop_reasons = ("not_vxlan",)
     cost_ns = (40.0, 6.0)
-    args = (Arg("vni_anno", int, -1, help="annotation column for the VNI, -1 = none", min=-1, max=N_ANNOTATIONS - 1),)
+    args = (Arg("vni_anno", int, -1, unit="-", help="annotation column that keeps the VNI; -1 = none",
+                min=-1, max=N_ANNOTATIONS - 1),)
 
     def process(self, batch) -> None:
         hv = batch.headers
@@ -496,17 +525,16 @@ class GTPUEncap(Module):
         ``malformed``: IP length fields that do not fit the frame.
         ``no_headroom``: fewer than 36 bytes in front of the frame.
 
-    Arguments:
-        src_ip (IPv4, required): outer source address.
-        dst_ip (IPv4, required): outer destination address.
-        teid (int, required): tunnel endpoint id, 0..2**32-1.
-        sport (int, 2152): outer UDP source port.
-        ttl (int, 64): outer TTL.
-        tos (int, 0): outer TOS byte.
-        src_mac (MAC, None): new Ethernet source; None keeps the frame's.
-        dst_mac (MAC, None): new Ethernet destination; None keeps the frame's.
+    Example: 36 bytes between the Ethernet header and the inner IP packet; the TEID ends the
+    GTP-U header.
 
-    Example: ``ue_traffic >> GTPUEncap(src_ip="10.10.0.1", dst_ip="10.10.0.2", teid=0x1234) >> n3``
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import GTPUEncap
+    >>> from tailgate.packet.craft import frame
+    >>> out, _ = drive(GTPUEncap(src_ip="10.10.0.1", dst_ip="10.10.0.2", teid=0x1234), [frame()])
+    >>> wrapped = out[0][0]
+    >>> len(wrapped), wrapped[46:50].hex(), wrapped[50:] == frame()[14:]
+    (100, '00001234', True)
 
     See also: GTPUDecap, VXLANEncap.
     """
@@ -514,21 +542,21 @@ class GTPUEncap(Module):
     drop_reasons = ("not_ip", "malformed", "no_headroom")
     cost_ns = (50.0, 12.0)
     args = (
-        Arg("src_ip", any_value, help="outer source IPv4 address"),
-        Arg("dst_ip", any_value, help="outer destination IPv4 address"),
-        Arg("teid", int, help="tunnel endpoint id", min=0, max=(1 << 32) - 1),
-        Arg("sport", int, GTPU_PORT, min=1, max=65535),
-        Arg("ttl", int, 64, min=1, max=255),
-        Arg("tos", int, 0, min=0, max=255),
-        Arg("src_mac", any_value, None),
-        Arg("dst_mac", any_value, None),
+        Arg("src_ip", any_value, unit="-", help="outer source IPv4 address"),
+        Arg("dst_ip", any_value, unit="-", help="outer destination IPv4 address"),
+        Arg("teid", int, unit="-", help="tunnel endpoint id", min=0, max=(1 << 32) - 1),
+        Arg("sport", int, GTPU_PORT, unit="-", help="outer UDP source port", min=1, max=65535),
+        Arg("ttl", int, 64, unit="hops", help="outer TTL", min=1, max=255),
+        Arg("tos", int, 0, unit="-", help="outer TOS byte (DSCP and ECN)", min=0, max=255),
+        Arg("src_mac", any_value, None, unit="-", help="new Ethernet source MAC; None keeps the frame's"),
+        Arg("dst_mac", any_value, None, unit="-", help="new Ethernet destination MAC; None keeps the frame's"),
     )
 
     def setup(self) -> None:
         L = self.label
-        src, dst = parse_ipv4(L, "src_ip", self.src_ip), parse_ipv4(L, "dst_ip", self.dst_ip)
-        self._smac = None if self.src_mac is None else parse_mac(L, "src_mac", self.src_mac)
-        self._dmac = None if self.dst_mac is None else parse_mac(L, "dst_mac", self.dst_mac)
+        src, dst = ipv4_arg(L, "src_ip", self.src_ip), ipv4_arg(L, "dst_ip", self.dst_ip)
+        self._smac = None if self.src_mac is None else mac_arg(L, "src_mac", self.src_mac)
+        self._dmac = None if self.dst_mac is None else mac_arg(L, "dst_mac", self.dst_mac)
         t = (
             _ipv4_template(self.tos, self.ttl, src, dst, True)
             + self.sport.to_bytes(2, "big") + GTPU_PORT.to_bytes(2, "big") + b"\x00\x00\x00\x00"
@@ -568,9 +596,16 @@ class GTPUDecap(Module):
     Drop reason ``not_gtpu``: anything else, including GTP-U signalling (echo, error indication,
     end marker) and G-PDUs whose payload is not IP.
 
-    Arguments: none.
+    Example: what GTPUEncap wrapped comes back out; a plain UDP frame is not GTP-U.
 
-    Example: ``n3 >> GTPUDecap() >> MACRewrite(dst="02:00:00:00:00:aa") >> dn``
+    >>> from tailgate.dataplane.drive import drive
+    >>> from tailgate.nf import GTPUDecap, GTPUEncap
+    >>> from tailgate.packet.craft import frame
+    >>> wrapped, _ = drive(GTPUEncap(src_ip="10.10.0.1", dst_ip="10.10.0.2", teid=7), [frame()])
+    >>> decap = GTPUDecap()
+    >>> out, _ = drive(decap, wrapped[0] + [frame()])
+    >>> out[0] == [frame()], decap.counter("drops.not_gtpu")
+    (True, 1)
 
     See also: GTPUEncap.
     """

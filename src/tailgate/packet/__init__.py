@@ -1,4 +1,4 @@
-"""Packets: the slot pool, batches, protocol views, checksums, pcap and synthetic traffic."""
+"""Packets: the slot pool, batches, protocol views, checksums, addresses, pcap and synthetic traffic."""
 from tailgate.packet.pool import (
     DEFAULT_BURST,
     DEFAULT_HEADROOM_BYTES,

@@ -15,9 +15,8 @@ How it is fast
     The file is memory-mapped as one ``uint8`` numpy array. For classic pcap each
     :meth:`PcapReader.read` is one numba call that walks the next record headers, takes a slot
     per record from the pool's free stack (as ``PacketPool.alloc_idx`` does) and copies the
-    frame in, asking the cache for the file's bytes 4 KiB ahead: the file is read once. (Indexing
-    a 64 Ki-record chunk first and copying it afterwards read every byte twice, and cost 1.5x
-    the time: 22-26 against 15-18 Mpps read + parse at batch 256 on the development machine.)
+    frame in, asking the cache for the file's bytes 4 KiB ahead: the file is read once (an index
+    of a chunk first, then the copies, would read every byte twice).
     pcapng, whose blocks need Python between sections, is walked a chunk at a time into an index
     (data offset, captured length, original length, timestamp in ns, interface) and each read
     then allocates slots and copies the next records with two more calls; so is a classic pcap
@@ -360,7 +359,7 @@ def _copy_frame(buf, src, caplen, wirelen, ts_ns, port, data, s, offset, length,
         clipped = 1
     # Unsigned indices (no wraparound checks, so LLVM vectorizes the loop) into a slot row that
     # is not reference counted: slices of ``data`` and ``buf`` here cost two atomic operations
-    # each, per packet (4 against 7 ns a 64-byte frame; a slice assignment: 35).
+    # each, per packet.
     row = slot_row(data, s)
     for i in range(c):
         row[np.uint64(o + i)] = buf[np.uint64(src + i)]

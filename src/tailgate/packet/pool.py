@@ -46,6 +46,10 @@ from tailgate.packet.proto import parse
 DEFAULT_SLOT_BYTES = 2048
 DEFAULT_HEADROOM_BYTES = 128
 DEFAULT_BURST = 32
+#: the largest batch a buffer may gather before handing it on: a FractionalBuffer's trigger
+#: (tailgate.nf.fbuffer) and Batchy's fixedN go up to this; Batchy's other controllers stop at
+#: DEFAULT_BURST
+MAX_TRIGGER = 1024
 N_ANNOTATIONS = 8
 #: Annotation column written by the Timestamp module (clock ns).
 ANNO_TIMESTAMP = 0
@@ -192,7 +196,7 @@ class PacketPool:
                 f"packet pool exhausted: asked for {n} slots, {self._n_free} of {self.n_slots} free"
             )
         idx = np.empty(n, dtype=np.int32)
-        # One compiled call resets every column: nine numpy fancy assignments cost ~10x more.
+        # One compiled call resets every column: nine numpy fancy assignments cost far more.
         _alloc_kernel(
             self._free, self._n_free, idx, self.offset, self.length, self.wire_len, self.arrival_ns,
             self.in_port, self.out_port, self.flow_id, self.anno, self.in_use, self.headroom_bytes,
@@ -307,8 +311,8 @@ class Batch:
         self._headers = None
 
     # -- metadata columns --------------------------------------------------------------------
-    # Gathers and scatters go through small numba kernels: numpy fancy indexing costs ~2.5 us per
-    # call on a small VM, a compiled loop ~0.5-1 us. Anything but a plain int scalar or an array
+    # Gathers and scatters go through small numba kernels: a compiled loop costs a fraction of
+    # numpy's fancy indexing per call. Anything but a plain int scalar or an array
     # of the column's own dtype and the batch's length takes the numpy path (its casting and
     # range-check rules).
     def _col(name):  # noqa: N805 - descriptor factory used in the class body only
@@ -373,17 +377,8 @@ def _headers(self: Batch):
     """The batch's protocol view (:func:`tailgate.packet.proto.parse`), computed once and cached."""
     h = self._headers
     if h is None:
-        h = _parse(self)
+        h = parse(self)
     return h
-
-
-def _parse(batch: Batch):
-    # proto is imported lazily (as before); bind its parse on first use, then call it directly:
-    # an import statement per batch costs as much as a small kernel call
-    global _parse
-
-    _parse = parse
-    return parse(batch)
 
 
 Batch.headers = property(_headers)

@@ -68,7 +68,15 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
-from tailgate.packet.checksum import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
+from tailgate.packet.checksum import (
+    PROTO_ICMP,
+    PROTO_ICMPV6,
+    PROTO_TCP,
+    PROTO_UDP,
+    csum_finish,
+    l4_csum_field,
+    sum16_bytes,
+)
 from tailgate.packet.pool import Batch, PacketPool
 from tailgate.packet.wide import slot_row
 
@@ -314,13 +322,6 @@ _PATTERN_WSUM[1:] = np.cumsum(
 
 
 @njit(cache=True, inline="always")
-def _fold16(s):
-    while s > 0xFFFF:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
-@njit(cache=True, inline="always")
 def _put8(row, o, v):
     # unsigned index: numba then skips its negative-index wraparound test (offsets here are >= 0)
     row[np.uint64(o)] = np.uint8(v & 0xFF)
@@ -385,7 +386,7 @@ def _synth_fill(data, offset, length, wire_len, flow_id, arrival_ns, slots, u, m
             tlen = sz - fr[_F_L3]
             _put8(row, a3 + 2, tlen >> 8)
             _put8(row, a3 + 3, tlen)
-            c = (~_fold16(fr[_F_IPSUM] + tlen)) & 0xFFFF
+            c = csum_finish(fr[_F_IPSUM] + tlen)
             _put8(row, a3 + 10, c >> 8)
             _put8(row, a3 + 11, c)
         proto = fr[_F_PROTO]
@@ -411,7 +412,7 @@ def _synth_fill(data, offset, length, wire_len, flow_id, arrival_ns, slots, u, m
         l4s += wsum[np.uint64(sz >> 1)] - wsum[np.uint64(p >> 1)]
         if sz & 1:
             l4s += ((sz - 1) & 0xFF) << 8
-        c = (~_fold16(l4s)) & 0xFFFF
+        c = csum_finish(l4s)
         if c == 0 and proto == 17:
             c = 0xFFFF
         at = a4 + fr[_F_CK]
@@ -426,24 +427,17 @@ def _synth_fill(data, offset, length, wire_len, flow_id, arrival_ns, slots, u, m
             arrival_ns[s] = start_ns + np.int64(np.rint(np.float64(seq) * period_ns))
 
 
-def _sum16(b: bytes) -> int:
-    """Plain (unfolded) sum of the big-endian 16-bit words of ``b`` (odd tail padded)."""
-    if len(b) & 1:
-        b = b + b"\0"
-    return int(np.frombuffer(b, dtype=">u2").astype(np.int64).sum())
-
-
 def _flow_row(f: FlowTemplate, h: bytes) -> list[int]:
     """One row of ``TrafficGen._ftab``: layout plus the constant parts of the checksums."""
     l3, l4, v6, proto = f.l3_offset, f.l4_offset, f.is_ipv6, f.ip_proto
     assert l3 % 2 == 0 and l4 % 2 == 0 and (len(h) - l4) % 2 == 0  # see _PATTERN_WSUM
-    ip_sum = 0 if v6 else _sum16(h[l3:l4])  # length and checksum fields are 0 in the template
-    l4_sum = _sum16(h[l4:])
+    ip_sum = 0 if v6 else sum16_bytes(h[l3:l4])  # length and checksum fields are 0 in the template
+    l4_sum = sum16_bytes(h[l4:])
     if v6:
-        l4_sum += _sum16(h[l3 + 8 : l3 + 40]) + proto
+        l4_sum += sum16_bytes(h[l3 + 8 : l3 + 40]) + proto
     elif proto != PROTO_ICMP:
-        l4_sum += _sum16(h[l3 + 12 : l3 + 20]) + proto
-    ck = 16 if proto == PROTO_TCP else 6 if proto == PROTO_UDP else 2
+        l4_sum += sum16_bytes(h[l3 + 12 : l3 + 20]) + proto
+    ck = int(l4_csum_field(proto))
     return [len(h), l3, l4, int(v6), proto, f.size_bytes, ip_sum, l4_sum, ck]
 
 

@@ -6,10 +6,8 @@ Manual
 ``slot_row(data, s)`` is ``data[s]`` (one slot's bytes, a 1-D C-contiguous view) for a kernel's
 per-packet loop. numba's own ``data[s]`` makes a view that shares the pool's reference count:
 an atomic increment and decrement per packet, which its pruning pass drops only in simple
-loops; in a header kernel with branches they stayed, and cost as much as the work (the
-IPv4 route lookup kernel over the bench's replay ring, the two forms timed in one process:
-16-19 ns a packet with ``data[s]``, 9-13 with ``slot_row``). The row it returns borrows: it is
-valid while ``data`` is, which the caller holds for the whole call.
+loops; in a header kernel with branches they stayed, and cost as much as the work. The row it
+returns borrows: it is valid while ``data`` is, which the caller holds for the whole call.
 
 Header fields sit at any byte offset (an IPv4 header after a 14-byte Ethernet header is only
 2-byte aligned), so numba kernels read them a byte at a time: ``(row[o] << 8) | row[o + 1]``.
@@ -69,7 +67,7 @@ def _byte_ptr(context, builder, sig, args):
 def prefetch(typingctx, data, s, o):
     """Ask the cache for ``data[s, o]`` (a 2-D C array) ahead of use: no load, no fault, no
     result. A parser that prefetches the frame 8 packets ahead hides most of the miss of a
-    packet's first touch (parse 1.3x faster over an 8192-frame ring)."""
+    packet's first touch."""
     if not (isinstance(data, types.Array) and data.ndim == 2 and data.layout == "C"):
         return None
     if not (isinstance(s, types.Integer) and isinstance(o, types.Integer)):

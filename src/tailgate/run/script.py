@@ -22,7 +22,7 @@ every NF class         ``Source``, ``PcapSource``, ``IPv4Lookup`` ... (``tailgat
 ``FlowTemplate``       :class:`tailgate.packet.synth.FlowTemplate`, to describe flows by hand
 ``results_dir``        the run's results directory (a ``pathlib.Path``; write extra files here)
 ``log``                a ``logging.Logger``
-``batchy``             SLO-driven batch scheduling (:mod:`tailgate.batchy.runner`): workers,
+``batchy``             SLO-driven batch scheduling (:mod:`tailgate.batchy.api`): workers,
                        tasks, flows, controllers, ``batchy.run(rounds, control_period_s)``
 =====================  ==========================================================================
 
@@ -55,7 +55,7 @@ from typing import Any, Callable
 
 from tailgate import nf
 from tailgate.run import results as _results
-from tailgate.batchy.runner import Batchy
+from tailgate.batchy.api import Batchy
 from tailgate.core.clock import Clock, make_clock
 from tailgate.core.errors import ArgError, TailgateError
 from tailgate.dataplane.graph import Pipeline
@@ -416,8 +416,7 @@ class ScriptRun:
             raise ArgError(f"script not found: {self.path}") from None
         except (OSError, UnicodeDecodeError) as e:
             raise ArgError(f"cannot read script {self.path}: {e}") from None
-        saved_names = dict(Module._instances)
-        Module._instances.clear()  # fresh module names (bypass0, ...) per script, so runs repeat
+        saved_names = Module.reset_auto_names()  # fresh module names (bypass0, ...) per script, so runs repeat
         script_dir = os.path.dirname(os.path.abspath(self.path))
         sys.path.insert(0, script_dir)
         try:
@@ -453,8 +452,7 @@ class ScriptRun:
             try:
                 self._finish()
             finally:
-                Module._instances.clear()
-                Module._instances.update(saved_names)
+                Module.restore_auto_names(saved_names)
                 try:
                     sys.path.remove(script_dir)
                 except ValueError:

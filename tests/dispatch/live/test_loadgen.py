@@ -4,20 +4,22 @@ import csv
 import os
 import socket
 
+import numpy as np
 import pytest
 
 from tailgate.core.errors import ArgError
-from tailgate.dispatch.live.loadgen import bench_live, load
+from tailgate.dispatch.live.loadgen import LoadConfig, load
+from tailgate.dispatch.live.process import ServerProcess
 from tailgate.dispatch.live.ring import leaked_segments, orphaned_segments
-from tailgate.dispatch.live.server import ServerProcess
+from tailgate.dispatch.workloads import get_workload
 
 
 def test_load_against_the_server_records_every_request(tmp_path):
     before = set(leaked_segments())
     out = tmp_path / "records.csv"
     with ServerProcess("darc", "disp2", 2, worker_kind="sleep") as srv:
-        r = load("disp2", 0.5, 2, "127.0.0.1", srv.port, duration_s=0.4, seed=3, rate_rps=2_000,
-                 run_scale=0.01, csv_path=str(out), quiet=True)
+        r = load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", srv.port, duration_s=0.4, seed=3, rate_rps=2_000,
+                            run_scale=0.01, csv_path=str(out)), quiet=True)
     assert r["n_requests"] == 800
     assert r["answered"] == 800 and r["lost"] == r["dropped"] == r["unsent"] == 0
     assert r["duplicates"] == 0 and r["malformed_responses"] == 0
@@ -27,11 +29,19 @@ def test_load_against_the_server_records_every_request(tmp_path):
     assert isinstance(r["trustworthy"], bool) and r["verdict"]
     m = r["metrics"]
     assert m is not None and set(m["types"]) == {"SHORT", "LONG"}
+    assert m["requests"] == 800 and m["warmup"] == 80 and m["completed"] == 720 and m["dropped"] == 0
+    assert sum(t["completed"] for t in m["types"].values()) == m["completed"]
     with open(out) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 800 and rows[0].keys() >= {"req_id", "type", "scheduled_ns", "sent_ns", "completed_ns", "status"}
     assert {row["status"] for row in rows} == {"answered"}
     assert all(int(row["completed_ns"]) >= int(row["sent_ns"]) >= 0 for row in rows)
+    # The summary's percentiles are the records' (nearest rank), and a request takes at least its work.
+    lat = np.array([int(row["latency_ns"]) for row in rows])
+    want = np.percentile(lat, [50, 99], method="inverted_cdf")
+    assert [r["latency_ns"]["p50"], r["latency_ns"]["p99"]] == want.tolist()
+    sleep_ns = {"SHORT": 1_000 * 0.01, "LONG": 100_000 * 0.01}       # run_ns = service time x run_scale
+    assert all(int(row["latency_ns"]) >= sleep_ns[row["type_name"]] for row in rows)
     assert set(orphaned_segments(also_pid=os.getpid())) - before == set()
 
 
@@ -46,26 +56,31 @@ def _dead_port() -> int:
 
 def test_no_server_means_lost_requests_not_an_exception():
     port = _dead_port()
-    r = load("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.05, rate_rps=2_000, timeout_s=0.1, quiet=True)
+    r = load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.05, rate_rps=2_000, timeout_s=0.1), quiet=True)
     assert r["answered"] == 0 and r["lost"] == r["n_requests"] == 100
-    assert not r["trustworthy"] or r["lost"] == r["n_requests"]
+    assert r["unsent"] == r["dropped"] == 0 and r["latency_ns"] == {"p50": None, "p99": None}
+    assert r["metrics"]["completed"] == 0 and r["metrics"]["dropped"] == r["metrics"]["measured"] == 90
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"load": 2.0}, "outside"), ({"load": 0.0}, "outside"), ({"port": 0}, "port"),
+    ({"load_frac": 2.0}, r"load 2.0 is outside \(0, 1.5\]"), ({"load_frac": 0.0}, "outside"), ({"port": 0}, "port"),
     ({"duration_s": -1}, "duration_s"), ({"host": "not-an-ip"}, "host"), ({"rate_rps": -5}, "rate_rps"),
+    ({"n_workers": 0}, "n_workers"), ({"burst": 0}, "burst"), ({"warmup_frac": 1.0}, "warmup_frac"),
+    ({"workload": "nosuch"}, "unknown workload"), ({"duration_s": 1e-9}, "no request at all"),
+    ({"max_requests": 10}, "more than max_requests"),
 ])
-def test_bad_arguments(kwargs, match):
-    args = {"workload": "disp2", "load": 0.5, "n_workers": 2, "host": "127.0.0.1", "port": 9, "duration_s": 0.1}
+def test_bad_configurations_are_refused_when_built(kwargs, match):
+    args = {"workload": "disp2", "load_frac": 0.5, "n_workers": 2, "host": "127.0.0.1", "port": 9, "duration_s": 0.1}
     args.update(kwargs)
     with pytest.raises(ArgError, match=match):
-        load(**args, quiet=True)
+        LoadConfig(**args)
 
 
-@pytest.mark.slow
-def test_bench_live_reports_a_rate():
-    r = bench_live(rates_rps=(5_000,), duration_s=0.5)
-    assert r["dispatch_rate_rps"] > 0 and r["open_loop_steps"][0]["answered"] > 0
+def test_a_config_resolves_its_workload_and_its_size():
+    cfg = LoadConfig("disp2", 0.5, 2, port=9, duration_s=0.5, run_scale=100)
+    assert cfg.workload is get_workload("disp2")
+    assert cfg.n_requests == 99 and abs(cfg.paced_rate_rps - 198.02) < 0.01
+    assert LoadConfig("disp2", 0.5, 2, port=9, rate_rps=1_000).n_requests == 1_000
 
 
 def test_ctrl_c_reports_what_was_measured():
@@ -76,9 +91,11 @@ def test_ctrl_c_reports_what_was_measured():
     import time
 
     code = textwrap.dedent("""
-        from tailgate.dispatch.live.loadgen import load
+        from tailgate.dispatch.live.loadgen import LoadConfig, load
+        # a short run first, so that the interrupt lands while sending, not while numba loads
+        load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", 9, duration_s=0.01, rate_rps=1_000, timeout_s=0.01), quiet=True)
         print("GO", flush=True)
-        r = load("disp2", 0.5, 2, "127.0.0.1", 9, duration_s=30, rate_rps=1_000, quiet=True)
+        r = load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", 9, duration_s=30, rate_rps=1_000), quiet=True)
         print("RESULT", r["interrupted"], r["unsent"] > 0, r["trustworthy"], flush=True)
     """)
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -96,17 +113,24 @@ def test_ctrl_c_reports_what_was_measured():
 def test_run_scale_scales_the_offered_rate_with_the_service_times():
     port = _dead_port()
     # disp2 at load 0.5 on 2 workers is 19 802 req/s; service times x100 -> 198 req/s
-    r = load("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.5, run_scale=100, timeout_s=0.05, quiet=True)
+    r = load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.5, run_scale=100, timeout_s=0.05), quiet=True)
     assert r["n_requests"] == 99 and abs(r["offered_rps"] - 198.02) < 0.01
 
 
 @pytest.mark.parametrize("compiled", [True, False])
 def test_both_send_paths_record_every_request(compiled, monkeypatch):
-    import tailgate.dispatch.live.loadgen as lg
+    from tailgate.dispatch.live import sender
 
     if not compiled:
-        monkeypatch.setattr(lg, "COMPILED_IO", False)
+        monkeypatch.setattr(sender, "COMPILED_IO", False)
     with ServerProcess("cfcfs", "disp2", 2, worker_kind="spin", worker_spin_ns=50_000) as srv:
-        r = load("disp2", 0.5, 2, "127.0.0.1", srv.port, duration_s=0.3, rate_rps=5_000, zero_work=True, quiet=True)
+        r = load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", srv.port, duration_s=0.3, rate_rps=5_000, zero_work=True),
+                 quiet=True)
     assert r["answered"] == r["n_requests"] == 1500 and r["duplicates"] == 0 and r["unsent"] == 0
-    assert r["send_lag_ns"]["p50"] >= 0
+    assert r["answered"] + r["dropped"] + r["lost"] + r["unsent"] == r["n_requests"]
+    assert srv.stats["completed"] == srv.stats["dispatched"] == 1500
+    lag, lat = r["send_lag_ns"], r["latency_ns"]
+    assert 0 <= lag["p50"] <= lag["p99"] <= lag["p99.9"] <= lag["max"]
+    assert 0 < lat["p50"] <= lat["p99"] and r["metrics"]["completed"] == r["metrics"]["measured"] == 1350
+    # the schedule's 1500 requests over ~0.3 s: the sender kept (roughly) the offered rate
+    assert r["send_rate_rps"] > 0 and r["offered_rps"] == 5_000

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from tailgate.core.errors import ArgError
+from tailgate.dispatch.live.dispatcher import Server
+from tailgate.dispatch.live.process import ServerProcess
 from tailgate.dispatch.live.ring import leaked_segments, orphaned_segments
-from tailgate.dispatch.live.server import Server, ServerProcess
 from tailgate.dispatch.live.wire import (
     SIZE_DROPPED,
     BatchSocket,
@@ -189,7 +190,7 @@ def _cmdline(pid: str) -> str:
 
 def test_sigint_stops_the_server_cleanly_and_prints_counters(tmp_path):
     code = textwrap.dedent("""
-        from tailgate.dispatch.live.server import serve
+        from tailgate.dispatch.live.process import serve
         serve("cfcfs", "disp2", 2, worker_kind="sleep", on_ready=lambda port: print("READY", port, flush=True))
     """)
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -52,7 +52,8 @@ import numpy as np
 #: Segment names start with this, so tests (and people) can find leaks in /dev/shm.
 SHM_PREFIX = "tg_"
 _LINE_WORDS = 8            # 64-byte cache line, in int64 words
-_HEAD, _TAIL = 0, _LINE_WORDS
+#: Word offsets of a ring's head and tail in its row of ``RingSet.idx`` (cache lines apart).
+HEAD, TAIL = 0, _LINE_WORDS
 
 _OWNED: dict[str, shared_memory.SharedMemory] = {}
 
@@ -137,8 +138,8 @@ class RingSet:
         self.idx = words[:idx_words].reshape(n_rings, 2 * _LINE_WORDS)
         self.extra = words[idx_words: idx_words + extra_words]
         self.entries = words[idx_words + extra_pad:].reshape(n_rings, capacity, n_fields)
-        self._words = memoryview(self._shm.buf).cast("q")
-        self._extra_base = idx_words       # word index of .extra in _words (for scalar access)
+        self.words = memoryview(self._shm.buf).cast("q")     # every word, for scalar access
+        self.extra_base = idx_words       # word index of .extra[0] in .words
         self._entry_base = idx_words + extra_pad
         self.full_refusals = 0      # entries a full ring refused (producer side, this process)
 
@@ -156,18 +157,26 @@ class RingSet:
         name, n_rings, n_fields, capacity, extra = spec
         return cls(n_rings, n_fields, capacity, extra, _attach_name=name)
 
+    def head_word(self, ring: int) -> int:
+        """Index in :attr:`words` of ``ring``'s head (next entry to read)."""
+        return ring * 2 * _LINE_WORDS + HEAD
+
+    def tail_word(self, ring: int) -> int:
+        """Index in :attr:`words` of ``ring``'s tail (next entry to write)."""
+        return ring * 2 * _LINE_WORDS + TAIL
+
     # -- one ring, several entries ----------------------------------------------------------------
     def __len__(self) -> int:
-        return int((self.idx[:, _TAIL] - self.idx[:, _HEAD]).sum())
+        return int((self.idx[:, TAIL] - self.idx[:, HEAD]).sum())
 
     def count(self, ring: int) -> int:
-        return int(self.idx[ring, _TAIL] - self.idx[ring, _HEAD])
+        return int(self.idx[ring, TAIL] - self.idx[ring, HEAD])
 
     def push(self, ring: int, rows: np.ndarray) -> int:
         """Append rows (k, n_fields) to ``ring``; returns how many fit (the rest are refused)."""
         rows = np.asarray(rows, np.int64).reshape(-1, self.n_fields)
-        tail = int(self.idx[ring, _TAIL])
-        room = self.capacity - (tail - int(self.idx[ring, _HEAD]))
+        tail = int(self.idx[ring, TAIL])
+        room = self.capacity - (tail - int(self.idx[ring, HEAD]))
         k = min(len(rows), room)
         if k < len(rows):
             self.full_refusals += len(rows) - k
@@ -175,17 +184,17 @@ class RingSet:
             return 0
         pos = (tail + np.arange(k)) % self.capacity
         self.entries[ring, pos] = rows[:k]
-        self.idx[ring, _TAIL] = tail + k          # publish after the entries are written
+        self.idx[ring, TAIL] = tail + k          # publish after the entries are written
         return k
 
     def pop(self, ring: int, max_n: int) -> np.ndarray:
         """Remove and return up to ``max_n`` entries of ``ring`` (a copy, oldest first)."""
-        head = int(self.idx[ring, _HEAD])
-        k = min(int(self.idx[ring, _TAIL]) - head, max_n)
+        head = int(self.idx[ring, HEAD])
+        k = min(int(self.idx[ring, TAIL]) - head, max_n)
         if k <= 0:
             return np.empty((0, self.n_fields), np.int64)
         out = self.entries[ring, (head + np.arange(k)) % self.capacity]   # fancy index: a copy
-        self.idx[ring, _HEAD] = head + k          # free the slots only after copying them
+        self.idx[ring, HEAD] = head + k          # free the slots only after copying them
         return out
 
     # -- many rings at once ------------------------------------------------------------------------
@@ -194,19 +203,19 @@ class RingSet:
         rings = np.asarray(rings, np.int64)
         if len(rings) == 0:
             return np.zeros(0, bool)
-        tail = self.idx[rings, _TAIL]
-        ok = tail - self.idx[rings, _HEAD] < self.capacity
+        tail = self.idx[rings, TAIL]
+        ok = tail - self.idx[rings, HEAD] < self.capacity
         if not ok.all():
             self.full_refusals += int((~ok).sum())
             rings, tail, rows = rings[ok], tail[ok], np.asarray(rows)[ok]
         self.entries[rings, tail % self.capacity] = rows
-        self.idx[rings, _TAIL] = tail + 1         # publish after the entries are written
+        self.idx[rings, TAIL] = tail + 1         # publish after the entries are written
         return ok
 
     def pop_all(self, max_per_ring: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Everything waiting on every ring: ``(ring of each entry, entries)``, oldest first per ring."""
-        head = self.idx[:, _HEAD]
-        avail = self.idx[:, _TAIL] - head
+        head = self.idx[:, HEAD]
+        avail = self.idx[:, TAIL] - head
         if max_per_ring is not None:
             avail = np.minimum(avail, max_per_ring)
         rings = np.flatnonzero(avail)
@@ -222,34 +231,34 @@ class RingSet:
             start = np.repeat(np.cumsum(counts) - counts, counts)
             pos = (np.repeat(h, counts) + np.arange(len(which)) - start) % self.capacity
             out = self.entries[which, pos]
-        self.idx[rings, _HEAD] = h + counts       # after the copy above
+        self.idx[rings, HEAD] = h + counts       # after the copy above
         return which, out
 
     # -- scalar fast path (one entry, plain ints) -------------------------------------------------
     def push1(self, ring: int, values) -> bool:
         """Append one entry (a sequence of n_fields ints); False if the ring is full."""
-        w = self._words
+        w = self.words
         hi = ring * 2 * _LINE_WORDS
-        tail = w[hi + _TAIL]
-        if tail - w[hi + _HEAD] >= self.capacity:
+        tail = w[hi + TAIL]
+        if tail - w[hi + HEAD] >= self.capacity:
             self.full_refusals += 1
             return False
         base = self._entry_base + (ring * self.capacity + tail % self.capacity) * self.n_fields
         for i, v in enumerate(values):
             w[base + i] = v
-        w[hi + _TAIL] = tail + 1
+        w[hi + TAIL] = tail + 1
         return True
 
     def pop1(self, ring: int) -> list | None:
         """Remove and return the oldest entry of ``ring`` as a list of ints, or None if empty."""
-        w = self._words
+        w = self.words
         hi = ring * 2 * _LINE_WORDS
-        head = w[hi + _HEAD]
-        if w[hi + _TAIL] == head:
+        head = w[hi + HEAD]
+        if w[hi + TAIL] == head:
             return None
         base = self._entry_base + (ring * self.capacity + head % self.capacity) * self.n_fields
         out = w[base: base + self.n_fields].tolist()
-        w[hi + _HEAD] = head + 1
+        w[hi + HEAD] = head + 1
         return out
 
     # -- lifetime ----------------------------------------------------------------------------------
@@ -257,7 +266,7 @@ class RingSet:
         """Drop this process's mapping; the owner also unlinks the segment."""
         self.idx = self.extra = self.entries = None
         try:
-            self._words.release()
+            self.words.release()
         except (BufferError, ValueError):
             pass             # a slice of it is still in use: the mapping goes with the process
         try:

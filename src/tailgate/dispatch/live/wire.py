@@ -28,13 +28,14 @@ many (``send_burst``), with Linux ``recvmmsg``/``sendmmsg`` through ctypes — o
 burst instead of one per datagram, which is what lets one Python process move tens of thousands
 of requests per second. Elsewhere it falls back to a loop of ``recvfrom_into``/``sendto``.
 
-Compiled code can make those calls itself: ``_c_sendmmsg``/``_c_recvmmsg``/``_c_clock_gettime``
-are numba intrinsics that call libc by symbol name (so numba's on-disk cache stays valid, unlike
-a ctypes pointer), :func:`clock_ns` reads CLOCK_MONOTONIC (what ``time.perf_counter_ns`` reads
-on Linux) and :func:`c_errno` the errno of the last call. ``COMPILED_IO`` says whether they are
-usable (Linux, 64-bit); the load client's compiled round uses them, which took a one-datagram
-send from ~12.8 µs through :meth:`BatchSocket.send_burst` (Python, ctypes, a packing kernel) to
-~5.8 µs on the 2-vCPU development guest.
+Compiled code can make those calls itself: :func:`c_sendmmsg`/:func:`c_recvmmsg` are numba
+intrinsics that call libc by symbol name (so numba's on-disk cache stays valid, unlike a ctypes
+pointer), :func:`clock_ns` reads CLOCK_MONOTONIC (what ``time.perf_counter_ns`` reads on Linux)
+and :func:`c_errno` the errno of the last call. ``COMPILED_IO`` says whether they are usable
+(Linux, 64-bit). :meth:`BatchSocket.compiled_io` aims a socket's send headers at a destination
+and hands compiled code the header arrays (:class:`MmsgHeaders`); :func:`unpack_mmsg` reads what
+a ``recvmmsg`` filled in. The load client's compiled round uses them (it costs less than half of
+a :meth:`BatchSocket.send_burst` call, which goes through Python and ctypes).
 
 Example::
 
@@ -50,6 +51,7 @@ import errno
 import os
 import socket
 import sys
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -160,7 +162,7 @@ _IOVEC = np.dtype([("base", "<u8"), ("len", "<u8")])
 # struct sockaddr_in: family (host order u16), port (network order), addr (network order), zero[8].
 _SOCKADDR = np.dtype([("family", "<u2"), ("port", ">u2"), ("addr", ">u4"), ("zero", "<u8")])
 _MSG_TRUNC = 0x20
-_MSG_DONTWAIT = 0x40
+MSG_DONTWAIT = 0x40
 
 
 def _load_mmsg():
@@ -199,12 +201,14 @@ def _libc_codegen(name: str, params):
 
 
 @intrinsic
-def _c_sendmmsg(typingctx, fd, hdr, n, flags):
+def c_sendmmsg(typingctx, fd, hdr, n, flags):
+    """libc ``sendmmsg(fd, hdr, n, flags)`` from compiled code (``hdr``: an address); -1 sets errno."""
     return types.int64(fd, hdr, n, flags), _libc_codegen("sendmmsg", [_I32, _PTR, _I32, _I32])
 
 
 @intrinsic
-def _c_recvmmsg(typingctx, fd, hdr, n, flags, timeout):
+def c_recvmmsg(typingctx, fd, hdr, n, flags, timeout):
+    """libc ``recvmmsg(fd, hdr, n, flags, timeout)`` from compiled code (addresses; timeout 0: none)."""
     return types.int64(fd, hdr, n, flags, timeout), _libc_codegen("recvmmsg", [_I32, _PTR, _I32, _I32, _PTR])
 
 
@@ -239,7 +243,7 @@ def c_errno() -> int:
 
 
 @njit(cache=True)
-def _unpack_mmsg(words, addr, n, slot_bytes, lengths, src_ip, src_port):
+def unpack_mmsg(words, addr, n, slot_bytes, lengths, src_ip, src_port):
     """After recvmmsg: lengths (a truncated datagram reads as slot_bytes + 1) and senders of the
     first ``n`` messages; resets each ``msg_namelen`` (value-result) for the next call."""
     for i in range(n):
@@ -253,6 +257,18 @@ def _unpack_mmsg(words, addr, n, slot_bytes, lengths, src_ip, src_port):
 
 
 _NO_LENGTHS = np.zeros(0, np.int64)
+
+
+class MmsgHeaders(NamedTuple):
+    """A :class:`BatchSocket`'s message headers, for compiled code that calls ``sendmmsg`` /
+    ``recvmmsg`` on it itself (:meth:`BatchSocket.compiled_io`). Valid until a ``send_burst`` of
+    more than ``burst`` datagrams reallocates the send side."""
+    fd: int
+    tx_hdr_addr: int           # struct mmsghdr[burst] to send, each aimed at the destination
+    tx_iov: np.ndarray         # (burst, 2) u64: each datagram's payload address and length
+    rx_hdr_addr: int           # struct mmsghdr[burst] to receive into ``data``
+    rx_words: np.ndarray       # (burst, 16) u32 view of the receive headers (for unpack_mmsg)
+    rx_addr: np.ndarray        # (burst, 16) u8: the senders' sockaddr_in (for unpack_mmsg)
 
 
 def _scalar_or_array(v) -> np.ndarray:
@@ -317,15 +333,15 @@ class BatchSocket:
             self._rx_hdr["iovlen"] = 1
             self._rx_hdr["name"] = self._rx_addr.ctypes.data + np.arange(burst, dtype=np.uint64) * _SOCKADDR.itemsize
             self._rx_hdr["namelen"] = _SOCKADDR.itemsize
-            self._rx_hdr_addr = self._rx_hdr.ctypes.data
+            self.rx_hdr_addr = self._rx_hdr.ctypes.data
             # Raw views for the compiled unpacker: u32 words of each 64-byte mmsghdr, sockaddr bytes.
-            self._rx_words = self._rx_hdr.view(np.uint32).reshape(burst, _MMSG.itemsize // 4)
-            self._rx_addr_bytes = self._rx_addr.view(np.uint8).reshape(burst, _SOCKADDR.itemsize)
+            self.rx_words = self._rx_hdr.view(np.uint32).reshape(burst, _MMSG.itemsize // 4)
+            self.rx_addr_bytes = self._rx_addr.view(np.uint8).reshape(burst, _SOCKADDR.itemsize)
             self._rx_buf = None
             self._alloc_tx(burst)
             # Load (or compile) both packers now, not on the first datagram of a measurement.
-            _unpack_mmsg(self._rx_words, self._rx_addr_bytes, 0, slot_bytes, self.lengths, self.src_ip, self.src_port)
-            _pack_mmsg(self._tx_words, self._tx_iov_words, self._tx_addr_bytes, 0, 0, 16, _NO_LENGTHS,
+            unpack_mmsg(self.rx_words, self.rx_addr_bytes, 0, slot_bytes, self.lengths, self.src_ip, self.src_port)
+            _pack_mmsg(self._tx_words, self.tx_iov, self._tx_addr_bytes, 0, 0, 16, _NO_LENGTHS,
                        _scalar_or_array(0), _scalar_or_array(0), False, self._tx_addr0)
         else:
             self._rx_buf = bytearray(slot_bytes + 1)
@@ -339,11 +355,26 @@ class BatchSocket:
         self._tx_addr["family"] = socket.AF_INET
         self._tx_hdr["iov"] = self._tx_iov.ctypes.data + np.arange(cap, dtype=np.uint64) * _IOVEC.itemsize
         self._tx_hdr["iovlen"] = 1
-        self._tx_hdr_addr = self._tx_hdr.ctypes.data
+        self.tx_hdr_addr = self._tx_hdr.ctypes.data
         self._tx_addr0 = self._tx_addr.ctypes.data
         self._tx_words = self._tx_hdr.view(np.uint64).reshape(cap, _MMSG.itemsize // 8)
-        self._tx_iov_words = self._tx_iov.view(np.uint64).reshape(cap, 2)
+        self.tx_iov = self._tx_iov.view(np.uint64).reshape(cap, 2)
         self._tx_addr_bytes = self._tx_addr.view(np.uint8).reshape(cap, _SOCKADDR.itemsize)
+
+    @property
+    def uses_mmsg(self) -> bool:
+        """Whether bursts go through ``recvmmsg``/``sendmmsg`` (else a portable loop)."""
+        return self._calls is not None
+
+    def compiled_io(self, rows_addr: int, width: int, ip: int, port: int) -> MmsgHeaders:
+        """Aim every send header at ``ip:port``, datagram ``i`` at row ``i`` of a ``(k, width)``
+        uint8 array at ``rows_addr``, and return the headers for compiled code (which then sets
+        only payload pointers, ``tx_iov[j, 0]``). Needs :attr:`uses_mmsg`."""
+        if self._calls is None:
+            raise RuntimeError("compiled_io needs recvmmsg/sendmmsg")
+        _pack_mmsg(self._tx_words, self.tx_iov, self._tx_addr_bytes, self.burst, rows_addr, width,
+                  _NO_LENGTHS, _scalar_or_array(ip), _scalar_or_array(port), False, self._tx_addr0)
+        return MmsgHeaders(self.fd, self.tx_hdr_addr, self.tx_iov, self.rx_hdr_addr, self.rx_words, self.rx_addr_bytes)
 
     # -- receive ---------------------------------------------------------------------------------
     def recv_burst(self, max_n: int | None = None) -> int:
@@ -351,14 +382,14 @@ class BatchSocket:
         max_n = self.burst if max_n is None else min(max_n, self.burst)
         if self._calls is None:
             return self._recv_loop(max_n)
-        n = self._calls[0](self.fd, self._rx_hdr_addr, max_n, _MSG_DONTWAIT, None)
+        n = self._calls[0](self.fd, self.rx_hdr_addr, max_n, MSG_DONTWAIT, None)
         if n <= 0:
             if n < 0:
                 e = ctypes.get_errno()
                 if e not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
                     raise OSError(e, os.strerror(e))
             return 0
-        _unpack_mmsg(self._rx_words, self._rx_addr_bytes, n, self.slot_bytes, self.lengths, self.src_ip, self.src_port)
+        unpack_mmsg(self.rx_words, self.rx_addr_bytes, n, self.slot_bytes, self.lengths, self.src_ip, self.src_port)
         return n
 
     def _recv_loop(self, max_n: int) -> int:
@@ -399,12 +430,12 @@ class BatchSocket:
         connected = ip is None
         ips = _scalar_or_array(0 if connected else ip)
         ports = _scalar_or_array(0 if connected else port)
-        _pack_mmsg(self._tx_words, self._tx_iov_words, self._tx_addr_bytes, n, rows.__array_interface__["data"][0],
+        _pack_mmsg(self._tx_words, self.tx_iov, self._tx_addr_bytes, n, rows.__array_interface__["data"][0],
                    width, lengths, ips, ports, connected, self._tx_addr0)
-        hdr_addr = self._tx_hdr_addr
+        hdr_addr = self.tx_hdr_addr
         sent = 0
         while sent < n:
-            k = self._calls[1](self.fd, hdr_addr + sent * _MMSG.itemsize, n - sent, _MSG_DONTWAIT)
+            k = self._calls[1](self.fd, hdr_addr + sent * _MMSG.itemsize, n - sent, MSG_DONTWAIT)
             if k <= 0:
                 e = ctypes.get_errno()
                 if k < 0 and e == errno.EINTR:

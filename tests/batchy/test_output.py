@@ -1,0 +1,44 @@
+"""The per-round output: CSV format, summary, when triggers and rates settled."""
+
+import math
+
+from tailgate.batchy.output import (
+    converged_round,
+    dump_csv,
+    rate_settled_round,
+    summary,
+)
+from tailgate.batchy.spec import Flow
+
+
+def rows_of(triggers, rates):
+    return [{"t": k + 1, "a:control": q, "f:delay": 1000.0, "f:pps": r, "sum_fpps": r}
+            for k, (q, r) in enumerate(zip(triggers, rates))]
+
+
+def test_converged_round_is_the_first_round_of_the_still_tail():
+    rows = rows_of([0, 10, 20, 22, 21, 22], [1.0] * 6)
+    assert converged_round(rows, ["a"]) == 3          # 20 -> 22 -> 21 -> 22: within 3 packets
+    assert converged_round(rows, ["a"], tolerance=0) == 6
+    assert converged_round([], ["a"]) is None
+
+
+def test_rate_settled_round_and_an_unsettled_run():
+    assert rate_settled_round(rows_of([0] * 6, [1.0, 2.0, 10.0, 10.2, 9.9, 10.0])) == 3
+    assert rate_settled_round(rows_of([0] * 4, [0.0] * 4)) is None
+
+
+def test_summary_means_the_second_half_and_counts_late_rounds():
+    rows = rows_of([0, 8, 8, 8], [1.0, 2.0, 3.0, 5.0])
+    rows[-1]["f:delay"] = 1100.0                      # 10 % over a 1000 ns objective: late
+    f = Flow("f", [], 1000.0, None, None, 95.0, None)
+    s = summary(rows, [f], controlled=["a"], controller_name="projgrad", infeasible={})
+    assert s["sum_fpps"] == 4.0 and s["flows"]["f"]["violations"] == 1
+    assert s["flows"]["f"]["delay_max_ns"] == 1100.0 and s["triggers"] == {"a": 8}
+    assert list(s) == ["controller", "rounds", "sum_fpps", "flows", "infeasible", "triggers",
+                       "converged_round", "rate_settled_round"]
+
+
+def test_dump_csv_formats_floats_nan_and_missing_cells(tmp_path):
+    out = dump_csv([{"t": 1, "x": 1 / 3}, {"t": 2, "x": math.nan, "y": 7}], tmp_path / "s.csv")
+    assert out.read_text() == "t,x,y\n1,0.333333,\n2,nan,7\n"
