@@ -35,7 +35,11 @@ Modules, in the order a request meets them:
 * :mod:`~tailgate.dispatch.live.wire` — the PSP format and batched UDP I/O (``recvmmsg``/``sendmmsg``,
   also callable from compiled code);
 * :mod:`~tailgate.dispatch.live.dispatcher` — the dispatcher (:class:`Server`): receive, policy, send;
-  :mod:`~tailgate.dispatch.live.fastpath` — its compiled kernels;
+  :mod:`~tailgate.dispatch.live.fastpath` — its compiled kernels; :mod:`~tailgate.dispatch.live.pypath`
+  — its Python path (time slicing); :mod:`~tailgate.dispatch.live.tables` — its request table and
+  workers' assignments; :mod:`~tailgate.dispatch.live.replies` — the answers it sends;
+  :mod:`~tailgate.dispatch.live.counters` — its counters and stats;
+  :mod:`~tailgate.dispatch.live.build` — its argument checks, socket, rings and doorbell;
 * :mod:`~tailgate.dispatch.live.ring` — single-producer single-consumer rings in shared memory;
   :mod:`~tailgate.dispatch.live.layout` — what dispatcher and workers write in them;
 * :mod:`~tailgate.dispatch.live.worker` — the worker processes and their loops;

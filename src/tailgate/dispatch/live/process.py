@@ -29,8 +29,9 @@ import threading
 from collections.abc import Callable
 
 from tailgate.core.errors import ArgError, TailgateError
+from tailgate.dispatch.live.build import warm_policy
 from tailgate.dispatch.live.console import make_console, print_server_stats, tick_line
-from tailgate.dispatch.live.dispatcher import Server, warm_policy
+from tailgate.dispatch.live.dispatcher import Server
 from tailgate.dispatch.workloads import Workload, get_workload
 
 
