@@ -3,7 +3,8 @@
     tailgate run examples/router.py pcap=IN.pcap routes=examples/routes.txt out=OUT.pcap
 
 (routes defaults to routes.txt next to this script; out to out.pcap in the results directory.
-To try it: ``tailgate pcap gen in.pcap --dst-prefix 10.0.0.0/14``.)
+To try it: ``tailgate pcap gen in.pcap --dst-prefix 10.2.0.0/15``, destinations that routes.txt
+spreads over all three next hops.)
 
 PcapSource -> CheckIPHeader -> IPv4Lookup --(one branch per next hop)--> DecTTL -> MACRewrite
 -> IPChecksum --> Merge -> Measure -> PcapSink

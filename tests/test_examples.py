@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import ipaddress
 import json
+import shlex
 import socket
 from pathlib import Path
 
@@ -171,3 +172,35 @@ def test_pipeline_example_args_and_summary(tmp_path):
     cfg = json.loads((tmp_path / "p" / "config.json").read_text())
     assert cfg["args"] == {"seconds": "0.02", "rate_pps": "200_000", "flows": "8", "size": "128", "bulk_rate_pps": "5000"}
     assert {m["name"]: m["class"] for m in cfg["modules"]}["vlan"] == "VLANPush"
+
+
+def readme_example_commands() -> list[list[str]]:
+    """The shell commands of README.md's "A real example" section, as words, ``.venv/bin/tailgate`` cut off."""
+    text = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("## A real example", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = []
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        if words:
+            assert words[0] == ".venv/bin/tailgate", line
+            commands.append(words[1:])
+    return commands
+
+
+def test_readme_router_example_routes_over_every_next_hop(tmp_path, monkeypatch):
+    commands = readme_example_commands()
+    assert [c[:2] for c in commands] == [["pcap", "gen"], ["run", "examples/router.py"], ["pcap", "info"]]
+    (tmp_path / "examples").symlink_to(EXAMPLES)  # the commands as written, from a fresh directory
+    monkeypatch.chdir(tmp_path)
+    for words in commands:
+        res = CliRunner().invoke(app, words)
+        assert res.exit_code == 0, (words, res.output)
+    (res_dir,) = (tmp_path / "results").iterdir()
+    c = counters(res_dir)
+    n_hops = max(gate for _, gate in load_routes(EXAMPLES / "routes.txt")) + 1
+    assert n_hops == 3
+    for hop in range(n_hops):
+        assert c[("lookup", f"out.{hop}")] > 0, f"next hop {hop} gets no packets"
+        assert c[(f"mac{hop}", "packets_in")] > 0
+    assert c[("output", "packets_in")] == c[("input", "packets_in")] == 100_000

@@ -35,7 +35,8 @@ def test_summary_means_the_second_half_and_counts_late_rounds():
     s = summary(rows, [f], controlled=["a"], controller_name="projgrad", infeasible={})
     assert s["sum_fpps"] == 4.0 and s["flows"]["f"]["violations"] == 1
     assert s["flows"]["f"]["delay_max_ns"] == 1100.0 and s["triggers"] == {"a": 8}
-    assert list(s) == ["controller", "rounds", "sum_fpps", "flows", "infeasible", "triggers",
+    assert s["mean_of_rounds"] == [rows[2]["t"], rows[3]["t"]]     # which rounds the means cover
+    assert list(s) == ["controller", "rounds", "mean_of_rounds", "sum_fpps", "flows", "infeasible", "triggers",
                        "converged_round", "rate_settled_round"]
 
 

@@ -1,6 +1,10 @@
 """The reproduction report, on one small case (the full report is `tailgate batchy report`)."""
 import json
+import re
 
+from typer.testing import CliRunner
+
+from tailgate.bench import batchy_report
 from tailgate.bench.batchy_report import build_report
 
 
@@ -21,3 +25,42 @@ def test_quick_report_writes_tables_plots_and_results(tmp_path):
     assert json.loads((tmp_path / "batchy" / "results.json").read_text())["simple_pipeline"]["virtual"]["null"]
     assert (tmp_path / "batchy" / "simple_pipeline" / "virtual-projgrad" / "simple_pipeline.png").exists()
     assert seen and seen[-1][1] == 4
+
+
+def test_the_report_states_its_date_and_machine_and_its_links_resolve(tmp_path):
+    md = tmp_path / "any" / "dir" / "batchy.md"
+    build_report(md, quick=True, cases=[("dag_test", {"delay_slo1": 12_000, "delay_slo2": 15_000})])
+    text = md.read_text()
+    header = text.split("\n## ")[0]
+    assert "Ran on 20" in header and " CPUs (" in header and "Nothing was reused" in header
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert links and all((md.parent / link).is_file() for link in links), links
+
+
+def test_cli_report_writes_a_results_dir_by_default_never_docs(tmp_path, monkeypatch):
+    from tailgate.cli import app
+
+    monkeypatch.setattr(batchy_report, "CASES", [("dag_test", {"delay_slo1": 12_000, "delay_slo2": 15_000})])
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["batchy", "report", "--quick"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]      # no docs/ (the old default)
+    (out,) = (tmp_path / "results").iterdir()
+    assert out.name.startswith("batchy-report-") and (out / "batchy.md").is_file()
+    assert (out / "batchy" / "results.json").is_file()
+    assert f"report: {out.relative_to(tmp_path) / 'batchy.md'}" in res.stdout
+    assert "ran: 20" in res.stdout and "reused: nothing" in res.stdout
+    # --out FILE.md names the report itself (plots beside it)
+    res = CliRunner().invoke(app, ["batchy", "report", "--quick", "--out", "other/x.md"])
+    assert res.exit_code == 0 and (tmp_path / "other" / "x.md").is_file(), res.output
+    assert (tmp_path / "other" / "batchy" / "results.json").is_file()
+
+
+def test_cli_report_refuses_an_out_that_is_a_file_in_one_line(tmp_path):
+    from tailgate.cli import app
+
+    (tmp_path / "taken").write_text("")
+    res = CliRunner().invoke(app, ["batchy", "report", "--quick", "--out", str(tmp_path / "taken")])
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip()
+    assert err.startswith("error: --out ") and "is not a directory" in err and "\n" not in err

@@ -91,7 +91,7 @@ def test_script_error_line(tmp_path):
     script.write_text('src = Source("src", packets=10)\n\nsink = Sink("sink")\nsrc >> sinc\n')
     res = invoke("run", script, "--out", tmp_path / "o")
     assert res.exit_code == 2
-    assert one_error_line(res) == f"error: {script}:4: NameError: name 'sinc' is not defined"
+    assert one_error_line(res) == f"error: {script}:4: NameError: name 'sinc' is not defined; did you mean sink?"
 
 
 def test_graph_error_is_one_line(tmp_path):
@@ -99,7 +99,7 @@ def test_graph_error_is_one_line(tmp_path):
     script.write_text('s = Source("src", packets=10)\ns >> WeightedRandomSplit("split", weights="1,1") >> Sink("sink")\n')
     res = invoke("run", script, "--out", tmp_path / "o")
     assert res.exit_code == 2
-    assert one_error_line(res) == "error: WeightedRandomSplit(split): output gate 1 is not connected"
+    assert one_error_line(res) == f"error: {script}:2: WeightedRandomSplit(split): output gate 1 is not connected"
 
 
 @pytest.mark.parametrize(
@@ -422,3 +422,72 @@ def test_live_view_renders_the_module_table(tmp_path):
     Console(file=out, width=100).print(final_table(sr.runtime))
     assert "stopped: input exhausted" in out.getvalue() and "sink" in out.getvalue()
     assert not LiveView(Console(file=io.StringIO())).enabled  # not a terminal: no live view
+
+
+# ------------------------------------------------------------------------------------------------
+# --version, help, listings
+# ------------------------------------------------------------------------------------------------
+def test_version():
+    from importlib.metadata import version
+
+    res = invoke("--version")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == f"tailgate {version('tailgate')}"
+    p = subprocess.run([str(TAILGATE), "--version"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.startswith("tailgate ")
+
+
+@pytest.mark.parametrize("cmd", [(), ("run",), ("pcap", "info"), ("sched",), ("sched", "report"), ("sched", "load"),
+                                 ("batchy", "report"), ("modules",), ("bench",)])
+def test_help_shows_no_value_type_for_flags(cmd):
+    """A flag (--json, --quiet, --help) takes no value: its help row shows no ``<bool>``."""
+    res = invoke(*cmd, "--help")
+    assert res.exit_code == 0, res.output
+    assert "<bool>" not in res.output
+    assert "--help" in res.output
+
+
+def test_help_still_shows_value_types_of_options():
+    res = invoke("run", "--help")
+    assert "<int>" in res.output and "<wall|virtual>" in res.output
+
+
+def test_sched_workloads_lists_every_named_workload():
+    from tailgate.dispatch.workloads import WORKLOADS
+
+    res = invoke("sched", "workloads")
+    assert res.exit_code == 0, res.output
+    for name in WORKLOADS:
+        assert name in res.stdout
+    assert "SHORT 1 µs 50 %, LONG 100 µs 50 %" in res.stdout   # disp2
+    assert "50.5" in res.stdout                                 # its mean service time
+
+
+def test_sched_policies_lists_every_policy():
+    from tailgate.dispatch.policy import POLICIES
+
+    res = invoke("sched", "policies")
+    assert res.exit_code == 0, res.output
+    for name in POLICIES:
+        assert f"\n{name}\n" in "\n" + res.stdout
+
+
+def test_batchy_controllers_lists_what_resolve_controller_accepts():
+    import re
+
+    from tailgate.batchy.controllers import resolve_controller
+    from tailgate.core.errors import ArgError
+
+    from tailgate.cli.batchy import CONTROLLERS
+
+    res = invoke("batchy", "controllers")
+    assert res.exit_code == 0, res.output
+    listed = [name for name, _ in CONTROLLERS]
+    first_words = [ln.split()[0] for ln in res.stdout.splitlines() if ln.strip()]
+    assert all(name in first_words for name in listed), res.stdout
+    with pytest.raises(ArgError) as e:
+        resolve_controller("no-such-controller")
+    choose = re.sub(r"\s*\([^)]*\)", "", str(e.value).split("choose ", 1)[1])
+    assert choose.split(", ") == listed      # the error's list and the listing agree
+    for name in listed:
+        resolve_controller(name.replace("fixedN", "fixed8"))   # every listed name is accepted

@@ -1,11 +1,13 @@
 """``tailgate modules NAME``: the manual is the docstring, then the argument table generated from
 the class's ``Arg`` declarations, then what else the class declares."""
 
+import re
+
 from typer.testing import CliRunner
 
 from tailgate import nf
 from tailgate.cli import app
-from tailgate.cli.modules import manual
+from tailgate.cli.modules import manual, plain_doc
 from tailgate.core.args import render_args
 
 
@@ -47,3 +49,54 @@ def test_markdown_manual():
     assert "| `timeout_s` | float | `300` | s | >= 1e-06 | idle time after which a mapping expires |" in out
     assert "| `external_ip` | any | `required` | - |" in out
     assert "- drop reasons: not_ipv4, unsupported, fragment, malformed, no_mapping, ports_exhausted" in out
+
+
+def test_manual_renders_rest_for_the_terminal():
+    """No Sphinx markup reaches the terminal: roles read as their target, ``x`` as `x`, "::" as
+    ":"; doctest lines are printed exactly as written."""
+    for name, cls in nf.registry().items():
+        text = manual(cls)
+        doctest_lines = [ln for ln in (cls.__doc__ or "").splitlines() if ln.strip().startswith((">>>", "..."))]
+        prose = [ln for ln in text.splitlines() if not ln.strip().startswith((">>>", "..."))]
+        for ln in prose:
+            assert not re.search(r":[a-z]+:`", ln), (name, ln)
+            assert "``" not in ln, (name, ln)
+            assert not ln.rstrip().endswith("::"), (name, ln)
+        for ln in doctest_lines:
+            assert ln.strip() in text, (name, ln)
+    res = invoke("modules", "HashSplit")
+    assert res.exit_code == 0
+    assert "Gates: 1 in / `gates` out." in res.stdout
+    assert "Related: RandomSplit (per packet, not per flow)" in res.stdout
+    assert ":class:" not in res.stdout and "``" not in res.stdout
+
+
+def test_plain_doc_roles_literals_and_blocks():
+    doc = ("See :class:`tailgate.nf.ACL`, :func:`~tailgate.nf.lookup.load_routes`, :rfc:`3022`,\n"
+           ":class:`the buffer <tailgate.nf.fbuffer.FractionalBuffer>` and ``a`` /\n"
+           "``b  c``. The table::\n\n"
+           "    ``kept`` :class:`kept`\n\n"
+           "Back to ``prose``.\n\n"
+           ">>> x = ``1``  # kept\n")
+    assert plain_doc(doc).split("\n") == [
+        "See tailgate.nf.ACL, load_routes(), RFC 3022,",
+        "the buffer and `a` /",
+        "`b  c`. The table:",
+        "",
+        "    ``kept`` :class:`kept`",
+        "",
+        "Back to `prose`.",
+        "",
+        ">>> x = ``1``  # kept",
+        "",
+    ]
+
+
+def test_summaries_are_sentences_without_markup():
+    res = invoke("modules")
+    assert res.exit_code == 0
+    flat = " ".join(res.stdout.split())
+    assert "HashSplit spreads flows over its output gates by a hash of the 5-tuple." in flat
+    assert "Merge joins its input gates into output gate 0" in flat
+    assert "SetMetadata sets one metadata column of every packet to a fixed value." in flat
+    assert "``" not in res.stdout and ":class:" not in res.stdout

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -63,6 +64,12 @@ def test_policies_lists_every_policy_with_its_argument_table():
     (["--param", "darc.bogus=1", "-p", "darc"], "unknown argument 'bogus'"),
     (["--param", "bogus=1", "-p", "darc,cfcfs"], "no chosen policy takes 'bogus'"),
     (["--requests", "5"], "--requests 5"),
+    (["-p", "darc,,"], "--policy 'darc,,': policy 2 of 3 is empty"),
+    (["-p", ",darc"], "policy 1 of 2 is empty"),
+    (["-p", " , "], "give at least one policy"),
+    (["-p", "darc,cfcfs,DARC"], "'darc' is named twice"),
+    (["--jobs", "0"], "--jobs 0: must be >= 1"),
+    (["--jobs", "-3"], "--jobs -3: must be >= 1"),
 ])
 def test_bad_input_is_one_line(args, words):
     res = invoke("sched", "sim", "--json", "--requests", 1000, *args)
@@ -82,6 +89,52 @@ def test_serve_and_load_refuse_bad_input_in_one_line(args, words):
     assert res.exit_code == 2, res.output
     err = res.stderr.strip()
     assert err.startswith("error: ") and "\n" not in err and words in err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--jobs", "0"], "--jobs 0: must be >= 1"),
+    (["--slowdown-target", "0"], "--slowdown-target 0: must be > 0"),
+    (["--out", "FILE"], "exists and is not a directory"),
+])
+def test_report_refuses_bad_input_in_one_line_before_running(tmp_path, args, words):
+    (tmp_path / "FILE").write_text("")
+    args = [tmp_path / "FILE" if a == "FILE" else a for a in args]
+    res = invoke("sched", "report", "--quick", "--no-live", "--out", tmp_path / "r", *args)
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and words in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_report_writes_a_results_dir_by_default_and_says_what_it_reused(tmp_path, monkeypatch):
+    """A default run writes under ./results/, never docs/; a second run into the same --out states its reuse."""
+    import functools
+
+    import tailgate.cli.sched as cli_sched
+
+    monkeypatch.setattr(cli_sched, "make_report",
+                        functools.partial(cli_sched.make_report, n_requests=2_000, loads="0.5"))
+    monkeypatch.chdir(tmp_path)
+    res = invoke("sched", "report", "--quick", "--no-live", "--jobs", 1)
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "results").iterdir()
+    assert out.name.startswith("sched-report-") and (out / "persephone.md").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]      # no docs/ (the old default)
+    assert f"report: {Path('results') / out.name / 'persephone.md'}" in res.stdout
+    assert "ran: " in res.stdout and "reused: nothing" in res.stdout
+    assert "Nothing was reused" in (out / "persephone.md").read_text()
+    # the same directory again: its simulations are reused, and both the terminal and the header say so
+    res = invoke("sched", "report", "--quick", "--no-live", "--jobs", 1, "--out", out)
+    assert res.exit_code == 0, res.output
+    reused = [line for line in res.stdout.splitlines() if line.startswith("reused: ")]
+    assert len(reused) == 4 and all("persephone" in line and "summary.json" in line for line in reused), reused
+    header = (out / "persephone.md").read_text().split("\n## ")[0]
+    assert "Reused from an earlier run in this directory" in header
+    assert "points of disp2, sbim2, tpcc, rocksdb (made 20" in header
+    assert "`persephone/<workload>/summary.json`" in header
+    # --no-reuse redoes them
+    res = invoke("sched", "report", "--quick", "--no-live", "--jobs", 1, "--out", out, "--no-reuse")
+    assert res.exit_code == 0 and "reused: nothing" in res.stdout
 
 
 def test_serve_and_load_talk_over_loopback():

@@ -50,3 +50,17 @@ def test_undocumented_names_args_without_unit_or_help():
             Arg("d", int, 0, unit="-", help="x"))
     assert undocumented(decl) == ["a", "b", "c"]
     assert repr(REQUIRED) == "required" and Arg("p", str).required
+
+
+def test_integer_bounds_print_as_integers():
+    """A 32-bit or 64-bit bound reads 4294967295, never 4.29497e+09."""
+    decl = (
+        Arg("seed", int, 0, unit="-", help="hash seed", min=0, max=0xFFFFFFFF),
+        Arg("key", int, 0, unit="-", help="64-bit key", min=0, max=(1 << 64) - 1),
+        Arg("limit", float, 0.0, unit="-", help="a whole float bound", max=4294967295.0),
+    )
+    text = render_args(decl)
+    assert "0..4294967295" in text
+    assert "0..18446744073709551615" in text
+    assert "<= 4294967295" in text
+    assert "e+" not in text

@@ -7,9 +7,13 @@ hand-made file builders below (``struct`` only, either byte order).
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import struct
 import subprocess
+import sys
+import threading
+import time
 
 import dpkt
 import numpy as np
@@ -19,6 +23,7 @@ from hypothesis import strategies as st
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from tailgate.packet.pcap import PcapError, PcapReader, PcapWriter
+from tailgate.packet.pcapinfo import info_lines, pcap_info
 from tailgate.packet.pool import PacketPool, PoolExhausted
 
 TS0_NS = 1_700_000_000_123_456_789
@@ -422,15 +427,7 @@ def test_unknown_link_type(tmp_path):
     with pytest.raises(PcapError) as ei:
         PcapReader(ng)
     assert "127" in ei.value.reason and ei.value.offset == 28
-    # a later non-Ethernet interface: the packets before it are still read
-    ng2 = tmp_path / "lt2.pcapng"
-    head = ng_shb("<") + ng_idb("<") + ng_epb("<", 0, 0, b"y" * 30)
-    ng2.write_bytes(head + ng_idb("<", linktype=113))
-    with PcapReader(ng2) as rd:
-        assert rd.read(pool := PacketPool(n_slots=8), 8).frames() == [b"y" * 30]
-        with pytest.raises(PcapError) as ei:
-            rd.read(pool, 8)
-        assert ei.value.offset == len(head) and "113" in ei.value.reason
+    # (a later non-Ethernet interface is skipped: test_later_non_ethernet_interface_is_skipped)
 
 
 def _check_partial_then_error(path, pool, good_frames, bad_offset, burst, reason_part):
@@ -463,9 +460,7 @@ def test_pcap_bad_caplen(tmp_path, pool, burst):
     path = tmp_path / "cap.pcap"
     path.write_bytes(good + bad_rec)
     _check_partial_then_error(path, pool, frames, len(good), burst, "300000")
-    # caplen above the file's snap length
-    path.write_bytes(good + struct.pack("<IIII", 0, 0, 1001, 1001) + b"z" * 1001)
-    _check_partial_then_error(path, pool, frames, len(good), burst, "1000")
+    # (a caplen above the file's snap length is read: test_records_longer_than_snaplen_are_read)
 
 
 @pytest.mark.parametrize("burst", [1, 2, 64])
@@ -615,3 +610,195 @@ def test_pcapng_writer_layout(tmp_path, pool):
             assert blen == 32 + (caplen + 3) // 4 * 4
             assert body[20 + caplen :] == b"\0" * (blen - 32 - caplen)
     assert types == [0x0A0D0D0A, 1, 6, 6, 6, 6, 6]
+
+
+# ------------------------------------------------------------------------------------------------
+# hostile files: timestamps past int64, many interfaces, records over the snap length, other link
+# types, files that are not files
+# ------------------------------------------------------------------------------------------------
+INT64_MAX = (1 << 63) - 1
+
+
+def test_if_tsoffset_beyond_int64_ns_is_refused_naming_file_and_offset(tmp_path, pool):
+    path = tmp_path / "off.pcapng"
+    path.write_bytes(ng_shb("<") + ng_idb("<", tsoffset=9_300_000_000) + ng_epb("<", 0, 5, b"x" * 60))
+    with pytest.raises(PcapError) as ei:
+        PcapReader(path)
+    assert ei.value.offset == 28 and "if_tsoffset 9300000000 s" in ei.value.reason and str(path) in str(ei.value)
+    with pytest.raises(PcapError):  # also negative
+        path.write_bytes(ng_shb("<") + ng_idb("<", tsoffset=-9_300_000_000) + ng_epb("<", 0, 5, b"x" * 60))
+        PcapReader(path)
+    # an interface defined after the first packets: those packets are read, then the error
+    head = ng_shb("<") + ng_idb("<") + ng_epb("<", 0, 5, b"y" * 60)
+    path.write_bytes(head + ng_idb("<", tsoffset=2**62) + ng_epb("<", 1, 5, b"z" * 60))
+    _check_partial_then_error(path, pool, [b"y" * 60], len(head), 4, "if_tsoffset")
+    info = pcap_info(str(path))
+    assert info["packets"] == 1 and "if_tsoffset" in info["error"] and info["error_offset"] == len(head)
+
+
+def _exact_ns(tsresol: int, off_s: int, ts: int) -> int:
+    """pcapng timestamp -> ns since the epoch, in exact integers (the reference)."""
+    if tsresol & 0x80:
+        p = tsresol & 0x7F
+        sec, frac = ts >> p, ts & ((1 << p) - 1)
+        if p > 33:
+            frac, p = frac >> (p - 33), 33
+        return sec * 10**9 + ((frac * 10**9) >> p) + off_s * 10**9
+    if tsresol <= 9:
+        return ts * 10 ** (9 - tsresol) + off_s * 10**9
+    return ts // 10 ** (tsresol - 9) + off_s * 10**9
+
+
+@pytest.mark.parametrize(
+    "tsresol, off_s, ts",
+    [
+        (6, 9_000_000_000, 100_000_000 * 10**6),  # 9.1e9 s: fits
+        (6, 9_000_000_000, 1_700_000_000 * 10**6),  # 1.07e10 s: used to wrap to the year 1724
+        (6, 9_000_000_000, (INT64_MAX - 9 * 10**18) // 1000),  # the last microsecond that fits
+        (6, 9_000_000_000, (INT64_MAX - 9 * 10**18) // 1000 + 1),  # the first that does not
+        (9, 0, 2**64 - 1),  # 1.8e19 ns
+        (12, 0, 2**64 - 1),  # picoseconds: 2^64-1 units (above 2^63) are 1.8e7 s
+        (12, -9_000_000_000, 2**63 + 5),
+        (0x80, -9_000_000_000, 18_000_000_000),  # 1.8e19 ns, brought back by the offset: exact
+        (0x80, -9_000_000_000, 18_300_000_000),
+        (0x80 | 40, 0, 2**64 - 1),  # 2^-40 s units: 1.68e7 s
+        (0x80 | 3, 1_000, 2**64 - 1),  # 1/8 s units: 2.3e18 s
+    ],
+)
+def test_pcapng_timestamps_are_exact_or_refused_never_wrapped(tmp_path, pool, tsresol, off_s, ts):
+    path = tmp_path / "ts.pcapng"
+    head = ng_shb("<") + ng_idb("<", tsresol=tsresol, tsoffset=off_s) + ng_epb("<", 0, 0, b"a" * 60)
+    path.write_bytes(head + ng_epb("<", 0, ts, b"b" * 60))
+    want = _exact_ns(tsresol, off_s, ts)
+    if want <= INT64_MAX:
+        _, _, got, _ = read_everything(path, pool)
+        assert got == [off_s * 10**9, want]
+    else:
+        _check_partial_then_error(path, pool, [b"a" * 60], len(head), 8, "past the year 2262")
+
+
+def test_many_interfaces_are_read_in_linear_time(tmp_path, pool):
+    """30,000 interfaces, each defined just before its one packet: a reader that rebuilt its
+    per-interface tables at every interface took ~40 s; a linear one takes about 1 s."""
+    n = 30_000
+    frame = b"f" * 60
+    path = tmp_path / "ifaces.pcapng"
+    path.write_bytes(ng_shb("<") + b"".join(ng_idb("<") + ng_epb("<", i, i, frame) for i in range(n)))
+    small = tmp_path / "small.pcapng"
+    small.write_bytes(ng_shb("<") + ng_idb("<") + ng_epb("<", 0, 0, frame))
+    read_everything(small, pool)  # compile the kernels outside the clock
+    t0 = time.perf_counter()
+    _, _, ts, port = read_everything(path, pool, burst=256)
+    elapsed_s = time.perf_counter() - t0
+    assert port == list(range(n)) and ts == [i * 1000 for i in range(n)]
+    assert elapsed_s < 8.0, f"{n} interfaces took {elapsed_s:.1f} s"
+
+
+@pytest.mark.parametrize("burst", [1, 7, 4096])
+def test_records_longer_than_snaplen_are_read(tmp_path, burst):
+    """Wireshark reads a record longer than the snap length; so do we, and count it."""
+    frames = random_frames(6, seed=21, lo=60, hi=200)
+    frames[2], frames[5] = b"L" * 1500, b"M" * 1001
+    path = tmp_path / "over.pcap"
+    path.write_bytes(pcap_bytes([(1, 2, f, len(f)) for f in frames], snaplen=1000))
+    pool = PacketPool(n_slots=8 if burst == 4096 else 64)  # 4096 > free slots: the indexed path
+    got = []
+    with PcapReader(path) as rd:
+        while True:
+            try:
+                b = rd.read(pool, min(burst, pool.n_free))
+            except PoolExhausted:
+                break
+            if not len(b):
+                break
+            assert len(set(b.idx.tolist())) == len(b)  # each slot taken once
+            got += b.frames()
+            b.free()
+        assert got == frames and rd.error is None and rd.longer_than_snaplen == 2
+        assert pool.n_free == pool.n_slots
+    ng = tmp_path / "over.pcapng"
+    epbs = b"".join(ng_epb("<", 0, i, f) for i, f in enumerate(frames))
+    ng.write_bytes(ng_shb("<") + ng_idb("<", snaplen=100) + epbs)
+    with PcapReader(ng) as rd:
+        assert rd.read_all(PacketPool(n_slots=64)).frames() == frames
+        assert rd.longer_than_snaplen == 6 and rd.error is None
+    info = pcap_info(str(ng))
+    assert info["packets"] == 6 and info["longer_than_snaplen"] == 6 and info["error"] is None
+    assert ("warning", "6 records are longer than the snap length (read whole)") in info_lines(info)
+    if shutil.which("tshark"):  # the reference reads them too
+        out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.cap_len"],
+                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert [int(x) for x in out.stdout.split()] == [len(f) for f in frames]
+
+
+def test_later_non_ethernet_interface_is_skipped(tmp_path, pool):
+    e = "<"
+    a, b, c, d, f = (bytes([k]) * 40 for k in b"abcdf")
+    data = (
+        ng_shb(e) + ng_idb(e) + ng_epb(e, 0, 1, a)
+        + ng_idb(e, linktype=113) + ng_epb(e, 1, 2, b"x" * 40) + ng_epb(e, 0, 3, b)
+        + ng_shb(e) + ng_idb(e, linktype=101, tsresol=200) + ng_spb(e, b"y" * 40)  # (its tsresol is not used)
+        + ng_idb(e) + ng_epb(e, 1, 4, c) + ng_pb(e, 0, 5, b"z" * 40) + ng_epb(e, 1, 6, d)
+        + ng_shb(e) + ng_idb(e) + ng_spb(e, f)
+    )  # fmt: skip
+    path = tmp_path / "mixed.pcapng"
+    path.write_bytes(data)
+    frames, _, ts, port = read_everything(path, pool, burst=2)
+    assert frames == [a, b, c, d, f] and port == [0, 0, 1, 1, 0] and ts == [1000, 3000, 4000, 6000, 6000]
+    with PcapReader(path) as rd:
+        rd.read_all(pool).free()
+        assert rd.skipped_not_ethernet == 3 and rd.linktype == 1
+    info = pcap_info(str(path))
+    assert info["packets"] == 5 and info["skipped_not_ethernet"] == 3 and info["error"] is None
+    assert ("warning", "3 packets on non-Ethernet interfaces were skipped") in info_lines(info)
+
+
+def _open_without_hanging(fn, path):
+    """``fn(path)`` in a thread; a FIFO that blocks it is released by opening its write end."""
+    result = {}
+
+    def target():
+        try:
+            result["value"] = fn(path)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            result["exc"] = exc
+
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    th.join(10)
+    hung = th.is_alive()
+    if hung:
+        os.close(os.open(path, os.O_RDWR))  # unblock it
+        th.join(10)
+    assert not hung, f"{fn.__name__}({path}) hung"
+    return result
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_capture_is_refused_not_waited_on(tmp_path):
+    fifo = tmp_path / "cap.fifo"
+    os.mkfifo(fifo)
+    res = _open_without_hanging(PcapReader, fifo)
+    exc = res.get("exc")
+    assert isinstance(exc, PcapError), res
+    assert str(exc) == f"{fifo}: byte 0: not a regular file but a FIFO (named pipe): a capture must be a file"
+    with pytest.raises(PcapError, match="character device"):
+        PcapReader("/dev/null")
+    with pytest.raises(IsADirectoryError):
+        PcapReader(tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_pcap_info_on_hostile_files_says_one_line(tmp_path):
+    """``tailgate pcap info`` on a FIFO or an out-of-range if_tsoffset: exit 2, one line, no traceback."""
+    fifo = tmp_path / "cap.fifo"
+    os.mkfifo(fifo)
+    off = tmp_path / "off.pcapng"
+    off.write_bytes(ng_shb("<") + ng_idb("<", tsoffset=-(2**62)) + ng_epb("<", 0, 5, b"x" * 60))
+    tailgate = os.path.join(os.path.dirname(sys.executable), "tailgate")
+    for path, msg in ((fifo, "not a regular file but a FIFO"), (off, "byte 28: if_tsoffset -4611686018427387904 s")):
+        cmd = [tailgate, "pcap", "info", str(path)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        err = res.stderr.strip()
+        assert res.returncode == 2 and "\n" not in err and "Traceback" not in err, res.stderr
+        assert err.startswith(f"error: {path}: ") and msg in err, err

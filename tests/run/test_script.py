@@ -6,9 +6,11 @@ import json
 import textwrap
 
 import pytest
+from typer.testing import CliRunner
 
+from tailgate.cli import app
 from tailgate.core.errors import TailgateError
-from tailgate.run.script import ScriptArgError, ScriptError, ScriptRun, convert_arg, parse_script_args
+from tailgate.run.script import ScriptArgError, ScriptError, ScriptGraphError, ScriptRun, convert_arg, parse_script_args
 
 
 def write(tmp_path, text, name="s.py"):
@@ -252,3 +254,55 @@ def test_virtual_time_that_would_stand_still_is_an_error(tmp_path):
         run_script(tmp_path, 'Source("src") >> Sink("sink")\n')
     _, s = run_script(tmp_path, 'Source("src") >> Sink("sink")\n', packets=320, out_dir=tmp_path / "o2")
     assert s["packets"] == 320
+
+
+# ------------------------------------------------------------------------------------------------
+# misspelt names, and graph errors at the line that made the module
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text, line, hint",
+    [
+        ('src = Source("s", packets=5)\ncheck = CheckIPHeaders("c")\n', 2, "did you mean CheckIPHeader?"),
+        ('x = 1\n\nsrc = source("s", packets=5)\n', 3, "did you mean Source?"),
+        ('n = get_args("n", 1, int)\n', 1, "did you mean get_arg?"),
+        ('rate = 5\nSource("s", rate_pps=rat)\n', 2, "did you mean rate?"),  # the script's own names too
+    ],
+)
+def test_misspelt_name_suggests_the_right_one(tmp_path, text, line, hint):
+    with pytest.raises(ScriptError) as e:
+        run_script(tmp_path, text)
+    msg = str(e.value)
+    assert msg.startswith(f"{tmp_path / 's.py'}:{line}: NameError: name ") and msg.endswith(hint), msg
+
+
+def test_unknown_name_without_a_close_one_has_no_hint(tmp_path):
+    with pytest.raises(ScriptError) as e:
+        run_script(tmp_path, "Zzyzx()\n")
+    assert str(e.value) == f"{tmp_path / 's.py'}:1: NameError: name 'Zzyzx' is not defined"
+
+
+SPLIT = """
+src = Source("src", packets=10)
+split = RandomSplit("split", gates=2)
+src >> split
+split[0] >> Sink("sink")
+"""
+
+
+def test_unconnected_output_gate_names_the_line_that_made_the_module(tmp_path):
+    with pytest.raises(ScriptGraphError) as e:
+        run_script(tmp_path, SPLIT)
+    assert str(e.value) == f"{tmp_path / 's.py'}:3: RandomSplit(split): output gate 1 is not connected"
+
+
+def test_graph_error_at_an_explicit_run_names_the_module_line_once(tmp_path):
+    with pytest.raises(TailgateError) as e:
+        run_script(tmp_path, SPLIT + "\nrun(packets=10)\n")
+    assert str(e.value) == f"{tmp_path / 's.py'}:3: RandomSplit(split): output gate 1 is not connected"
+
+
+def test_unconnected_gate_through_the_cli_is_one_line_with_the_line(tmp_path):
+    path = write(tmp_path, SPLIT)
+    res = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "r"), "--quiet"])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == f"error: {path}:3: RandomSplit(split): output gate 1 is not connected"

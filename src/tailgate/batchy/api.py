@@ -54,14 +54,18 @@ FlowTemplate list, ``rate_pps``, ``size_bytes``...) its own Source, rate-limited
 objective when it has one; a task whose flows have no source parameters gets one unlimited Source
 of random flows. ``add_pcap_source(path, task, loop=True)`` replays a capture instead.
 
-**The loop.** ``run(rounds, control_period_s, warmup=True)``: warm up (``warmup_s``, counters
-then reset), then each round: reset counters, run one control period of the run's clock, read
+**The loop.** ``run(rounds, control_period_s, warmup=True)``: warm up (``warmup_s``; the rows
+leave it out), then each round: note the counters, run one control period of the run's clock, read
 every buffer, module and flow, call the controller, apply its triggers, log the round at INFO
 (``*** CONTROL ROUND: n..., cumulative flow rate: X Mpps`` and the controller's lines) and keep a
-row (:mod:`tailgate.batchy.loop`). ``dump(csv)`` writes one row per round (columns as the
-reference sheet §14, comma separated); ``plot(png)`` draws three panels (triggers, flow delay vs
-estimate vs objective, rates); ``summary()`` the means of the second half
-(:mod:`tailgate.batchy.output`). Under the virtual clock the controller's dead time is recorded
+row (:mod:`tailgate.batchy.loop`). Module counters are not reset between rounds: a round is what
+they gained in it, so the run's summary, ``counters.csv`` and the table at the end cover the whole
+run (warm-up included). When the script ends, what the buffers still hold goes on through the rest
+of its task to its sink (:meth:`Batchy.stop`), so it is neither lost nor counted as a drop.
+``dump(csv)`` writes one row per round (columns as the reference sheet §14, comma separated);
+``plot(png)`` draws three panels (triggers, flow delay vs estimate vs objective, rates);
+``summary()`` the means of the second half (:mod:`tailgate.batchy.output`; ``tailgate run`` puts
+it in ``summary.json`` as ``batchy``). Under the virtual clock the controller's dead time is recorded
 as 0, so the same script and seed give the same CSV byte for byte.
 """
 
@@ -291,6 +295,20 @@ class Batchy:
             self._build()
         self.loop.run(rounds, control_period_s, warmup, warmup_s)
         return self.summary()
+
+    def stop(self) -> int:
+        """The script has ended: release what the buffers still hold through the rest of their tasks
+        (:meth:`tailgate.batchy.loop.ControlLoop.flush_buffers`); returns the packets released.
+        ``tailgate run`` calls it before it writes the results; nothing to do before the first run."""
+        if not self._built:
+            return 0
+        if self.loop.rows:
+            s = self.summary()
+            first, last = s["mean_of_rounds"]
+            log.info("batchy: controller %s, %d rounds; flows %.4g Mpps (mean of rounds %d-%d); the run's packets "
+                     "and rate count the whole run, warm-up included", self.controller_name, s["rounds"],
+                     s["sum_fpps"] / 1e6, first, last)
+        return self.loop.flush_buffers()
 
     # -- results --------------------------------------------------------------------------------
     def _controlled(self) -> list[str]:

@@ -2,11 +2,13 @@
 
 Manual
 ------
-:meth:`ControlLoop.run` warms the pipeline up (``warmup_s`` of clock time, whose counters are
-then dropped) and runs ``rounds`` control rounds. Each round:
+:meth:`ControlLoop.run` warms the pipeline up (``warmup_s`` of clock time, which no row
+counts) and runs ``rounds`` control rounds. Each round:
 
-1. every module's counters are reset and one control period (``control_period_s`` of the run's
-   clock) runs;
+1. the counters the period will be measured from are noted (:meth:`ControlLoop.mark`) and one
+   control period (``control_period_s`` of the run's clock) runs. Counters are never reset: a
+   period is what they gained during it, so the modules' counters, the Measure histograms and the
+   run's summary cover the whole run (warm-up included), the per-round rows each one period;
 2. the clock is paused and the period is measured (:meth:`ControlLoop.control_round`): per
    controlled module a :class:`~tailgate.batchy.state.ModuleState` (its rates, batch sizes, the
    aggregated ``T0``/``T1`` of it and its uncontrolled descendants, its trigger), per flow a
@@ -30,6 +32,11 @@ pipeline for much of that period.
 On the wall clock, before the first round, what a buffer holding packets costs per arriving batch
 is measured once (:func:`tailgate.nf.fbuffer.hold_cost_ns`) and handed to the controllers.
 
+When the script ends, :meth:`ControlLoop.flush_buffers` releases what the buffers still hold
+through the rest of their tasks (one task round each, triggers at 0, then put back), so those
+packets reach their sinks instead of being counted as lost; the clock advances by what that
+costs, after the last round was recorded.
+
 Example::
 
     loop = ControlLoop(script, mods, tasks, flows)
@@ -46,14 +53,19 @@ import logging
 import time
 from typing import Any
 
+import numpy as np
+
 from tailgate.batchy import model
 from tailgate.batchy.spec import Flow, ModuleSpec
 from tailgate.batchy.state import ControlDecision, ControlInput, FlowState, ModuleState
 from tailgate.measure.hist import percentile_of_rows
-from tailgate.nf.fbuffer import hold_cost_ns
+from tailgate.nf.fbuffer import FractionalBuffer, hold_cost_ns
 from tailgate.packet.pool import DEFAULT_BURST
 
 log = logging.getLogger("tailgate.batchy")
+
+#: at the end, task rounds to release what the buffers hold (one does it unless a round yields)
+FLUSH_ROUNDS = 8
 
 
 class ControlLoop:
@@ -71,6 +83,11 @@ class ControlLoop:
         self.buffer_cost_ns: float | None = None    # wall clock: measured at the first run
         self.infeasible: dict[str, float] = {}          # flow -> best delay reachable (ns), now
         self.infeasible_rounds: dict[str, list[int]] = {}  # flow -> rounds it was declared infeasible
+        # where the current period's counters start (mark): module -> (packets_in, batches_in), by
+        # module name (the controlled modules' buffers under "buffer:NAME"); per Measure (by id) its
+        # flow_packets and hist
+        self.base: dict[str, tuple[int, int]] = {}
+        self.base_measure: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # -- the rounds -----------------------------------------------------------------------------
     def run(self, rounds: int, control_period_s: float, warmup: bool, warmup_s: float) -> None:
@@ -88,7 +105,7 @@ class ControlLoop:
         gc.freeze()    # (unfrozen afterwards, so that what the run leaves behind can be collected)
         try:
             for _ in range(rounds):
-                self._reset()
+                self.mark()
                 clock.resume()
                 t0 = clock.now_ns()
                 sr.run(seconds=control_period_s, summary=False)
@@ -100,11 +117,63 @@ class ControlLoop:
             clock.resume()
             gc.unfreeze()
 
-    def _reset(self) -> None:
-        for m in self.script.pipeline:
-            m.reset_counters()
-        for m in {id(f.measure): f.measure for f in self.flows}.values():   # (flows share an egress's)
-            m.clear()
+    def mark(self) -> None:
+        """Note the counters the next period is measured from (a period is what they gain)."""
+        base = self.base
+        for name, info in self.mods.items():
+            m = info.module
+            base[name] = (m.packets_in, m.batches_in)
+            buf = info.buffer
+            if buf is not None:
+                base["buffer:" + name] = (buf.packets_in, buf.batches_in)
+        rows: dict[int, set[int]] = {}
+        for f in self.flows:            # (flows share an egress's Measure, one row each)
+            rows.setdefault(id(f.measure), set()).add(f.row)
+        for f in self.flows:
+            m = f.measure
+            if id(m) in rows:
+                r = np.array(sorted(rows.pop(id(m))), dtype=np.intp)
+                # only the flows' rows of the histogram: copying every row each round would cost
+                # what zeroing them did (docs/notes.md)
+                self.base_measure[id(m)] = (m.flow_packets.copy(), r, m.hist[r])
+
+    def _gained(self, key: str, module) -> tuple[int, int]:
+        """(packets, batches) that ``module`` took in since :meth:`mark`."""
+        pk0, bt0 = self.base.get(key, (0, 0))
+        return module.packets_in - pk0, module.batches_in - bt0
+
+    def flush_buffers(self) -> int:
+        """Release the packets the fractional buffers still hold through the rest of their tasks
+        (the script has ended): each holding buffer's trigger goes to 0, its task runs a round (or
+        a few, should one yield), the trigger is put back. Returns the packets released."""
+        rt = self.script.runtime
+        if rt is None:
+            return 0
+        buffers = [(info, info.buffer) for info in self.mods.values() if isinstance(info.buffer, FractionalBuffer)]
+        holding = [(info, buf) for info, buf in buffers if len(buf)]
+        if not holding:
+            return 0
+        held = sum(len(buf) for _info, buf in holding)
+        # every buffer passes packets through meanwhile: what the round takes from the task's
+        # queue must not stop in a buffer further on
+        triggers = [(buf, int(buf.trigger)) for _info, buf in buffers]
+        for buf, _q in triggers:
+            buf.set("trigger", 0)
+        try:
+            tasks = {info.task.queue.name: rt.tasks[info.task.queue.name] for info, _buf in holding}
+            for _ in range(FLUSH_ROUNDS):
+                if not any(len(buf) for _info, buf in buffers):
+                    break
+                for task in tasks.values():
+                    task.run_round()
+            rt.stopped_ns = max(rt.stopped_ns, rt.clock.now_ns())    # the run's clock went on
+        finally:
+            for buf, q in triggers:
+                buf.set("trigger", q)
+        left = sum(len(buf) for _info, buf in buffers)
+        log.info("stop: %d packets held in buffers went on through their tasks%s", held - left,
+                 f" ({left} could not and stay held)" if left else "")
+        return held - left
 
     def control_round(self, period_ns: int) -> None:
         """Measure the period that just ran, call the controller, apply it, keep the row."""
@@ -112,10 +181,10 @@ class ControlLoop:
         w0 = time.perf_counter()
         raw: dict[str, dict] = {}
         for name, info in self.mods.items():
-            m = info.module
-            raw[name] = {"pk": m.packets_in, "bt": m.batches_in}
-        task_pk = {t.name: t.modules[0].packets_in for t in self.tasks}
-        task_bt = {t.name: t.modules[0].batches_in for t in self.tasks}
+            pk, bt = self._gained(name, info.module)
+            raw[name] = {"pk": pk, "bt": bt}
+        task_pk = {t.name: raw[t.modules[0].name]["pk"] for t in self.tasks}
+        task_bt = {t.name: raw[t.modules[0].name]["bt"] for t in self.tasks}
         mstates = self._module_states(period_ns, raw, task_pk)
         task_t0 = {t: (period_ns / bt if bt else float("nan")) for t, bt in task_bt.items()}
         task_b0 = {t: (task_pk[t] / bt if bt else 0.0) for t, bt in task_bt.items()}
@@ -145,7 +214,8 @@ class ControlLoop:
             R = pk / period_ns
             x = bt / period_ns
             b_v = pk / bt if bt else 0.0
-            b_in = buf.packets_in / buf.batches_in if buf.batches_in else 0.0
+            buf_pk, buf_bt = self._gained("buffer:" + name, buf)
+            b_in = buf_pk / buf_bt if buf_bt else 0.0
             d = self.downstream[name]
             T0 = info.T0_ns + sum(self.mods[u].T0_ns for u in d["desc"])
             T1 = info.T1_ns + sum((raw[u]["pk"] / pk if pk else 1.0) * self.mods[u].T1_ns for u in d["desc"])
@@ -167,7 +237,7 @@ class ControlLoop:
         total_pps = 0.0
         for f in self.flows:
             meas = f.measure
-            n = int(meas.flow_packets[f.row])
+            n = int(meas.flow_packets[f.row] - self.base_measure[id(meas)][0][f.row])
             delay = delays[f.name] if n else float("nan")
             pps = n * 1e9 / period_ns
             total_pps += pps
@@ -187,7 +257,9 @@ class ControlLoop:
         for (_m, pct), fl in groups.items():
             meas = fl[0].measure
             rows = [f.row for f in fl]
-            for f, d in zip(fl, percentile_of_rows(meas.hist[rows], pct)):
+            _pk0, base_rows, base_hist = self.base_measure[id(meas)]
+            gained = meas.hist[rows] - base_hist[np.searchsorted(base_rows, rows)]
+            for f, d in zip(fl, percentile_of_rows(gained, pct)):
                 delays[f.name] = float(d)
         return delays
 

@@ -13,8 +13,9 @@ per task ``NAME:task_pps``, ``:t_0``, ``:t_0_estimate``, ``:b_0``, ``:cyc_per_pa
   appearance; floats with 6 significant digits, ``nan`` as ``nan``, a missing cell empty;
 - :func:`plot` draws three panels against the round: the triggers, each flow's delay against its
   estimate and objective (log scale), the rates;
-- :func:`summary` gives the means over the last rounds (default: the second half) per flow and
-  in total, late rounds (more than 5 % over the objective), the last triggers, and
+- :func:`summary` gives the means over the last rounds (default: the second half; which ones:
+  ``mean_of_rounds``, first and last) per flow and in total, late rounds (more than 5 % over the
+  objective), the last triggers, and
 - :func:`converged_round`: the round from which no trigger moves by more than
   :data:`CONVERGED_TOLERANCE` packets to the end; :func:`rate_settled_round`: the round from which
   the total rate stays within :data:`RATE_SETTLED_TOLERANCE` of its second-half mean.
@@ -102,8 +103,8 @@ def summary(rows: list[dict], flows: list, *, controlled: list[str], controller_
         return {}
     n = last or max(1, len(rows) // 2)
     tail = rows[-n:]
-    out = {"controller": controller_name, "rounds": len(rows), "sum_fpps": _mean(r["sum_fpps"] for r in tail),
-           "flows": {}, "infeasible": dict(infeasible)}
+    out = {"controller": controller_name, "rounds": len(rows), "mean_of_rounds": [tail[0]["t"], tail[-1]["t"]],
+           "sum_fpps": _mean(r["sum_fpps"] for r in tail), "flows": {}, "infeasible": dict(infeasible)}
     for f in flows:
         ds = [r.get(f"{f.name}:delay", math.nan) for r in tail]
         out["flows"][f.name] = {

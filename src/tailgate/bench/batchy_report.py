@@ -1,4 +1,4 @@
-"""The Batchy reproduction report: ``tailgate batchy report`` writes ``docs/batchy.md``.
+"""The Batchy reproduction report: ``tailgate batchy report`` writes ``batchy.md``.
 
 Manual
 ------
@@ -10,7 +10,11 @@ flow rate over the second half of the rounds) and its ratio to ``null`` of the s
 flow's delay percentile against its objective (the worst ratio over the flows, and how many
 rounds after convergence exceeded the objective by more than 5 %), the round from which the
 triggers stopped moving, and any flow the controller reported infeasible with the best delay it
-could reach. Each run's CSV (``dump``) and PNG (``plot``) go to ``docs/batchy/<case>/``.
+could reach. The report is ``OUT/batchy.md``; each run's CSV (``dump``) and PNG (``plot``) go
+to ``OUT/batchy/<case>/`` and ``results.json`` to ``OUT/batchy/``; the report's links are
+relative, so it reads the same wherever it is written. The command's default ``OUT`` is a fresh
+``results/batchy-report-YYYYmmdd-HHMMSS/``; ``--out docs/`` updates the committed report. Every
+run is made anew (nothing is reused), and the header says so, with the date and machine.
 
 ``quick=True`` runs fewer rounds and only the virtual clock (for tests).
 """
@@ -23,6 +27,7 @@ import math
 import time
 from pathlib import Path
 
+from tailgate.bench.provenance import describe, provenance
 from tailgate.run.script import ScriptRun
 
 CONTROLLERS = ("null", "max", "onoff", "projgrad")
@@ -129,13 +134,14 @@ def _null_delay(s: dict) -> float:
     return ds[len(ds) // 2] if ds else math.nan
 
 
-def build_report(out_md: str | Path = "docs/batchy.md", quick: bool = False, clocks=("virtual", "wall"),
+def build_report(out_md: str | Path, quick: bool = False, clocks=("virtual", "wall"),
                  cases=None, progress=None) -> dict:
     """Run every case on every clock with every controller; write the report, plots, CSVs and
     ``results.json``. On the wall clock the objectives are the virtual clock's scaled by how much
     slower this machine's null run is than the virtual one (the median flow's null delay), so
     that an objective is as tight relative to what the pipeline can do on either clock."""
     out_md = Path(out_md)
+    ran = provenance()
     base = out_md.parent / "batchy"
     base.mkdir(parents=True, exist_ok=True)
     logging.getLogger("tailgate.batchy").setLevel(logging.WARNING)
@@ -191,7 +197,7 @@ def build_report(out_md: str | Path = "docs/batchy.md", quick: bool = False, clo
                     virtual_null = _null_delay(s)
                     virtual_rate = s["sum_fpps"]
     (base / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    out_md.write_text(_markdown(results, clocks, quick))
+    out_md.write_text(_markdown(results, clocks, quick, ran))
     return results
 
 
@@ -226,7 +232,7 @@ def _summary(results: dict, clocks) -> list[str]:
     return L + [""]
 
 
-def _markdown(results: dict, clocks, quick: bool) -> str:
+def _markdown(results: dict, clocks, quick: bool, ran: dict) -> str:
     L = ["# Batchy in tailgate: reproduction report", "",
          "Produced by `tailgate batchy report` from the scripts in `examples/batchy/`. Every pipeline runs "
          "with the `null` (never buffer), `max` (always 32), `onoff` and `projgrad` controllers. "
@@ -235,7 +241,9 @@ def _markdown(results: dict, clocks, quick: bool) -> str:
          "those rounds divided by its objective; *late* counts the (flow, round) pairs in that half "
          "where the flow was more than 5 % over its objective; *settled* is the round from which no trigger moved by "
          "more than 3 packets (10 % of the largest trigger) from one round to the next; *rate settled* the round "
-         "from which the total rate stayed within 5 % of its second-half mean.", ""]
+         "from which the total rate stayed within 5 % of its second-half mean.", "",
+         f"Ran on {describe(ran)}. Nothing was reused: every run below was made by this invocation; "
+         "plots, CSVs and `results.json` lie in `batchy/` beside this file.", ""]
     if quick:
         L += ["(Quick run: fewer rounds, virtual clock only.)", ""]
     L += _summary(results, clocks)

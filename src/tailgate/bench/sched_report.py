@@ -1,9 +1,9 @@
-"""The Perséphone reproduction report: ``tailgate sched report`` writes ``docs/persephone.md``.
+"""The Perséphone reproduction report: ``tailgate sched report`` writes ``persephone.md``.
 
 Manual
 ------
 One command runs every experiment and writes the report with its figures and data
-(``docs/persephone/``):
+(``persephone/`` beside it):
 
 1. for each of the four workloads (``disp2 sbim2 tpcc rocksdb``), a load sweep of every policy
    with 14 workers in the simulator: p99.9 slowdown vs load, per-type p99.9 latency, CSV/JSON;
@@ -17,8 +17,15 @@ One command runs every experiment and writes the report with its figures and dat
    :mod:`tailgate.dispatch.live.loadgen`): DARC against c-FCFS on a bimodal workload with service
    times scaled so that Python workers keep up.
 
-Re-running reuses each workload's simulated points when its ``summary.json`` holds the same
-configuration (``--no-reuse``, or deleting ``docs/persephone/``, redoes them).
+The report goes to ``OUT/persephone.md`` with its figures and data in ``OUT/persephone/``; its
+links are relative, so the directory can be moved or written anywhere. The command's default
+``OUT`` is a fresh ``results/sched-report-YYYYmmdd-HHMMSS/``; ``--out docs/`` updates the
+committed report. A run into a directory that already holds an earlier run's simulations reuses
+each workload's points when its ``summary.json`` holds the same configuration (the simulation is
+deterministic for a seed); ``--no-reuse`` redoes them. Reuse is only ever from ``OUT`` itself,
+and the report's header and the terminal name every reused workload, the file it came from and
+the date and machine of the run that made it (``provenance.json`` beside each workload's
+``summary.json``), as well as the date and machine of this run.
 ``quick=True`` shrinks every experiment (for tests: seconds, not minutes); the numbers are then
 noisy and the report says so. Simulation is deterministic for a seed; the live run is not.
 """
@@ -27,11 +34,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
+from tailgate.bench.provenance import describe, provenance
 from tailgate.bench.sched_report_live import live_comparison
 from tailgate.dispatch.policy import make_policy
 from tailgate.dispatch.requests import generate_phased
@@ -57,22 +66,44 @@ REFERENCE_RESERVATIONS = {
 }
 
 
-def make_report(docs_dir="docs", quick: bool = False, jobs: int | None = None, slowdown_target: float = 10.0,
+@dataclass
+class Report:
+    """What :func:`make_report` wrote and on what it stood."""
+
+    #: the markdown file (figures and data in ``persephone/`` beside it)
+    path: Path
+    #: this run's date and machine (:func:`tailgate.bench.provenance.provenance`)
+    ran: dict[str, Any]
+    #: per reused workload: ``{"from": the summary.json read, "provenance": its run's record or None}``
+    reused: dict[str, dict] = field(default_factory=dict)
+
+    def reuse_lines(self) -> list[str]:
+        """One line per reused workload, or one line saying nothing was reused."""
+        if not self.reused:
+            return ["reused: nothing; every experiment ran now"]
+        return [f"reused: {name}'s simulated points from {r['from']} (made {describe(r['provenance'])})"
+                for name, r in self.reused.items()]
+
+
+def make_report(out_dir, quick: bool = False, jobs: int | None = None, slowdown_target: float = 10.0,
                 live: bool = True, say: Callable[[str], None] = print, n_requests: int | None = None,
-                loads: str | None = None, reuse: bool = True) -> Path:
-    """Run everything and write ``DOCS/persephone.md``; returns its path.
+                loads: str | None = None, reuse: bool = True) -> Report:
+    """Run everything and write ``OUT/persephone.md`` with ``OUT/persephone/``.
 
     ``n_requests`` (per point) and ``loads`` (a :func:`parse_loads` spec) override the sizes.
-    With ``reuse``, a workload whose ``summary.json`` holds the same configuration (the
-    simulation is deterministic) is not simulated again.
+    With ``reuse``, a workload whose ``OUT/persephone/NAME/summary.json`` holds the same
+    configuration (the simulation is deterministic) is not simulated again; the report's header
+    says which were reused, from where, and when and on what they were made.
     """
-    docs = Path(docs_dir)
+    docs = Path(out_dir)
     figs = docs / "persephone"
     figs.mkdir(parents=True, exist_ok=True)
+    ran = provenance()
     n_requests = n_requests or (40_000 if quick else 1_000_000)
     loads = parse_loads(loads or ("0.2:1.0:0.2" if quick else "0.05:1.0:0.05"))
     t_start = time.time()
     sections: dict[str, dict] = {}
+    reused: dict[str, dict] = {}
     for name in WORKLOADS:
         wl = get_workload(name)
         params = {"ts": {"slice_ns": TS_SLICE_NS[name]}}
@@ -81,12 +112,20 @@ def make_report(docs_dir="docs", quick: bool = False, jobs: int | None = None, s
         config = {"workload": name, "n_requests": n_requests, "loads": loads, "policies": list(POLICIES),
                   "params": params, "version": REPORT_VERSION}
         points = _reuse(figs / name / "summary.json", config) if reuse else None
+        made = ran
         if points is None:
             say(f"simulating {name}: {len(POLICIES)} policies x {len(loads)} loads x {n_requests:,} requests")
             points = sweep(wl, POLICIES, N_WORKERS, loads, n_requests=n_requests, seed=1, params=params, jobs=jobs)
         else:
-            say(f"{name}: reusing the simulated points of an identical earlier run")
+            made = _read_json(figs / name / "provenance.json")
+            reused[name] = {"from": str(figs / name / "summary.json"), "provenance": made}
+            say(f"{name}: reusing the simulated points of an identical earlier run: {figs / name / 'summary.json'} "
+                f"(made {describe(made)}; --no-reuse redoes them)")
         sections[name] = write_results(figs / name, points, slowdown_target, config)
+        if made:
+            (figs / name / "provenance.json").write_text(json.dumps(made, indent=1))
+        else:
+            (figs / name / "provenance.json").unlink(missing_ok=True)
     say("simulating static reservations (0..13 short cores)")
     static = _static(figs, quick, n_requests, jobs)
     say("simulating the phase-changing workload")
@@ -96,10 +135,17 @@ def make_report(docs_dir="docs", quick: bool = False, jobs: int | None = None, s
         say("live run on this machine: DARC vs c-FCFS")
         live_result = _live(figs, quick, say)
     md = _markdown(sections, phased, live_result, slowdown_target, quick, n_requests, loads, time.time() - t_start,
-                   static)
+                   static, ran, reused)
     path = docs / "persephone.md"
     path.write_text(md)
-    return path
+    return Report(path, ran, reused)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _reuse(path: Path, config: dict) -> list | None:
@@ -212,10 +258,10 @@ def _fmt(x, unit: float = 1.0, digits: int = 1) -> str:
     return "–" if x is None else f"{x / unit:,.{digits}f}"
 
 
-def _markdown(sections, phased, live, target, quick, n_requests, loads, elapsed_s, static) -> str:
+def _markdown(sections, phased, live, target, quick, n_requests, loads, elapsed_s, static, ran, reused) -> str:
     """The report, one section after the other."""
     L: list[str] = []
-    L += _md_intro(quick, n_requests, loads, elapsed_s)
+    L += _md_intro(quick, n_requests, loads, elapsed_s, ran, reused)
     L += _md_headline(sections)
     L += _md_reservations(sections)
     L += _md_sustained(sections, target)
@@ -228,12 +274,22 @@ def _markdown(sections, phased, live, target, quick, n_requests, loads, elapsed_
     return "\n".join(L) + "\n"
 
 
-def _md_intro(quick, n_requests, loads, elapsed_s) -> list[str]:
+def _md_intro(quick, n_requests, loads, elapsed_s, ran, reused) -> list[str]:
+    if reused:
+        by_run: dict[str, list[str]] = {}
+        for name, r in reused.items():
+            by_run.setdefault(describe(r["provenance"]), []).append(name)
+        rows = [f"{', '.join(names)} (made {made})" for made, names in by_run.items()]
+        reuse = ("**Reused from an earlier run in this directory** (identical configuration, not simulated "
+                 "again; `--no-reuse` redoes them): the simulated load-sweep points of " + "; ".join(rows)
+                 + ", read from `persephone/<workload>/summary.json`. Everything else ran in this invocation.")
+    else:
+        reuse = "Nothing was reused: every experiment below ran in this invocation."
     return [
         "# Perséphone (DARC) in tailgate: reproduction report\n",
-        "Produced by `tailgate sched report` " + ("**in quick mode (small runs, noisy numbers)**" if quick else "")
-        + f" in {elapsed_s / 60:.1f} minutes on this machine. Everything below is regenerated by that one command;"
-        " figures and data lie in `docs/persephone/`.\n",
+        "Produced by `tailgate sched report`" + (" **in quick mode (small runs, noisy numbers)**" if quick else "")
+        + f" on {describe(ran)}, in {elapsed_s / 60:.1f} minutes. {reuse} Figures and data lie in "
+        "`persephone/` beside this file.\n",
         f"Simulation: {N_WORKERS} workers, open-loop Poisson arrivals, {n_requests:,} requests per point "
         f"(first 10 % discarded), loads {loads[0]:g}–{loads[-1]:g}, seed 1, no dispatcher overhead "
         "(an idealised dispatcher: Shinjuku's and Perséphone's real dispatchers saturate earlier on "

@@ -17,17 +17,98 @@ from tailgate.cli.errors import fail
 from tailgate.core.args import render_args
 
 
+#: ``:role:`target``` (Sphinx cross-references and roles), ``title <target>`` included.
+_ROLE = re.compile(r":([a-z]+(?::[a-z]+)?):`([^`]+)`")
+#: ````code```` (reST inline literals), possibly across a line break.
+_LITERAL = re.compile(r"``(.+?)``", re.S)
+
+
+def _role_text(m: re.Match) -> str:
+    """What a reader needs of a role: its title, or the target's last part for ``~a.b.C``."""
+    role, body = m.group(1), m.group(2).strip()
+    titled = re.fullmatch(r"(.+?)\s*<[^<>]+>", body, re.S)
+    if titled:
+        return titled.group(1)
+    if role in ("rfc", "pep"):
+        return f"{role.upper()} {body}"
+    if body.startswith("~"):
+        body = body[1:].rsplit(".", 1)[-1]
+    if role in ("func", "meth", "py:func", "py:meth") and not body.endswith(")"):
+        body += "()"
+    return body
+
+
+def _inline(text: str, code_mark: str) -> str:
+    """Prose with roles resolved and inline literals quoted by ``code_mark`` (e.g. a backquote)."""
+    text = _ROLE.sub(_role_text, text)
+    return _LITERAL.sub(lambda m: code_mark + m.group(1) + code_mark, text)
+
+
+def plain_doc(doc: str, code_mark: str = "`") -> str:
+    r"""A reST docstring as terminal text: ``:class:`~a.b.C``` reads ``C``, a ````literal```` reads
+    `literal`, ``Example::`` reads ``Example:``; doctest blocks (``>>>`` to the next blank line)
+    and literal blocks (the indented lines after ``::``) are kept exactly as written.
+
+    >>> text = plain_doc("Sends to ``gates`` outputs; see :class:`~tailgate.nf.split.RandomSplit`.\n"
+    ...                  "Example::\n\n    src >> lb\n\n>>> f(``x``)\n2")
+    >>> text.split("\n")
+    ['Sends to `gates` outputs; see RandomSplit.', 'Example:', '', '    src >> lb', '', '>>> f(``x``)', '2']
+    """
+    out: list[str] = []
+    prose: list[str] = []
+    literal_indent: int | None = None   # inside a literal block: the indent of the line that opened it
+    in_doctest = False
+
+    def flush() -> None:
+        if prose:
+            out.extend(_inline("\n".join(prose), code_mark).split("\n"))
+            prose.clear()
+
+    for line in doc.split("\n"):
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if in_doctest:
+            if stripped:
+                out.append(line)
+                continue
+            in_doctest = False
+        if literal_indent is not None:
+            if not stripped or indent > literal_indent:
+                out.append(line)
+                continue
+            literal_indent = None
+        if stripped.startswith(">>>"):
+            flush()
+            in_doctest = True
+            out.append(line)
+            continue
+        if stripped.endswith("::"):
+            literal_indent = indent
+            if stripped == "::":     # a paragraph of its own: it only marks the block
+                flush()
+                continue
+            head = line.rstrip()[:-2]
+            # "Example::" reads "Example:"; "the table ::" reads "the table".
+            line = head.rstrip() if head.endswith(" ") else head + ":"
+            prose.append(line)
+            flush()
+            continue
+        prose.append(line)
+    flush()
+    return "\n".join(out)
+
+
 def _summary_line(cls: type) -> str:
-    """The first sentence of a class's manual, without its name and without reST quoting."""
+    """The first sentence of a class's manual, without its name and without reST markup."""
     doc = inspect.getdoc(cls) or ""
-    para = " ".join(doc.strip().split("\n\n", 1)[0].split())
+    para = " ".join(_inline(doc.strip().split("\n\n", 1)[0], "").split())
     name = cls.__name__
     for sep in (" — ", " - ", ": "):
         if para.startswith(name + sep):
             para = para[len(name) + len(sep) :]
             break
     m = re.match(r"(.+?\.)(\s|$)", para)
-    return (m.group(1) if m else para).replace("``", "")
+    return m.group(1) if m else para
 
 
 def _extras(cls: type) -> list[str]:
@@ -55,7 +136,7 @@ def manual(cls: type, fmt: str = "text") -> str:
         tail = "\n".join(f"- {e}" for e in extras)
         return "\n\n".join(p for p in (head, body, table, tail) if p)
     head = f"{cls.__name__}  ({cls.__module__})"
-    return "\n\n".join([head, doc, table, "\n".join(extras)]).rstrip()
+    return "\n\n".join([head, plain_doc(doc), table, "\n".join(extras)]).rstrip()
 
 
 def modules_cmd(

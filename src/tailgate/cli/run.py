@@ -1,12 +1,14 @@
 """``tailgate run SCRIPT [k=v ...]``: run a pipeline script and write its results directory.
 
-Ctrl-C stops a run, still writes its results directory, and exits with 130. A capture damaged
+Ctrl-C stops a run, still writes its results directory, and exits with 130; SIGTERM does the same
+(``stop_reason`` "terminated") and exits with 143. A capture damaged
 part-way is used up to the damage and reported as a warning, with exit code 1.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -22,7 +24,10 @@ from tailgate.cli.errors import (
 )
 from tailgate.core.errors import TailgateError
 from tailgate.run.progress import LiveView, final_table
-from tailgate.run.script import ScriptRun
+from tailgate.run.script import ScriptRun, Terminated, sigterm_stops_run
+
+#: The exit code of a run stopped by SIGTERM (128 + the signal's number, as a shell reports it).
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 class ClockName(str, Enum):
@@ -59,7 +64,24 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live view, no final table"),
     loglevel: Optional[str] = typer.Option(None, "--loglevel", help="DEBUG, INFO (default) or WARNING"),
 ) -> None:
-    """Run a pipeline script and write its results directory."""
+    """Run a pipeline script and write its results directory.
+
+    A script is Python that gets these names (manual: docs/scripts.md):
+
+    every network function class  (tailgate modules lists them)
+    get_arg(name, default, type)  a k=v argument of the command line
+    run(seconds, packets)         run the pipeline (else it runs at the end)
+    add_worker(name, policy)      a worker; w.add_task(root, share)
+    results_dir                   this run's directory (a pathlib.Path)
+    log                           a logging.Logger
+    pipeline, clock               the modules' pipeline, the run's clock
+    FlowTemplate, batchy          hand-made flows; SLO-driven batching
+
+    Or import them, for editors and linters:
+    from tailgate.run.script import get_arg, results_dir, PcapSource
+
+    Ctrl-C exits with 130, SIGTERM with 143; both write the results.
+    """
     err_console = Console(stderr=True)
     _setup_logging(quiet, err_console)
     if loglevel is not None:
@@ -83,7 +105,11 @@ def run(
         raise fail(str(e)) from None
     code, error = 0, None
     try:
-        sr.execute()
+        with sigterm_stops_run():
+            sr.execute()
+    except Terminated:
+        code = EXIT_TERMINATED
+        err_console.print("terminated", style="yellow")
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
         err_console.print("interrupted", style="yellow")

@@ -8,8 +8,9 @@ Manual
                        --load 0.05:1.0:0.05 [--requests N] [--seed S] [--overhead-ns NS] \\
                        [--slowdown-target X] [--param POLICY.KEY=VALUE ...] [--jobs J] [--out DIR]
     tailgate sched sim --workload disp2 --policy darc --load 0.8 --json
-    tailgate sched policies
-    tailgate sched report [--docs DIR] [--quick] [--no-live]
+    tailgate sched policies          (each policy's parameters)
+    tailgate sched workloads         (the named workloads: types, service times, shares)
+    tailgate sched report [--out DIR] [--quick] [--no-live] [--no-reuse]
     tailgate sched serve --policy darc --workload disp2 --workers 4 --port 9100 [--kind spin|sleep|rocksdb]
     tailgate sched load --workload disp2 --load 0.5 --workers 4 --port 9100 [--duration S] [--csv FILE]
 
@@ -18,7 +19,13 @@ A sweep runs its points in parallel (one process per core) with a progress bar, 
 ``results/sched-WORKLOAD-YYYYmmdd-HHMMSS``), then prints the highest load each policy sustains
 with a p99.9 slowdown under the target. ``--json`` prints the summaries instead (one object for
 one point, else a list), DARC's reservation table included. ``--workload`` takes a name
-(``disp2 sbim2 disp3 tpcc rocksdb``) or a YAML file.
+(``disp2 sbim2 disp3 tpcc rocksdb``) or a YAML file. ``--policy`` is a comma-separated list
+without empty or repeated names; ``--jobs`` is at least 1.
+
+``report`` writes ``persephone.md`` and ``persephone/`` into ``--out`` (default
+``results/sched-report-YYYYmmdd-HHMMSS``; ``--out docs/`` updates the committed report), then
+prints where, the date and machine, and which simulations it reused from an earlier run in that
+same directory (:mod:`tailgate.bench.sched_report`).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from tailgate.bench.provenance import describe, report_dir
 from tailgate.bench.sched_report import make_report
 from tailgate.cli.errors import fail
 from tailgate.core.args import render_args
@@ -48,7 +56,7 @@ from tailgate.dispatch.live.loadgen import load as run_client
 from tailgate.dispatch.live.process import serve
 from tailgate.dispatch.policy import POLICIES, bind_policy_params, policy_args
 from tailgate.dispatch.sweep import parse_loads, sustainable, sweep, write_results
-from tailgate.dispatch.workloads import get_workload
+from tailgate.dispatch.workloads import WORKLOADS, get_workload
 
 sched_app = typer.Typer(no_args_is_help=True, help="Schedule typed requests: simulate policies, serve, load.")
 
@@ -71,6 +79,27 @@ def parse_params(items: list[str] | None, policies: list[str]) -> dict[str, dict
         for p in targets:
             out[p][name] = value
     return out
+
+
+def parse_policies(text: str) -> list[str]:
+    """``--policy darc,cfcfs`` → ``["darc", "cfcfs"]``; an empty or repeated name is an error."""
+
+    names = [p.strip().lower() for p in text.split(",")]
+    if not any(names):
+        raise ArgError(f"--policy {text!r}: give at least one policy, e.g. --policy darc,cfcfs")
+    for k, name in enumerate(names):
+        if not name:
+            raise ArgError(f"--policy {text!r}: policy {k + 1} of {len(names)} is empty (a stray comma?)")
+        if name in names[:k]:
+            raise ArgError(f"--policy {text!r}: {name!r} is named twice")
+    return names
+
+
+def check_jobs(jobs: int | None) -> None:
+    """``--jobs`` is a number of processes: None (every core) or at least 1."""
+
+    if jobs is not None and jobs < 1:
+        raise ArgError(f"--jobs {jobs}: must be >= 1 (leave it out to use every core)")
 
 
 def _value(raw: str):
@@ -101,9 +130,8 @@ def sim_cmd(
 
     try:
         wl = get_workload(workload)
-        pols = [p.strip().lower() for p in policy.split(",") if p.strip()]
-        if not pols:
-            raise ArgError("--policy: give at least one policy")
+        pols = parse_policies(policy)
+        check_jobs(jobs)
         loads = parse_loads(load)
         if requests < 100:
             raise ArgError(f"--requests {requests}: need at least 100 requests per point")
@@ -182,26 +210,59 @@ def policies_cmd() -> None:
         typer.echo(f"{name}\n{render_args(policy_args(name))}\n")
 
 
+@sched_app.command("workloads")
+def workloads_cmd() -> None:
+    """List the named workloads: each request type's mean service time and share, and the mean S."""
+
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    for c in ("workload", "types (mean service time, share)", "S µs"):
+        t.add_column(c, justify="right" if c == "S µs" else "left")
+    for name, wl in WORKLOADS.items():
+        types = ", ".join(f"{ty.name} {ty.service_ns / 1e3:g} µs {ty.ratio * 100:g} %" for ty in wl.types)
+        t.add_row(name, types, f"{wl.mean_service_ns / 1e3:g}")
+    c = Console(highlight=False)
+    c.print(t)
+    c.print("--workload NAME, or --workload FILE.yaml (format: tailgate.dispatch.workloads)")
+
+
 @sched_app.command("report")
 def report_cmd(
-    docs: Path = typer.Option(Path("docs"), "--docs", help="where persephone.md and its figures go"),
+    out: Optional[Path] = typer.Option(None, "--out",
+                                       help="directory for persephone.md and persephone/ (default: "
+                                            "results/sched-report-YYYYmmdd-HHMMSS; --out docs/ updates the "
+                                            "committed report)"),
     quick: bool = typer.Option(False, "--quick", help="small runs (a minute; noisy numbers)"),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="parallel processes (default: every core)"),
     live: bool = typer.Option(True, "--live/--no-live", help="include the live run on this machine"),
     slowdown_target: float = typer.Option(10.0, "--slowdown-target", help="p99.9 slowdown a load must meet"),
-    reuse: bool = typer.Option(True, "--reuse/--no-reuse", help="keep simulated points of an identical earlier run"),
+    reuse: bool = typer.Option(True, "--reuse/--no-reuse",
+                               help="keep the simulated points of an identical earlier run in the same --out "
+                                    "directory (the report says which)"),
 ) -> None:
-    """Run every experiment of the Perséphone reproduction and write docs/persephone.md."""
+    """Run every experiment of the Perséphone reproduction and write persephone.md into a results directory."""
 
     console = Console(stderr=True, highlight=False)
+    out_dir = out
     try:
-        path = make_report(docs, quick=quick, jobs=jobs, slowdown_target=slowdown_target, live=live,
-                           say=lambda m: console.print(m, markup=False), reuse=reuse)
+        check_jobs(jobs)
+        if not slowdown_target > 0:
+            raise ArgError(f"--slowdown-target {slowdown_target:g}: must be > 0")
+        if out is not None and out.exists() and not out.is_dir():
+            raise ArgError(f"--out {out}: exists and is not a directory")
+        out_dir = out if out is not None else report_dir("sched-report")
+        report = make_report(out_dir, quick=quick, jobs=jobs, slowdown_target=slowdown_target, live=live,
+                             say=lambda m: console.print(m, markup=False), reuse=reuse)
     except TailgateError as e:
         raise fail(str(e)) from None
+    except OSError as e:
+        raise fail(f"sched report into {out_dir}: {e.strerror or e}") from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-    Console(highlight=False).print(f"report: {path}")
+    c = Console(highlight=False, soft_wrap=True)
+    c.print(f"report: {report.path} (figures and data: {report.path.parent / 'persephone'}/)", markup=False)
+    c.print(f"ran: {describe(report.ran)}", markup=False)
+    for line in report.reuse_lines():
+        c.print(line, markup=False)
 
 
 @sched_app.command("serve")

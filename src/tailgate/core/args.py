@@ -153,7 +153,10 @@ def _type_name(a: Arg) -> str:
 
 
 def _num(x: float) -> str:
-    """A bound or default as people write it: 1048576 rather than 1.04858e+06, 0.9, 1e-06."""
+    """A bound or default as people write it: 1048576 rather than 1.04858e+06, 0.9, 1e-06; an
+    int always in full (``2**64 - 1`` is 18446744073709551615), a whole float below 1e15 too."""
+    if isinstance(x, int):
+        return str(int(x))
     if float(x).is_integer() and abs(x) < 1e15:
         return str(int(x))
     return f"{x:g}"

@@ -169,7 +169,10 @@ class PcapSource(Module):
 
     A corrupt or truncated capture stops the replay where the damage starts; the packets before it
     are processed, and the error (naming the file and byte offset) is kept in ``error`` and shown
-    in the run summary.
+    in the run summary. Records longer than the file's snap length are replayed whole, and packets
+    on a pcapng's later non-Ethernet interfaces are skipped: both are counted
+    (``longer_than_snaplen``, ``skipped_not_ethernet``) and named in the summary's warnings
+    (``capture_warnings``).
 
     Example: write three frames with PcapSink, then replay the file twice.
 
@@ -214,6 +217,7 @@ class PcapSource(Module):
         self._loop = 0
         self._done = False
         self._start_ns = None
+        self._replayed = {"longer_than_snaplen": 0, "skipped_not_ethernet": 0}  # by readers closed
         self._reader = self._open()
 
     def _open(self):
@@ -256,6 +260,8 @@ class PcapSource(Module):
                 self._done = True
                 return 0
             self._reader.close()
+            for k in self._replayed:
+                self._replayed[k] += getattr(self._reader, k)
             self._reader = self._open()
             return 0
         batch.set_anno(ANNO_CAPTURE_TS, batch.arrival_ns)
@@ -278,7 +284,22 @@ class PcapSource(Module):
         self._reader.close()
 
     def extra_counters(self) -> dict:
-        return {"sent": self.sent, "capture_errors": int(self.error is not None)}
+        out = {"sent": self.sent, "capture_errors": int(self.error is not None)}
+        reader = getattr(self, "_reader", None)  # (None when the file could not be opened)
+        for k, v in self._replayed.items():
+            out[k] = v + getattr(reader, k, 0)
+        return out
+
+    @property
+    def capture_warnings(self) -> list[str]:
+        """What the replay read in spite of the file (one line each, naming it); [] when nothing."""
+        c = self.extra_counters()
+        out = []
+        if c["longer_than_snaplen"]:
+            out.append(f"{self.path}: {c['longer_than_snaplen']} records longer than the snap length, replayed whole")
+        if c["skipped_not_ethernet"]:
+            out.append(f"{self.path}: {c['skipped_not_ethernet']} packets on non-Ethernet interfaces skipped")
+        return out
 
 
 class Sink(Module):
@@ -501,7 +522,7 @@ class Queue(Module):
 
 
 class Merge(Module):
-    """Merge — joins ``inputs`` input gates into output gate 0 (batches arriving in one round merge).
+    """Merge — joins its input gates into output gate 0 (batches arriving in one round merge).
 
     Gates: ``inputs`` in / 1 out. Several upstream gates may also feed one input gate directly; Merge
     makes the join point explicit and countable.
@@ -530,7 +551,7 @@ _META_FIELDS = ("flow_id", "in_port", "out_port") + tuple(f"anno{k}" for k in ra
 
 
 class SetMetadata(Module):
-    """SetMetadata — sets one metadata column of every packet to ``value``.
+    """SetMetadata — sets one metadata column of every packet to a fixed value.
 
     Gates: 1 in / 1 out. The packet bytes do not change; later modules read the column.
 

@@ -261,7 +261,7 @@ class ExactMatch(Module):
 
 
 class HashSplit(Module):
-    """HashSplit — spreads flows over ``gates`` outputs by a hash of the 5-tuple.
+    """HashSplit — spreads flows over its output gates by a hash of the 5-tuple.
 
     Gates: 1 in / ``gates`` out. Gate = ``flow_hash(seed) % gates``, where ``flow_hash`` is the
     parser's 32-bit hash of (src ip, dst ip, ip proto, sport, dport) for IPv4 and IPv6 (ports 0

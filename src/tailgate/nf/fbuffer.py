@@ -21,7 +21,8 @@ controller sets its ``trigger`` every control round. It runs inside its task, li
   idle virtual clock jumps to the next deadline instead of stopping.
 
 Gates: 1 in / 1 out. Counters: ``occupancy``, ``flushes_timeout``, ``flushes_resize``,
-``batches_out``; ``trigger`` is a knob (``fb.set("trigger", 16)``).
+``batches_out``, ``held_at_stop`` (packets still waiting when the run finished: freed, not
+counted as drops); ``trigger`` is a knob (``fb.set("trigger", 16)``).
 
 Example: three packets wait for a fourth; six more make two batches of four and leave one.
 
@@ -81,6 +82,7 @@ class FractionalBuffer(Module):
         self.flushes_timeout = 0
         self.flushes_resize = 0
         self.batches_out = 0
+        self.held_at_stop = 0
 
     def __len__(self) -> int:
         return self._n
@@ -167,17 +169,19 @@ class FractionalBuffer(Module):
             self.deadline_ns = 0
 
     def finish(self) -> None:
-        # packets still buffered at the end of a run go back to the pool, counted
+        # packets still buffered at the end of a run go back to the pool, counted as held at stop
+        # (not as drops: nothing lost them; Batchy sends them on before this, batchy.loop)
         if self._n and self.pool is not None:
             self.pool.free_idx(self._idx[: self._n].copy())
-            self.unconnected_drops += self._n
+            self.held_at_stop += self._n
             self._n = 0
             self._chunks.clear()
             self.deadline_ns = _NEVER
 
     def extra_counters(self) -> dict:
         return {"occupancy": self._n, "flushes_timeout": self.flushes_timeout,
-                "flushes_resize": self.flushes_resize, "batches_out": self.batches_out}
+                "flushes_resize": self.flushes_resize, "batches_out": self.batches_out,
+                "held_at_stop": self.held_at_stop}
 
 
 def hold_cost_ns(pool, batch_packets: int = 16, trigger: int = 20, calls: int = 2000) -> float:

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 
 import numpy as np
 from numba import njit
@@ -58,6 +59,7 @@ from tailgate.core.args import Arg, any_value
 from tailgate.core.errors import ArgError
 from tailgate.dataplane.module import Module
 from tailgate.packet.addr import parse_ipv4, parse_ipv6
+from tailgate.packet.pcap import file_kind
 from tailgate.packet.proto import C_L3, C_SLOT, hdr_cols
 from tailgate.packet.wide import ld_be32, slot_row
 
@@ -344,7 +346,17 @@ def load_routes(path, family=4, *, with_lines: bool = False):
     """
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: opening a FIFO that no one writes to would otherwise wait forever
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise ArgError(f"{path}: cannot read route file: it is {file_kind(mode)}, not a regular file")
+            f = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
             data = f.read()
     except OSError as e:
         raise ArgError(f"{path}: cannot read route file: {e.strerror or e}") from None

@@ -7,7 +7,10 @@ What it does
     or nanosecond magic ``0xa1b23c4d``) and pcapng (sections in either byte order, Interface
     Description Blocks with ``if_tsresol`` -- powers of 10 *and* of 2 -- and ``if_tsoffset``,
     Enhanced Packet Blocks, Simple Packet Blocks and the obsolete Packet Block; every other
-    block type is skipped by its length). Only link type 1 (Ethernet) is accepted.
+    block type is skipped by its length). The file's first interface must be link type 1
+    (Ethernet); the packets of a later pcapng interface of another link type are skipped and
+    counted. Only a regular file is read: a FIFO, a device or a socket is refused when opened
+    (never waited on).
 
     :class:`PcapWriter` writes classic pcap or pcapng (SHB + one IDB + EPBs), little-endian.
 
@@ -33,7 +36,11 @@ API
     ``"pcapng"``), ``linktype``, ``snaplen``, ``ts_resolution_ns`` (float, e.g. 1000.0 for
     microseconds), ``nanosecond`` (bool), ``packets_read``, ``bytes_read`` (captured bytes of the
     records read, as in the file), ``truncated_to_slot`` (frames longer than a slot's room,
-    clipped), ``error`` (the :class:`PcapError` the reading has reached, else ``None``).
+    clipped), ``longer_than_snaplen`` (records whose captured length exceeds their snap length:
+    read whole, as Wireshark does), ``skipped_not_ethernet`` (pcapng packets on a later
+    non-Ethernet interface, not returned), ``error`` (the :class:`PcapError` the reading has
+    reached, else ``None``). The two counts grow as the reader walks the file, which it does up
+    to 65,536 records ahead of the packets returned.
 
         - ``read(pool, max_packets=32) -> Batch`` -- up to ``max_packets`` next packets; empty
           batch at end of file. Columns set: frame bytes at ``pool.offset`` (the headroom),
@@ -42,23 +49,39 @@ API
           interface id, 0 for pcap).
         - ``read_all(pool) -> Batch``, ``iter_batches(pool, burst=32)`` (generator).
 
+    ``file_kind(st_mode) -> str`` -- what a path is, for a message: ``"a FIFO (named pipe)"``,
+    ``"a directory"``, ``"a character device"``, ...
+
     ``PcapWriter(path, *, format="pcap", nanosecond=True, snaplen=65535, linktype=1)`` --
     context manager; ``write(batch)`` (captured length = ``length`` clipped to ``snaplen``,
     original length = ``wire_len``, or ``length`` where ``wire_len`` is 0, timestamp =
     ``arrival_ns``), ``flush()``, ``close()``, ``packets_written``, ``bytes_written``.
 
 Corrupt and truncated files
-    A file too short for its header or with an unknown magic raises :class:`PcapError` when
-    opened; so does, in a pcapng, anything wrong in the blocks in front of the first packet (the
-    section header, a non-Ethernet interface, a bad block length). Later problems (a record
-    header cut short, a captured length past the end of the file or above the snap length /
-    262144 bytes, a pcapng block length that is not a multiple of 4, too small, past the end of
-    the file or different from its trailing copy, a packet on an undefined interface, a bad
-    section header, a later non-Ethernet interface) are found while reading: every record
+    A path that is not a regular file, a file too short for its header, an unknown magic or a
+    first interface that is not Ethernet raise :class:`PcapError` when opened; so does, in a
+    pcapng, anything wrong in the blocks in front of the first packet (the section header, a bad
+    block length, an interface option). Later problems (a record header cut short, a captured
+    length past the end of the file or above 262144 bytes -- libpcap's and Wireshark's limit; a
+    length above the snap length but below that is read and counted -- a pcapng block length
+    that is not a multiple of 4, too small, past the end of the file or different from its
+    trailing copy, a packet on an undefined interface, a bad section header, a timestamp out of
+    range) are found while reading: every record
     *before* the bad one is returned normally, the ``read`` that reaches the bad point returns
     what it could (possibly nothing -- then it raises) and sets ``reader.error``, and every
     later ``read`` raises that :class:`PcapError`, whose ``offset`` is the first byte of the bad
     record or block.
+
+Timestamps
+    ``arrival_ns`` is int64 nanoseconds since the epoch, which ends in April 2262. An
+    ``if_tsoffset`` beyond +-9,223,372,036 s is refused at its interface block; a packet whose
+    timestamp plus its interface's offset lies past the end of int64 is refused at its block
+    (never wrapped). Within range every resolution is exact, also for timestamps of 2**63 units
+    and more.
+
+Many interfaces
+    A pcapng may define any number of interfaces, each before its first packet: the per-interface
+    tables grow by doubling, so reading a file with n interface blocks takes time linear in n.
 
 Documented choices
     - A Simple Packet Block has no timestamp: it gets the timestamp of the packet before it in
@@ -79,8 +102,11 @@ Example::
 
 from __future__ import annotations
 
+import errno
+import functools
 import mmap
 import os
+import stat
 import struct
 from typing import Iterator
 
@@ -97,7 +123,7 @@ from tailgate.packet.wide import (
     slot_row,
 )
 
-__all__ = ["LINKTYPE_ETHERNET", "MAX_CAPLEN_BYTES", "PcapError", "PcapReader", "PcapWriter"]
+__all__ = ["LINKTYPE_ETHERNET", "MAX_CAPLEN_BYTES", "PcapError", "PcapReader", "PcapWriter", "file_kind"]
 
 LINKTYPE_ETHERNET = 1
 MAX_CAPLEN_BYTES = 262144  # libpcap's MAXIMUM_SNAPLEN: anything larger is corruption
@@ -122,6 +148,7 @@ _NS_PER_S = 1_000_000_000
 _ST_OK = 0  # chunk full or end of file
 _ST_META = -1  # pcapng: stopped at an SHB or IDB for Python to parse
 _ST_END = -2  # (record parser) end of the file, at a record boundary
+_ST_OVER_SNAP = -3  # (record parser) a good record whose captured length exceeds the snap length
 _E_REC_HDR = 1
 _E_REC_DATA = 2
 _E_CAPLEN = 3
@@ -132,12 +159,19 @@ _E_BLK_EOF = 7
 _E_BLK_TRAILER = 8
 _E_IFACE = 9
 _E_CAP_BLOCK = 10
+_E_TS_RANGE = 11
+
+_INT64_MAX = (1 << 63) - 1
+_UINT64_MAX = (1 << 64) - 1
+_MAX_TSOFFSET_S = _INT64_MAX // _NS_PER_S  # 9,223,372,036 s: int64 nanoseconds end in April 2262
+_IF_COLS = 4  # per pcapng interface: timestamp mode (-1: not Ethernet, skipped), param, offset ns, snap cap
+_IF_SKIP = -1
 
 
 _REASONS = {
     _E_REC_HDR: "record header cut short ({a} of 16 bytes before end of file)",
     _E_REC_DATA: "captured length {a} runs past end of file ({b} bytes left)",
-    _E_CAPLEN: "captured length {a} exceeds the limit of {b} bytes (snap length or " + str(MAX_CAPLEN_BYTES) + ")",
+    _E_CAPLEN: "captured length {a} exceeds the limit of {b} bytes (no capture holds records that long)",
     _E_BLK_HDR: "block header cut short ({a} of 12 bytes before end of file)",
     _E_BLK_ALIGN: "block length {a} is not a multiple of 4",
     _E_BLK_SMALL: "block length {a} is too small for block type {b:#x}",
@@ -145,11 +179,30 @@ _REASONS = {
     _E_BLK_TRAILER: "trailing block length {a} does not match block length {b}",
     _E_IFACE: "packet on interface {a}, but only {b} interfaces are defined",
     _E_CAP_BLOCK: "captured length {a} does not fit its block ({b} bytes of room)",
+    _E_TS_RANGE: "timestamp {a} (in interface {b}'s units), plus the interface's if_tsoffset, is past the year "
+    "2262: beyond 64-bit nanoseconds",
 }
+
+
+def file_kind(st_mode: int) -> str:
+    """What a file is, from its ``st_mode``, for an error message: ``"a FIFO (named pipe)"``, ..."""
+    for test, kind in (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(st_mode):
+            return kind
+    return "not a regular file"
 
 
 def _reason(code: int, a: int, b: int) -> str:
     """The message for an error code reported by a walk kernel, with its two numbers."""
+    if code == _E_TS_RANGE:
+        a &= _UINT64_MAX  # the kernel hands the unsigned 64-bit timestamp over as int64
     return _REASONS.get(code, "corrupt file (code {code})").format(a=a, b=b, code=code)
 
 
@@ -185,11 +238,12 @@ def _u32(b, p, swap):
 
 
 @njit(cache=True, inline="always")
-def _pcap_record(buf, pos, end, swap, frac_ns, max_caplen):
+def _pcap_record(buf, pos, end, swap, frac_ns, snap):
     """The classic-pcap record header at ``pos``: ``(status, a, b, caplen, wirelen, ts_ns)``.
 
-    ``status`` is ``_ST_OK`` with the fields, ``_ST_END`` at the end of the file, else an error
-    code with its two numbers ``a``, ``b`` (see ``_REASONS``).
+    ``status`` is ``_ST_OK`` with the fields (``_ST_OVER_SNAP`` where the captured length exceeds
+    the snap length ``snap``: a good record, counted), ``_ST_END`` at the end of the file, else an
+    error code with its two numbers ``a``, ``b`` (see ``_REASONS``).
     """
     left = end - pos
     if left == 0:
@@ -198,27 +252,34 @@ def _pcap_record(buf, pos, end, swap, frac_ns, max_caplen):
         return _E_REC_HDR, left, 0, 0, 0, 0
     # (no view of the record header: a view per record costs two atomic operations)
     caplen = _u32(buf, pos + 8, swap)
-    if caplen > max_caplen:
-        return _E_CAPLEN, caplen, max_caplen, 0, 0, 0
+    st = _ST_OK
+    if caplen > snap:  # (one comparison on the common path: snap <= MAX_CAPLEN_BYTES)
+        if caplen > MAX_CAPLEN_BYTES:
+            return _E_CAPLEN, caplen, MAX_CAPLEN_BYTES, 0, 0, 0
+        st = _ST_OVER_SNAP
     if caplen > left - 16:
         return _E_REC_DATA, caplen, left - 16, 0, 0, 0
     ts_ns = _u32(buf, pos, swap) * 1_000_000_000 + _u32(buf, pos + 4, swap) * frac_ns
-    return _ST_OK, 0, 0, caplen, _u32(buf, pos + 12, swap), ts_ns
+    return st, 0, 0, caplen, _u32(buf, pos + 12, swap), ts_ns
 
 
 @njit(cache=True)
-def _walk_pcap(buf, pos, end, swap, frac_ns, max_caplen, rec, n0):
+def _walk_pcap(buf, pos, end, swap, frac_ns, snap, rec, n0):
     """Index classic-pcap records from ``pos`` into ``rec[n0:]``.
 
-    Returns ``(n_total, pos, status, a, b)``; on an error ``pos`` is the bad record's offset.
+    Returns ``(n_total, pos, status, a, b, over_snap)``; on an error ``pos`` is the bad record's
+    offset. ``over_snap`` counts the records indexed whose captured length exceeds ``snap``.
     """
     n = n0
+    over = 0
     while n < rec.shape[0]:
-        st, a, b, caplen, wirelen, ts_ns = _pcap_record(buf, pos, end, swap, frac_ns, max_caplen)
-        if st == _ST_END:
-            break
+        st, a, b, caplen, wirelen, ts_ns = _pcap_record(buf, pos, end, swap, frac_ns, snap)
         if st != _ST_OK:
-            return n, pos, st, a, b
+            if st == _ST_END:
+                break
+            if st != _ST_OVER_SNAP:
+                return n, pos, st, a, b, over
+            over += 1
         # (rec[n, j], not a row view ``rec[n]``: a view costs two atomic operations)
         rec[n, 0] = pos + 16
         rec[n, 1] = caplen
@@ -227,12 +288,12 @@ def _walk_pcap(buf, pos, end, swap, frac_ns, max_caplen, rec, n0):
         rec[n, 4] = 0
         n += 1
         pos += 16 + caplen
-    return n, pos, _ST_OK, 0, 0
+    return n, pos, _ST_OK, 0, 0, over
 
 
 @njit(cache=True)
 def _read_pcap(
-    buf, pos, end, swap, frac_ns, max_caplen, idx, data,
+    buf, pos, end, swap, frac_ns, snap, idx, data,
     free, n_free, offset, length, wire_len, arrival_ns, in_port, out_port, flow_id, anno, in_use, headroom,
 ):  # fmt: skip
     """Walk classic-pcap records from ``pos`` and copy each straight into a slot taken from the
@@ -241,14 +302,16 @@ def _read_pcap(
 
     Returns ``(n, pos, status, a, b, clipped, captured_bytes)``; the slots taken are ``idx[:n]``
     (the caller lowers the pool's free count by ``n``). On an error ``pos`` is the bad record's
-    offset and the records before it are delivered.
+    offset and the records before it are delivered. It stops with status ``_ST_OVER_SNAP`` in
+    front of a record longer than ``snap`` (the caller goes on with ``_read_pcap_counting``):
+    counting such records here would cost every record of every file.
     """
     n = 0
     clipped = 0
     nbytes = 0
     st, a, b = _ST_OK, 0, 0
     while n < idx.shape[0]:
-        st, a, b, caplen, wirelen, ts_ns = _pcap_record(buf, pos, end, swap, frac_ns, max_caplen)
+        st, a, b, caplen, wirelen, ts_ns = _pcap_record(buf, pos, end, swap, frac_ns, snap)
         if st != _ST_OK:
             if st == _ST_END:
                 st = _ST_OK
@@ -263,15 +326,52 @@ def _read_pcap(
     return n, pos, st, a, b, clipped, nbytes
 
 
+@njit(cache=True)
+def _read_pcap_counting(
+    buf, pos, end, swap, frac_ns, snap, idx, data,
+    free, n_free, offset, length, wire_len, arrival_ns, in_port, out_port, flow_id, anno, in_use, headroom,
+):  # fmt: skip
+    """``_read_pcap`` for a file that has records longer than its snap length: reads them too and
+    returns their count as an eighth value, ``over_snap``."""
+    n = 0
+    clipped = 0
+    nbytes = 0
+    over = 0
+    st, a, b = _ST_OK, 0, 0
+    while n < idx.shape[0]:
+        st, a, b, caplen, wirelen, ts_ns = _pcap_record(buf, pos, end, swap, frac_ns, snap)
+        if st != _ST_OK:
+            if st != _ST_OVER_SNAP:
+                if st == _ST_END:
+                    st = _ST_OK
+                break
+            st = _ST_OK
+            over += 1
+        prefetch_byte(buf, pos + _PREFETCH_BYTES)
+        s = take_slot(free, n_free, n, offset, length, wire_len, arrival_ns, in_port, out_port, flow_id, anno, in_use, headroom)
+        idx[n] = s
+        clipped += _copy_frame(buf, pos + 16, caplen, wirelen, ts_ns, 0, data, s, offset, length, wire_len, arrival_ns, in_port)
+        nbytes += caplen
+        n += 1
+        pos += 16 + caplen
+    return n, pos, st, a, b, clipped, nbytes, over
+
+
 @njit(cache=True, inline="always")
 def _ng_ts_ns(ts, mode, param, off_ns):
-    """pcapng timestamp in interface units -> ns. mode 0: ts*param, 1: ts//param, 2: 2**-param s."""
+    """pcapng timestamp ``ts`` (uint64, interface units) -> int64 ns.
+
+    mode 0: ``ts*param``, 1: ``ts//param``, 2: units of ``2**-param`` s; plus ``off_ns``. The caller
+    has checked ``ts`` against the interface's limit (``_ts_limit``), so the true result fits
+    int64; the arithmetic wraps, so a product past int64 that a negative offset brings back is
+    still exact.
+    """
     if mode == 0:
-        return ts * param + off_ns
+        return np.int64(ts) * param + off_ns
     if mode == 1:
-        return ts // param + off_ns
-    sec = ts >> param
-    frac = ts & ((np.int64(1) << param) - 1)
+        return np.int64(ts // np.uint64(param)) + off_ns
+    sec = np.int64(ts >> np.uint64(param))
+    frac = np.int64(ts & ((np.uint64(1) << np.uint64(param)) - np.uint64(1)))
     if param > 33:
         frac = frac >> (param - 33)
         param = 33
@@ -279,50 +379,64 @@ def _ng_ts_ns(ts, mode, param, off_ns):
 
 
 @njit(cache=True)
-def _walk_pcapng(buf, pos, end, swap, if_mode, if_param, if_off_ns, if_maxcap, n_if, last_ts, rec, n0):
+def _walk_pcapng(buf, pos, end, swap, ifs, if_maxts, n_if, last_ts, rec, n0):
     """Index pcapng packet blocks from ``pos`` into ``rec[n0:]``; skip unknown blocks.
 
+    ``ifs[i]`` is interface ``i``'s (timestamp mode or ``_IF_SKIP``, param, offset ns, snap cap)
+    and ``if_maxts[i]`` the largest timestamp (uint64 units) whose ns fit int64. Packets on a
+    ``_IF_SKIP`` interface are checked for structure, counted and not indexed.
     Stops (status ``_ST_META``) in front of an SHB or IDB for Python to parse.
-    Returns ``(n_total, pos, status, a, b, last_ts)``.
+    Returns ``(n_total, pos, status, a, b, last_ts, over_snap, skipped)``.
     """
     n = n0
+    over = 0
+    skipped = 0
     cap_rows = rec.shape[0]
     while n < cap_rows:
         left = end - pos
         if left == 0:
-            return n, pos, _ST_OK, 0, 0, last_ts
+            return n, pos, _ST_OK, 0, 0, last_ts, over, skipped
         if left < 12:
-            return n, pos, _E_BLK_HDR, left, 0, last_ts
+            return n, pos, _E_BLK_HDR, left, 0, last_ts, over, skipped
         btype = _u32(buf, pos, swap)
         if btype == PCAPNG_SHB or btype == PCAPNG_IDB:
-            return n, pos, _ST_META, 0, 0, last_ts
+            return n, pos, _ST_META, 0, 0, last_ts, over, skipped
         blen = _u32(buf, pos + 4, swap)
         if blen % 4 != 0:
-            return n, pos, _E_BLK_ALIGN, blen, 0, last_ts
+            return n, pos, _E_BLK_ALIGN, blen, 0, last_ts, over, skipped
         if blen < 12:
-            return n, pos, _E_BLK_SMALL, blen, btype, last_ts
+            return n, pos, _E_BLK_SMALL, blen, btype, last_ts, over, skipped
         if blen > left:
-            return n, pos, _E_BLK_EOF, blen, left, last_ts
+            return n, pos, _E_BLK_EOF, blen, left, last_ts, over, skipped
         trailer = _u32(buf, pos + blen - 4, swap)
         if trailer != blen:
-            return n, pos, _E_BLK_TRAILER, trailer, blen, last_ts
+            return n, pos, _E_BLK_TRAILER, trailer, blen, last_ts, over, skipped
         if btype == PCAPNG_EPB or btype == PCAPNG_PB:
             if blen < 32:
-                return n, pos, _E_BLK_SMALL, blen, btype, last_ts
+                return n, pos, _E_BLK_SMALL, blen, btype, last_ts, over, skipped
             if btype == PCAPNG_EPB:
                 ifid = _u32(buf, pos + 8, swap)
             else:
                 ifid = _u16(buf, pos + 8, swap)
             if ifid >= n_if:
-                return n, pos, _E_IFACE, ifid, n_if, last_ts
-            ts = (_u32(buf, pos + 12, swap) << 32) | _u32(buf, pos + 16, swap)
+                return n, pos, _E_IFACE, ifid, n_if, last_ts, over, skipped
             caplen = _u32(buf, pos + 20, swap)
             wirelen = _u32(buf, pos + 24, swap)
             if caplen > blen - 32:
-                return n, pos, _E_CAP_BLOCK, caplen, blen - 32, last_ts
-            if caplen > if_maxcap[ifid]:
-                return n, pos, _E_CAPLEN, caplen, if_maxcap[ifid], last_ts
-            last_ts = _ng_ts_ns(ts, if_mode[ifid], if_param[ifid], if_off_ns[ifid])
+                return n, pos, _E_CAP_BLOCK, caplen, blen - 32, last_ts, over, skipped
+            mode = ifs[ifid, 0]
+            if mode == _IF_SKIP:
+                skipped += 1
+                pos += blen
+                continue
+            if caplen > MAX_CAPLEN_BYTES:
+                return n, pos, _E_CAPLEN, caplen, MAX_CAPLEN_BYTES, last_ts, over, skipped
+            ts = (np.uint64(_u32(buf, pos + 12, swap)) << np.uint64(32)) | np.uint64(_u32(buf, pos + 16, swap))
+            if ts > if_maxts[ifid]:
+                return n, pos, _E_TS_RANGE, np.int64(ts), ifid, last_ts, over, skipped
+            if caplen > ifs[ifid, 3]:
+                over += 1
+            last_ts = _ng_ts_ns(ts, mode, ifs[ifid, 1], ifs[ifid, 2])
             rec[n, 0] = pos + 28
             rec[n, 1] = caplen
             rec[n, 2] = wirelen
@@ -331,11 +445,15 @@ def _walk_pcapng(buf, pos, end, swap, if_mode, if_param, if_off_ns, if_maxcap, n
             n += 1
         elif btype == PCAPNG_SPB:
             if blen < 16:
-                return n, pos, _E_BLK_SMALL, blen, btype, last_ts
+                return n, pos, _E_BLK_SMALL, blen, btype, last_ts, over, skipped
             if n_if < 1:
-                return n, pos, _E_IFACE, 0, n_if, last_ts
+                return n, pos, _E_IFACE, 0, n_if, last_ts, over, skipped
+            if ifs[0, 0] == _IF_SKIP:
+                skipped += 1
+                pos += blen
+                continue
             wirelen = _u32(buf, pos + 8, swap)
-            caplen = min(wirelen, blen - 16, if_maxcap[0])
+            caplen = min(wirelen, blen - 16, ifs[0, 3])
             rec[n, 0] = pos + 12
             rec[n, 1] = caplen
             rec[n, 2] = wirelen
@@ -343,7 +461,7 @@ def _walk_pcapng(buf, pos, end, swap, if_mode, if_param, if_off_ns, if_maxcap, n
             rec[n, 4] = 0
             n += 1
         pos += blen
-    return n, pos, _ST_OK, 0, 0, last_ts
+    return n, pos, _ST_OK, 0, 0, last_ts, over, skipped
 
 
 @njit(cache=True, inline="always")
@@ -460,6 +578,36 @@ def _build_records(data, offset, length, wire_len, arrival_ns, anno, ts_anno, sl
     return p
 
 
+@functools.lru_cache(maxsize=256)
+def _ts_limit(mode: int, param: int, off_ns: int) -> int:
+    """The largest pcapng timestamp (in interface units, at most 2**64 - 1) whose nanoseconds
+    since the epoch, ``off_ns`` included, fit int64 (exact integers, as ``_ng_ts_ns`` computes)."""
+    room = _INT64_MAX - off_ns  # >= 0: the offset itself fits
+    if mode == _IF_SKIP:
+        return _UINT64_MAX
+    if mode == 0:
+        return min(room // param, _UINT64_MAX)
+    if mode == 1:
+        return min(room * param + param - 1, _UINT64_MAX)
+
+    def ns(ts: int) -> int:
+        sec, frac, p = ts >> param, ts & ((1 << param) - 1), param
+        if p > 33:
+            frac, p = frac >> (p - 33), 33
+        return sec * _NS_PER_S + ((frac * _NS_PER_S) >> p)
+
+    if ns(_UINT64_MAX) <= room:
+        return _UINT64_MAX
+    lo, hi = 0, _UINT64_MAX  # ns(lo) <= room < ns(hi); ns never decreases as ts grows
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ns(mid) <= room:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 # ------------------------------------------------------------------------------------------------
 # reader
 # ------------------------------------------------------------------------------------------------
@@ -476,6 +624,8 @@ class PcapReader:
         self.packets_read = 0
         self.bytes_read = 0
         self.truncated_to_slot = 0
+        self.longer_than_snaplen = 0
+        self.skipped_not_ethernet = 0
         self.error: PcapError | None = None
         self._pending: PcapError | None = None  # found by the indexer, not yet reached by read()
         self._pool_cols = None  # (pool.data, columns...) of the pool last read into
@@ -491,19 +641,29 @@ class PcapReader:
         self._rec_cur = 0
         # pcap
         self._frac_ns = 1000
-        self._max_caplen = MAX_CAPLEN_BYTES
-        # pcapng interfaces of the current section
-        self._if_mode: list[int] = []
-        self._if_param: list[int] = []
-        self._if_off: list[int] = []
-        self._if_maxcap: list[int] = []
-        self._if_arrays = None
+        self._snap = MAX_CAPLEN_BYTES  # the snap length (MAX_CAPLEN_BYTES where the header says 0)
+        self._over_snap_seen = False  # a record longer than the snap length was met: read by the counting kernel
+        # pcapng interfaces of the current section: rows [:_n_if] of arrays that grow by doubling
+        self._ifs = np.zeros((8, _IF_COLS), dtype=np.int64)
+        self._if_maxts = np.zeros(8, dtype=np.uint64)
+        self._n_if = 0
         self._last_ts = 0
         self._open()
 
     # -- opening ---------------------------------------------------------------------------------
     def _open(self) -> None:
-        self._fh = open(self.path, "rb")
+        # O_NONBLOCK: opening a FIFO that no one writes to would otherwise wait forever
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), self.path)
+            if not stat.S_ISREG(mode):
+                raise PcapError(self.path, 0, f"not a regular file but {file_kind(mode)}: a capture must be a file")
+            self._fh = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
         try:
             size = os.fstat(self._fh.fileno()).st_size
             if size > 0:
@@ -545,7 +705,7 @@ class PcapReader:
         self.linktype = network & 0xFFFF
         if self.linktype != LINKTYPE_ETHERNET:
             raise PcapError(self.path, 20, f"unsupported link type {self.linktype} (only 1, Ethernet, is accepted)")
-        self._max_caplen = min(snaplen, MAX_CAPLEN_BYTES) if snaplen > 0 else MAX_CAPLEN_BYTES
+        self._snap = min(snaplen, MAX_CAPLEN_BYTES) if snaplen > 0 else MAX_CAPLEN_BYTES
         self._pos = 24
 
     def _open_pcapng(self) -> None:
@@ -570,7 +730,7 @@ class PcapReader:
                 self._pos += blen
 
     def _set_first_iface_attrs(self) -> None:
-        mode, param = self._if_mode[0], self._if_param[0]
+        mode, param = int(self._ifs[0, 0]), int(self._ifs[0, 1])
         if mode == 0:
             self.ts_resolution_ns = float(param)
         elif mode == 1:
@@ -617,8 +777,7 @@ class PcapReader:
         if major != 1:
             raise PcapError(self.path, pos, f"unsupported pcapng major version {major}")
         # interface ids are per section
-        self._if_mode, self._if_param, self._if_off, self._if_maxcap = [], [], [], []
-        self._if_arrays = None
+        self._n_if = 0
         return pos + blen
 
     def _parse_idb(self, pos: int) -> int:
@@ -627,7 +786,8 @@ class PcapReader:
             raise PcapError(self.path, pos, _reason(_E_BLK_SMALL, blen, btype))
         e = ">" if self._swap else "<"
         linktype, _res, snaplen = struct.unpack(e + "HHI", bytes(self._buf[pos + 8 : pos + 16]))
-        if linktype != LINKTYPE_ETHERNET:
+        ethernet = linktype == LINKTYPE_ETHERNET
+        if not ethernet and self.linktype is None:
             raise PcapError(self.path, pos, f"unsupported link type {linktype} (only 1, Ethernet, is accepted)")
         tsresol = 6
         tsoffset_s = 0
@@ -644,7 +804,9 @@ class PcapReader:
             elif code == _OPT_IF_TSOFFSET and olen == 8:
                 (tsoffset_s,) = struct.unpack(e + "q", val)
             p += 4 + ((olen + 3) & ~3)
-        if tsresol & 0x80:
+        if not ethernet:  # a later non-Ethernet interface: its packets are skipped and counted
+            mode, param, tsoffset_s = _IF_SKIP, 1, 0
+        elif tsresol & 0x80:
             shift = tsresol & 0x7F
             if shift > 62:
                 raise PcapError(self.path, pos, f"unsupported if_tsresol 2^-{shift}")
@@ -655,25 +817,23 @@ class PcapReader:
             mode, param = 1, 10 ** (tsresol - 9)
         else:
             raise PcapError(self.path, pos, f"unsupported if_tsresol 10^-{tsresol}")
+        if abs(tsoffset_s) > _MAX_TSOFFSET_S:
+            raise PcapError(
+                self.path, pos, f"if_tsoffset {tsoffset_s} s is out of range: timestamps are 64-bit nanoseconds, "
+                f"which hold at most {_MAX_TSOFFSET_S} s (the years 1677 to 2262)",
+            )  # fmt: skip
         if self.linktype is None:  # the attributes describe the file's first interface
             self.linktype = linktype
             self.snaplen = snaplen
-        self._if_mode.append(mode)
-        self._if_param.append(param)
-        self._if_off.append(tsoffset_s * _NS_PER_S)
-        self._if_maxcap.append(min(snaplen, MAX_CAPLEN_BYTES) if snaplen > 0 else MAX_CAPLEN_BYTES)
-        self._if_arrays = None
+        i = self._n_if
+        if i == self._ifs.shape[0]:  # grow by doubling: appending n interfaces costs O(n)
+            self._ifs = np.concatenate([self._ifs, np.zeros_like(self._ifs)])
+            self._if_maxts = np.concatenate([self._if_maxts, np.zeros_like(self._if_maxts)])
+        off_ns = tsoffset_s * _NS_PER_S
+        self._ifs[i] = (mode, param, off_ns, min(snaplen, MAX_CAPLEN_BYTES) if snaplen > 0 else MAX_CAPLEN_BYTES)
+        self._if_maxts[i] = _ts_limit(mode, param, off_ns)
+        self._n_if = i + 1
         return pos + blen
-
-    def _iface_arrays(self):
-        if self._if_arrays is None:
-            self._if_arrays = (
-                np.array(self._if_mode, dtype=np.int64),
-                np.array(self._if_param, dtype=np.int64),
-                np.array(self._if_off, dtype=np.int64),
-                np.array(self._if_maxcap, dtype=np.int64),
-            )
-        return self._if_arrays
 
     # -- indexing --------------------------------------------------------------------------------
     def _index_more(self, want: int) -> None:
@@ -693,15 +853,16 @@ class PcapReader:
         self._rec_n = avail
         while self._rec_n < self._rec.shape[0]:
             if self.format == "pcap":
-                n, pos, st, a, b = _walk_pcap(
-                    self._buf, self._pos, self._end, self._swap, self._frac_ns, self._max_caplen, self._rec, self._rec_n
+                n, pos, st, a, b, over = _walk_pcap(
+                    self._buf, self._pos, self._end, self._swap, self._frac_ns, self._snap, self._rec, self._rec_n
                 )
             else:
-                mode, param, off, maxcap = self._iface_arrays()
-                n, pos, st, a, b, self._last_ts = _walk_pcapng(
-                    self._buf, self._pos, self._end, self._swap, mode, param, off, maxcap,
-                    len(mode), self._last_ts, self._rec, self._rec_n,
+                n, pos, st, a, b, self._last_ts, over, skipped = _walk_pcapng(
+                    self._buf, self._pos, self._end, self._swap, self._ifs, self._if_maxts, self._n_if,
+                    self._last_ts, self._rec, self._rec_n,
                 )  # fmt: skip
+                self.skipped_not_ethernet += skipped
+            self.longer_than_snaplen += over
             self._rec_n, self._pos = int(n), int(pos)
             if st == _ST_META:
                 try:
@@ -755,9 +916,17 @@ class PcapReader:
     def _read_direct(self, pool: PacketPool, max_packets: int) -> Batch:
         """Classic pcap with nothing indexed ahead: walk and copy in one kernel call."""
         idx = np.empty(max_packets, np.int32)
-        n, pos, st, a, b, clipped, nbytes = _read_pcap(
-            self._buf, self._pos, self._end, self._swap, self._frac_ns, self._max_caplen, idx, pool.data, *pool.slot_columns()
-        )
+        if self._over_snap_seen:
+            n, pos, st, a, b, clipped, nbytes = self._read_counting(pool, self._pos, idx)
+        else:
+            n, pos, st, a, b, clipped, nbytes = _read_pcap(
+                self._buf, self._pos, self._end, self._swap, self._frac_ns, self._snap, idx, pool.data,
+                *pool.slot_columns(),
+            )  # fmt: skip
+            if st == _ST_OVER_SNAP:  # the file has longer records: from here on, read and count them
+                self._over_snap_seen = True
+                m, pos, st, a, b, clipped2, nbytes2 = self._read_counting(pool, pos, idx[n:], n_taken=n)
+                n, clipped, nbytes = n + m, clipped + clipped2, nbytes + nbytes2
         pool._n_free -= n
         self._pos = pos
         if st != _ST_OK:
@@ -773,6 +942,16 @@ class PcapReader:
                 raise self.error
             return pool.empty_batch()
         return Batch(pool, idx if n == max_packets else idx[:n])
+
+    def _read_counting(self, pool: PacketPool, pos: int, idx: np.ndarray, n_taken: int = 0) -> tuple:
+        """``_read_pcap_counting`` from ``pos`` into ``idx``, after ``n_taken`` slots already taken
+        from the pool by this read; counts the records longer than the snap length."""
+        free, n_free, *cols = pool.slot_columns()
+        n, pos, st, a, b, clipped, nbytes, over = _read_pcap_counting(
+            self._buf, pos, self._end, self._swap, self._frac_ns, self._snap, idx, pool.data, free, n_free - n_taken, *cols
+        )  # fmt: skip
+        self.longer_than_snaplen += over
+        return n, pos, st, a, b, clipped, nbytes
 
     @staticmethod
     def _columns_for(pool: PacketPool) -> tuple:

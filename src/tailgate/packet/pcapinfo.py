@@ -16,7 +16,10 @@ other      neither IPv4 nor IPv6, and not malformed (ARP, LLDP, ...)
 malformed  a malformed frame (truncated headers, bad IHL, bad lengths: ``proto.MALFORMED_REASONS``)
 =========  ==================================================================================
 
-``malformed_reasons`` splits the malformed count by reason.
+``malformed_reasons`` splits the malformed count by reason. ``longer_than_snaplen`` counts records
+whose captured length exceeds the snap length (read whole, as Wireshark does) and
+``skipped_not_ethernet`` the packets of a pcapng's later non-Ethernet interfaces (not read); the
+report prints a warning line for each that is not 0.
 
 A capture that cannot be opened (not a capture, unknown link type) raises
 :class:`~tailgate.packet.pcap.PcapError`. A capture damaged part-way (a truncated last record, a
@@ -101,6 +104,8 @@ def pcap_info(path: str, batch: int = _BATCH) -> dict[str, Any]:
                 MALFORMED_REASONS[k]: int(v) for k, v in enumerate(mal_reasons) if k and v
             },
             clipped_to_slot=int(rd.truncated_to_slot),
+            longer_than_snaplen=int(rd.longer_than_snaplen),
+            skipped_not_ethernet=int(rd.skipped_not_ethernet),
             error=str(error) if error is not None else None,
             error_offset=error.offset if error is not None else None,
         )
@@ -134,6 +139,11 @@ def info_lines(info: dict[str, Any]) -> list[tuple[str, str]]:
     rows.append(("protocols", "  ".join(f"{k} {p[k]:,}" for k in _PROTOS)))
     if info["malformed_reasons"]:
         rows.append(("malformed", "  ".join(f"{k} {v:,}" for k, v in info["malformed_reasons"].items())))
+    if info["longer_than_snaplen"]:
+        n_over = info["longer_than_snaplen"]
+        rows.append(("warning", f"{n_over:,} records are longer than the snap length (read whole)"))
+    if info["skipped_not_ethernet"]:
+        rows.append(("warning", f"{info['skipped_not_ethernet']:,} packets on non-Ethernet interfaces were skipped"))
     if info["clipped_to_slot"]:
         rows.append(("note", f"{info['clipped_to_slot']} frames longer than a pool slot were counted clipped"))
     return rows

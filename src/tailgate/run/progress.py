@@ -19,6 +19,9 @@ from rich.text import Text
 
 from tailgate.run.results import source_packets
 
+#: the title of the module table printed at the end of a run
+FINAL_TABLE_TITLE = "per module, over the whole run"
+
 if TYPE_CHECKING:  # pragma: no cover
     from tailgate.dataplane.runtime import Runtime
 
@@ -97,6 +100,8 @@ class LiveView:
 
 
 def final_table(runtime: "Runtime", stop_reason: str | None = None) -> Group:
-    """A headline (clock time, packets, rate, why it stopped) over the module table."""
+    """A headline (clock time, packets, rate, why it stopped) over the module table, titled: both
+    cover the whole run (counters are never reset; a Batchy run's warm-up and rounds included)."""
     reason = stop_reason or runtime.stop_reason
-    return Group(Text(f"{_headline(runtime)}; stopped: {reason}"), module_table(runtime))
+    table = module_table(runtime, title=FINAL_TABLE_TITLE)
+    return Group(Text(f"{_headline(runtime)}; stopped: {reason}"), table)

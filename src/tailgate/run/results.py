@@ -17,8 +17,10 @@ Every ``tailgate run`` leaves one directory (``--out DIR``, default
     clock, ``task_packets`` (packets of every task round: one that passes a queue counts twice),
     why the run stopped,
     every module's counters, every measuring module's ``summary()`` and warnings (such as a
-    PcapSource's capture error). Written at the end — also when the run stopped on an error or an
-    interrupt after it started, with ``error`` saying what happened.
+    PcapSource's capture error); for a Batchy script, ``batchy``: the controller's summary (flow
+    rates and delays, means of the rounds ``mean_of_rounds`` names). Packets, rate and counters
+    cover the whole run (a Batchy run's warm-up and rounds). Written at the end — also when the
+    run stopped on an error or an interrupt after it started, with ``error`` saying what happened.
 
 Files are written to a temporary name and renamed, so a reader never sees half a file.
 """
@@ -210,6 +212,7 @@ def warnings_of(pipeline: "Pipeline") -> list[str]:
         err = getattr(m, "error", None)
         if err:
             out.append(f"{m.label}: {err}")
+        out.extend(f"{m.label}: {w}" for w in getattr(m, "capture_warnings", ()))
         if "pool_exhausted" in m.drop_reasons:
             n = int(m.counters().get("drops.pool_exhausted", 0))
             if n:

@@ -26,6 +26,11 @@ every NF class         ``Source``, ``PcapSource``, ``IPv4Lookup`` ... (``tailgat
                        tasks, flows, controllers, ``batchy.run(rounds, control_period_s)``
 =====================  ==========================================================================
 
+A script may also import these names, for editors and linters: ``from tailgate.run.script import
+get_arg, results_dir, PcapSource`` gives the very objects the runner injects (the running script's;
+outside a running script the per-run names are a one-line error). docs/scripts.md is the user's
+manual of all this.
+
 Arguments are ``k=v`` words or comma-separated lists, as in Batchy:
 ``rounds=100,delay_slo1=55_000`` (underscores in numbers are allowed; a piece without ``=``
 continues the previous value, so ``weights=9,1`` is one argument). A value of the wrong type is
@@ -38,32 +43,37 @@ without limits until the input is exhausted, except that a synthetic ``Source`` 
 limit runs for 1 s of clock time.
 
 An exception in the script becomes one line, ``SCRIPT:LINE: ExcType: message`` (the line is the
-script's own, not tailgate's), raised as :class:`ScriptError`. Once a run has started the results
+script's own, not tailgate's), raised as :class:`ScriptError`; a misspelt name ends with
+``; did you mean NAME?``. A graph error about a module (an unconnected gate) names the line that
+made the module (:class:`ScriptGraphError`). Once a run has started the results
 directory is always written, also after an error or an interrupt (see :mod:`tailgate.run.results`).
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import difflib
+import inspect
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tailgate import nf
-from tailgate.run import results as _results
 from tailgate.batchy.api import Batchy
 from tailgate.core.clock import Clock, make_clock
-from tailgate.core.errors import ArgError, TailgateError
+from tailgate.core.errors import ArgError, GraphError, TailgateError
 from tailgate.dataplane.graph import Pipeline
 from tailgate.dataplane.module import Module
 from tailgate.dataplane.runtime import Runtime, Worker
 from tailgate.nf.basic import Source
 from tailgate.packet.pool import DEFAULT_BURST
 from tailgate.packet.synth import FlowTemplate
+from tailgate.run import results as _results
 
 _REQUIRED = object()
 #: A synthetic source with no packet limit and no time limit runs this long (clock time).
@@ -76,6 +86,45 @@ class ScriptError(TailgateError):
 
 class ScriptArgError(ArgError):
     """A bad script argument: unknown, missing, or of the wrong type."""
+
+
+class ScriptGraphError(ScriptError, GraphError):
+    """A graph error about one module, as ``SCRIPT:LINE: message`` with the line that made it."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by :func:`sigterm_stops_run`.
+
+    A ``KeyboardInterrupt``, so a run stops as it does on Ctrl-C and still writes its results
+    directory; its ``stop_reason`` is ``"terminated"`` instead of ``"interrupted"``.
+    """
+
+
+def stop_reason_of(interrupt: KeyboardInterrupt) -> str:
+    """``"terminated"`` for SIGTERM (:class:`Terminated`), ``"interrupted"`` for Ctrl-C."""
+    return "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+
+
+@contextlib.contextmanager
+def sigterm_stops_run() -> Iterator[None]:
+    """Inside the block, SIGTERM raises :class:`Terminated` (as SIGINT raises KeyboardInterrupt).
+
+    Outside the main thread, where Python cannot set signal handlers, the block runs unchanged.
+    The previous handler is restored at the end.
+    """
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -168,9 +217,23 @@ def _module_in_traceback(exc: BaseException) -> Module | None:
     return found
 
 
-def describe_exception(exc: BaseException, filename: str) -> str:
-    """``FILE:LINE: ExcType: message`` (no type for tailgate's own one-line errors)."""
-    if isinstance(exc, ScriptArgError):
+def did_you_mean(name: str, names: Any) -> str | None:
+    """The one of ``names`` closest to a misspelt ``name`` (case first), or None."""
+    names = [n for n in names if isinstance(n, str) and not n.startswith("__")]
+    by_lower = {n.lower(): n for n in names}
+    if name.lower() in by_lower and by_lower[name.lower()] != name:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def describe_exception(exc: BaseException, filename: str, names: Any = ()) -> str:
+    """``FILE:LINE: ExcType: message`` (no type for tailgate's own one-line errors).
+
+    ``names`` are the names the script could use (its globals): a ``NameError`` for a name close
+    to one of them ends with ``; did you mean NAME?``.
+    """
+    if isinstance(exc, (ScriptArgError, ScriptGraphError)):
         return str(exc)
     if isinstance(exc, SyntaxError):
         msg = f"SyntaxError: {exc.msg}"
@@ -182,8 +245,54 @@ def describe_exception(exc: BaseException, filename: str) -> str:
         m = _module_in_traceback(exc)
         if m is not None:
             msg += f" (in {m.label})"
+        if isinstance(exc, NameError) and exc.name:
+            close = did_you_mean(exc.name, list(names) + dir(builtins))
+            if close is not None:
+                msg += f"; did you mean {close}?"
     line = _script_line(exc, filename)
     return f"{filename}:{line}: {msg}" if line is not None else f"{filename}: {msg}"
+
+
+# ------------------------------------------------------------------------------------------------
+# the script's pipeline: remembers the line that made each module
+# ------------------------------------------------------------------------------------------------
+def script_line_of_caller(filename: str) -> int | None:
+    """The line of ``filename`` that is running now (the innermost frame of that file), or None."""
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            if frame.f_code.co_filename == filename:
+                return frame.f_lineno
+            frame = frame.f_back
+        return None
+    finally:
+        del frame
+
+
+class ScriptPipeline(Pipeline):
+    """A :class:`~tailgate.dataplane.graph.Pipeline` that notes the script line making each module,
+    so that a graph error about a module names the line: ``router.py:12: IPv4Lookup(lookup):
+    output gate 1 is not connected``."""
+
+    def __init__(self, script: str) -> None:
+        super().__init__()
+        self.script = script
+        self.lines: dict[str, int] = {}  # module name -> the script line that made it
+
+    def add(self, m: Module) -> None:
+        super().add(m)
+        line = script_line_of_caller(self.script)
+        if line is not None:
+            self.lines[m.name] = line
+
+    def locate(self, error: GraphError) -> GraphError:
+        """``error`` as a :class:`ScriptGraphError` at the line that made the module it names
+        first (its message starts with the module's label); else ``error`` itself."""
+        text = str(error)
+        for m in self:
+            if text.startswith(f"{m.label}:") and m.name in self.lines:
+                return ScriptGraphError(f"{self.script}:{self.lines[m.name]}: {text}")
+        return error
 
 
 # ------------------------------------------------------------------------------------------------
@@ -228,7 +337,7 @@ class ScriptRun:
         self.out_dir = Path(out_dir) if out_dir is not None else _results.default_out_dir(self.path)
         self.view = view
         self.log = log or logging.getLogger(f"tailgate.run.script.{Path(self.path).stem}")
-        self.pipeline = Pipeline()
+        self.pipeline = ScriptPipeline(self.path)
         self.workers: list[Worker] = []
         self.runtime: Runtime | None = None
         self.read: dict[str, Any] = {}  # argument name -> converted value (or default)
@@ -278,8 +387,8 @@ class ScriptRun:
                 max_packets=max_packets,
                 on_progress=self._progress if self.view is not None else None,
             )
-        except KeyboardInterrupt:
-            self._stopped_abruptly(wall0, "interrupted", None)
+        except KeyboardInterrupt as e:
+            self._stopped_abruptly(wall0, stop_reason_of(e), None)
             raise
         except BaseException as e:
             self._stopped_abruptly(wall0, "error", f"{type(e).__name__}: {e}")
@@ -309,7 +418,10 @@ class ScriptRun:
         raise ScriptArgError(msg)
 
     def _start(self) -> None:
-        self.runtime = Runtime(self.pipeline, self.clock, burst=self.burst, workers=self.workers)
+        try:
+            self.runtime = Runtime(self.pipeline, self.clock, burst=self.burst, workers=self.workers)
+        except GraphError as e:
+            raise self.pipeline.locate(e) from None
         self._ensure_out_dir()
         self._write_config()
         if self.view is not None:
@@ -386,10 +498,7 @@ class ScriptRun:
     def _globals(self) -> dict[str, Any]:
         g: dict[str, Any] = {"__name__": "__main__", "__file__": self.path, "__builtins__": builtins}
         g.update(nf.registry())
-        try:
-            g["FlowTemplate"] = FlowTemplate
-        except ImportError:  # pragma: no cover - synth is part of the package
-            pass
+        g["FlowTemplate"] = FlowTemplate
         g.update(
             get_arg=self.get_arg,
             add_worker=self.add_worker,
@@ -402,6 +511,15 @@ class ScriptRun:
 
         self.batchy = g["batchy"] = Batchy(self)
         return g
+
+    @contextlib.contextmanager
+    def _active(self) -> Iterator[None]:
+        """Inside the block, this run is the one that ``from tailgate.run.script import NAME`` serves."""
+        _running.append(self)
+        try:
+            yield
+        finally:
+            _running.remove(self)
 
     def execute(self) -> dict[str, Any]:
         """Run the script (and then the pipeline, if the script did not); returns the summary.
@@ -421,10 +539,12 @@ class ScriptRun:
         sys.path.insert(0, script_dir)
         try:
             self._ensure_out_dir()  # the script may write its own files there
-            with self.pipeline:
+            with self.pipeline, self._active():
+                script_globals: dict[str, Any] = {}
                 try:
                     code = compile(source, self.path, "exec")
-                    exec(code, self._globals())  # noqa: S102 - running the user's script is the point
+                    script_globals = self._globals()
+                    exec(code, script_globals)  # noqa: S102 - running the user's script is the point
                 except KeyboardInterrupt:
                     raise
                 except ScriptArgError:
@@ -433,7 +553,7 @@ class ScriptRun:
                     if isinstance(e, SystemExit) and not e.code:
                         pass  # sys.exit() / sys.exit(0) ends the script normally
                     else:
-                        raise ScriptError(describe_exception(e, self.path)) from None
+                        raise ScriptError(describe_exception(e, self.path, script_globals)) from None
                 if self.runtime is None:
                     self.check_unknown_args()
                     try:
@@ -444,7 +564,7 @@ class ScriptRun:
                         raise ScriptError(describe_exception(e, self.path)) from None
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
-                self.stop_reason = "interrupted"
+                self.stop_reason = stop_reason_of(e)
             elif self.runtime is not None and self.error is None:
                 self.error = str(e) or type(e).__name__
             raise
@@ -476,6 +596,12 @@ class ScriptRun:
                     pass
             return
         warnings = []
+        batchy = getattr(self, "batchy", None)
+        if batchy is not None:
+            try:
+                batchy.stop()  # what Batchy's buffers still hold goes on to its sinks
+            except Exception as e:
+                warnings.append(f"releasing the packets held in Batchy's buffers failed: {type(e).__name__}: {e}")
         try:
             rt.finish()
         except Exception as e:
@@ -483,9 +609,66 @@ class ScriptRun:
         summary = _results.summarize(rt, self.pipeline, stop_reason=self.stop_reason, error=self.error, runs=self.runs)
         summary["warnings"].extend(warnings)
         summary = {"script": self.path, "args": {k: str(v) for k, v in self.args.items()}, **summary}
+        if batchy is not None and batchy.rows:
+            # the controller's view (flow rates and delays, means of the rounds it names) beside the
+            # whole run's packets and rate above
+            summary["batchy"] = _results.jsonable(batchy.summary())
         self.summary = summary
         try:
             _results.write_results(self.out_dir, self.pipeline, summary)
         except OSError as e:
             raise ArgError(f"cannot write results to {self.out_dir}: {e.strerror or e}") from None
         self.results_written = True
+
+
+# ------------------------------------------------------------------------------------------------
+# the same names, imported explicitly: ``from tailgate.run.script import get_arg, results_dir``
+# ------------------------------------------------------------------------------------------------
+_running: list[ScriptRun] = []  # the runs whose scripts are executing, innermost last
+
+#: The names ``tailgate run`` gives a script besides the network function classes (docs/scripts.md).
+SCRIPT_NAMES = ("get_arg", "add_worker", "run", "pipeline", "clock", "results_dir", "log", "batchy", "FlowTemplate")
+
+# What the names served by ``__getattr__`` below are, for editors and type checkers (annotations
+# only: the values belong to the script that is running).
+pipeline: Pipeline
+clock: Clock
+results_dir: Path
+log: logging.Logger
+batchy: Batchy
+
+
+def current_run(name: str = "the script API") -> ScriptRun:
+    """The :class:`ScriptRun` whose script is executing; a one-line error naming ``name`` outside one."""
+    if not _running:
+        raise TailgateError(
+            f"tailgate.run.script.{name}: no script is running (run the file with `tailgate run SCRIPT`)"
+        )
+    return _running[-1]
+
+
+def get_arg(name: str, default: Any = _REQUIRED, type: Callable[[Any], Any] | None = None) -> Any:
+    """The running script's command-line argument ``name``, converted to ``type`` (see the manual above)."""
+    return current_run("get_arg").get_arg(name, default, type)
+
+
+def add_worker(name: str, policy: str = "rr", resource: str = "packets") -> Worker:
+    """A worker of the running script's pipeline (see the manual above)."""
+    return current_run("add_worker").add_worker(name, policy, resource)
+
+
+def run(seconds: float | None = None, packets: int | None = None, summary: bool = True) -> dict[str, Any] | None:
+    """Run the running script's pipeline (see :meth:`ScriptRun.run`)."""
+    return current_run("run").run(seconds, packets, summary)
+
+
+def __getattr__(name: str) -> Any:
+    """``pipeline``, ``clock``, ``results_dir``, ``log``, ``batchy`` of the running script, and the
+    network function classes (as ``tailgate.nf`` has them)."""
+    if name in ("pipeline", "clock", "results_dir", "log", "batchy"):
+        sr = current_run(name)
+        return sr.out_dir if name == "results_dir" else getattr(sr, name)
+    classes = nf.registry()
+    if name in classes:
+        return classes[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
