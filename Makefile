@@ -3,15 +3,21 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test test-slow bench clean clean-cache system-deps
 
+# Two stamps: `make demo` installs tailgate and its dependencies only; `make test` adds the test tools.
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "tailgate needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e .
 	@touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(TEST_STAMP)
 
 # tshark lets the tests check pcap output with an independent reader; optional, installed when apt is there.
 system-deps:
@@ -21,15 +27,18 @@ system-deps:
 	  echo "note: tshark not installed; the tshark cross-check tests will be skipped"; }
 
 demo: $(STAMP)
-	$(VENV)/bin/tailgate run examples/pipeline.py seconds=0.2 --clock virtual --out results/demo
+	$(VENV)/bin/tailgate run examples/pipeline.py seconds=0.2 --clock virtual --out results/demo --plot
+	@echo "What ran: examples/pipeline.py, a source split three ways (a router, an expensive NF behind a queue,"
+	@echo "  policed bulk traffic) and merged into a Measure, for 0.2 s of virtual time (each module charged its cost)."
+	@echo "Look at: the table above (packets, drops, time share per module) and results/demo/plot.png (time share, batch sizes, delay percentiles)."
 
-test: $(STAMP) system-deps
+test: $(TEST_STAMP) system-deps
 	$(PY) -m pytest
 
-test-slow: $(STAMP) system-deps
+test-slow: $(TEST_STAMP) system-deps
 	$(PY) -m pytest -m slow
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(VENV)/bin/tailgate bench --json
 
 # numba's on-disk cache notices when a function's own file changes, not when a compiled function it

@@ -5,7 +5,7 @@ Manual
 ::
 
     tailgate run SCRIPT [k=v ...] [--clock wall|virtual] [--out DIR] [--burst N]
-                                  [--seconds S] [--packets N] [--quiet]
+                                  [--seconds S] [--packets N] [--quiet] [--plot]
     tailgate pcap info FILE [--json]
     tailgate pcap gen OUT [--packets N] [--flows N] [--size BYTES|imix] [--seed S]
                           [--rate-pps R] [--format pcap|pcapng]

@@ -24,6 +24,7 @@ from tailgate.cli.errors import (
 )
 from tailgate.core.errors import TailgateError
 from tailgate.run.progress import LiveView, final_table
+from tailgate.run.results import write_plot
 from tailgate.run.script import ScriptRun, Terminated, sigterm_stops_run
 
 #: The exit code of a run stopped by SIGTERM (128 + the signal's number, as a shell reports it).
@@ -62,6 +63,7 @@ def run(
     seconds: Optional[float] = typer.Option(None, "--seconds", help="stop after this much clock time"),
     packets: Optional[int] = typer.Option(None, "--packets", help="stop after this many packets"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live view, no final table"),
+    plot: bool = typer.Option(False, "--plot", help="also write plot.png: time share, batch sizes, delays"),
     loglevel: Optional[str] = typer.Option(None, "--loglevel", help="DEBUG, INFO (default) or WARNING"),
 ) -> None:
     """Run a pipeline script and write its results directory.
@@ -119,13 +121,19 @@ def run(
         out_console = Console(highlight=False)
         if not quiet:
             out_console.print(final_table(sr.runtime, sr.stop_reason))
-        # Warnings (a capture damaged part-way, ...) show even with --quiet, and make the exit
-        # code 1 as `pcap info` does: the results hold what came before the damage.
+        # Warnings show even with --quiet; damaged input (a capture cut short) makes the exit code
+        # 1 as `pcap info` does: the results hold what came before the damage.
         warnings = (sr.summary or {}).get("warnings", [])
         for w in warnings:
             err_console.print(f"warning: {w}", style="yellow", markup=False, highlight=False, soft_wrap=True)
-        if warnings and not code:
+        if (sr.summary or {}).get("damaged_input") and not code:
             code = EXIT_DAMAGED_INPUT
+        if plot:
+            try:
+                plot_path = write_plot(sr.out_dir, sr.pipeline, sr.summary)
+                out_console.print(f"plot: {plot_path}", markup=False, soft_wrap=True)
+            except (ImportError, OSError) as e:
+                err_console.print(f"warning: no plot: {e}", style="yellow", markup=False, highlight=False)
         out_console.print(f"results: {sr.out_dir}", markup=False)
     if error is not None:
         raise fail(error)  # last, so that it is the line a reader sees

@@ -14,6 +14,10 @@ Manual
     tailgate sched serve --policy darc --workload disp2 --workers 4 --port 9100 [--kind spin|sleep|rocksdb]
     tailgate sched load --workload disp2 --load 0.5 --workers 4 --port 9100 [--duration S] [--csv FILE]
 
+``load`` with no answer at all (no server at ``--host:--port``) fails with one line ``no answer
+from HOST:PORT`` (exit 2); its ``--workload`` and ``--workers`` must be the server's (the wire
+format carries no hello to check them; :mod:`tailgate.dispatch.live.loadgen`).
+
 A sweep runs its points in parallel (one process per core) with a progress bar, and writes
 ``points.csv``, ``summary.json``, ``slowdown.png`` and ``types.png`` into ``--out`` (default
 ``results/sched-WORKLOAD-YYYYmmdd-HHMMSS``), then prints the highest load each policy sustains
@@ -293,7 +297,8 @@ def serve_cmd(
 def load_cmd(
     workload: str = typer.Option("disp2", "--workload", "-w", help="workload name or YAML file"),
     load: float = typer.Option(0.5, "--load", "-l", help="offered load (fraction of the workers' capacity)"),
-    workers: int = typer.Option(4, "--workers", "-n", help="the server's workers (sets the rate with --load)"),
+    workers: int = typer.Option(4, "--workers", "-n",
+                                help="the server's workers, as it was started with (sets the rate with --load)"),
     host: str = typer.Option("127.0.0.1", "--host", help="server address"),
     port: int = typer.Option(9100, "--port", help="server UDP port"),
     duration_s: float = typer.Option(5.0, "--duration", help="seconds of sending"),
@@ -304,7 +309,10 @@ def load_cmd(
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="write every request's record here"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
-    """Open-loop Poisson client: send on schedule, record every answer, report latency and send lag."""
+    """Open-loop Poisson client: send on schedule, record every answer, report latency and send lag.
+
+    Nothing answered at all is an error (no answer from HOST:PORT, exit 2). --workload and --workers
+    must be the server's: the wire format does not carry them, so the client cannot check."""
 
     def go() -> dict:
         # --load is a fraction of what the workers can do with the run times as run (the client

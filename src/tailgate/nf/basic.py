@@ -156,6 +156,19 @@ class Source(Module):
     def exhausted(self) -> bool:
         return bool(self.packets) and self.sent >= self.packets
 
+    def offered_and_sent(self, now_ns: int) -> tuple[int, int, int]:
+        """``(due_packets, sent_packets, span_ns)`` since ``rate_pps`` was last set: packets due by
+        ``now_ns`` at that rate (at most what ``packets`` leaves), packets sent, and the clock time
+        between; all 0 without a rate or before the first round. Fewer sent than due means the
+        source fell behind its offered rate (the run summary warns)."""
+        if not self.rate_pps or self._gen is None:
+            return 0, 0, 0
+        span_ns = max(int(now_ns) - self.start_ns, 0)
+        due = int(span_ns * self.rate_pps / 1e9) + 1
+        if self.packets:
+            due = min(due, self.packets - self._sent_at_restart)
+        return due, self.sent - self._sent_at_restart, span_ns
+
     def extra_counters(self) -> dict:
         return {"sent": self.sent}
 

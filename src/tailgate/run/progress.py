@@ -5,7 +5,9 @@ Manual
 :class:`LiveView` shows a ``rich.live.Live`` table (module, packets in, out, drops, time share %,
 Mpps on the run's clock) on stderr, refreshed through ``Runtime.run(on_progress=...)``. It is on
 only when stderr is a terminal and ``--quiet`` was not given; otherwise ``update`` does nothing.
-:func:`final_table` is the compact table printed at the end of a run.
+:func:`final_table` is the compact table printed at the end of a run. Both list the modules in
+data-flow order (:func:`tailgate.run.results.dataflow_order`): sources first, then each module
+after what feeds it (a cycle through a queue aside), so a table reads as the packets travel.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from tailgate.run.results import source_packets
+from tailgate.run.results import dataflow_order, source_packets
 
 #: the title of the module table printed at the end of a run
 FINAL_TABLE_TITLE = "per module, over the whole run"
@@ -31,8 +33,9 @@ def _fmt_int(n: int) -> str:
 
 
 def module_rows(runtime: "Runtime") -> list[tuple[str, str, int, int, int, float, float]]:
-    """Per module: name, class, packets in, out, drops, time share (%), Mpps (clock time)."""
-    mods = list(runtime.pipeline)
+    """Per module, in data-flow order: name, class, packets in, out, drops, time share (%), Mpps
+    (clock time)."""
+    mods = dataflow_order(runtime.pipeline)
     total_ns = sum(int(m.time_ns) for m in mods) or 1
     elapsed_ns = runtime.clock.now_ns() - runtime.started_ns
     rows = []

@@ -12,12 +12,16 @@ Every ``tailgate run`` leaves one directory (``--out DIR``, default
 ``counters.csv``
     ``module,class,counter,value`` — one row per module per counter. The long format stays valid
     whatever counters the modules have.
+``plot.png`` (``tailgate run --plot``)
+    per module its time share and mean batch size, per Measure its delay percentiles
+    (:func:`write_plot`).
 ``summary.json``
     packets (that entered from sources), clock time (ns), wall seconds, ``rate_pps`` on the run's
     clock, ``task_packets`` (packets of every task round: one that passes a queue counts twice),
     why the run stopped,
     every module's counters, every measuring module's ``summary()`` and warnings (such as a
-    PcapSource's capture error); for a Batchy script, ``batchy``: the controller's summary (flow
+    PcapSource's capture error, or a source that sent under nine tenths of the packets its
+    ``rate_pps`` offered); for a Batchy script, ``batchy``: the controller's summary (flow
     rates and delays, means of the rounds ``mean_of_rounds`` names). Packets, rate and counters
     cover the whole run (a Batchy run's warm-up and rounds). Written at the end — also when the
     run stopped on an error or an interrupt after it started, with ``error`` saying what happened.
@@ -36,7 +40,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -44,6 +48,7 @@ import tailgate
 
 if TYPE_CHECKING:  # pragma: no cover
     from tailgate.dataplane.graph import Pipeline
+    from tailgate.dataplane.module import Module
     from tailgate.dataplane.runtime import Runtime
 
 
@@ -185,6 +190,44 @@ def write_config(
     return path
 
 
+def dataflow_order(pipeline: Iterable["Module"]) -> list["Module"]:
+    """The modules in data-flow order: by longest path from a source (sources first), ties in
+    creation order.
+
+    A cycle can only pass through a queue (a task root; the graph check refuses any other), so when
+    only cycles are left, the earliest-created queue among them is released next, at one step
+    below the deepest module already placed that feeds it.
+    """
+    mods = list(pipeline)
+    index = {id(m): i for i, m in enumerate(mods)}
+    succ: dict[int, list["Module"]] = {id(m): [] for m in mods}
+    indeg = {id(m): 0 for m in mods}
+    for m in mods:
+        for _, dst, _ in m.connected_ogates():
+            if id(dst) in indeg:
+                succ[id(m)].append(dst)
+                indeg[id(dst)] += 1
+    depth = {id(m): 0 for m in mods}
+    placed: set[int] = set()
+    ready = [m for m in mods if indeg[id(m)] == 0]
+    while len(placed) < len(mods):
+        if not ready:  # only cycles through queues are left: release the earliest queue among them
+            rest = [m for m in mods if id(m) not in placed]
+            ready = [next((m for m in rest if m.task_root), rest[0])]
+        m = ready.pop()
+        if id(m) in placed:
+            continue
+        placed.add(id(m))
+        for dst in succ[id(m)]:
+            if id(dst) in placed:  # a queue released early keeps its depth
+                continue
+            depth[id(dst)] = max(depth[id(dst)], depth[id(m)] + 1)
+            indeg[id(dst)] -= 1
+            if indeg[id(dst)] == 0 and id(dst) not in placed:
+                ready.append(dst)
+    return sorted(mods, key=lambda m: (depth[id(m)], index[id(m)]))
+
+
 def counter_rows(pipeline: "Pipeline") -> list[tuple[str, str, str, Any]]:
     rows = []
     for m in pipeline:
@@ -217,6 +260,32 @@ def warnings_of(pipeline: "Pipeline") -> list[str]:
             n = int(m.counters().get("drops.pool_exhausted", 0))
             if n:
                 out.append(f"{m.label}: {n} packets not generated: the packet pool was exhausted")
+    return out
+
+
+#: a source whose sent packets fall below this share of those due at its offered rate gets a warning
+BEHIND_SHARE = 0.9
+
+
+def rate_warnings(runtime: "Runtime") -> list[str]:
+    """One warning per source that fell behind its offered rate (``rate_pps``) by more than a
+    tenth and by more than one burst: the pipeline did not keep up, so packets waited at the
+    source, and their delays (measured from the scheduled arrival) include that wait."""
+    end_ns = int(runtime.stopped_ns) if runtime.steps else int(runtime.clock.now_ns())
+    out = []
+    for m in runtime.roots:
+        fn = getattr(m, "offered_and_sent", None)
+        if not callable(fn):
+            continue
+        due, sent, span_ns = fn(end_ns)
+        if due <= 0 or span_ns <= 0 or sent >= BEHIND_SHARE * due or due - sent <= runtime.burst:
+            continue
+        offered_mpps = m.rate_pps / 1e6
+        sent_mpps = sent * 1e3 / span_ns
+        out.append(
+            f"{m.label}: fell behind its offered rate: {offered_mpps:.3f} Mpps offered, {sent_mpps:.3f} Mpps sent "
+            f"({sent:,} of {due:,} packets due); the pipeline did not keep up, and measured delays include the wait"
+        )
     return out
 
 
@@ -268,7 +337,11 @@ def summarize(
             except Exception as e:  # a broken summary must not lose the rest of the results
                 measures[m.name] = {"error": f"{type(e).__name__}: {e}"}
     s["measures"] = measures
-    s["warnings"] = warnings_of(pipeline)
+    input_warnings = warnings_of(pipeline)
+    s["warnings"] = input_warnings + (rate_warnings(runtime) if runtime is not None else [])
+    # damaged input (a capture cut short, an exhausted pool) makes `tailgate run` exit 1; a source
+    # that fell behind is a fact about the machine, reported but not an error
+    s["damaged_input"] = bool(input_warnings)
     return jsonable(s)
 
 
@@ -284,3 +357,62 @@ def write_results(out_dir: Path, pipeline: "Pipeline", summary: dict[str, Any]) 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_summary(out_dir, summary)
     write_counters(out_dir, pipeline)
+
+
+#: the picture ``tailgate run --plot`` leaves in the results directory
+PLOT_NAME = "plot.png"
+
+
+def write_plot(out_dir: Path, pipeline: "Pipeline", summary: dict[str, Any]) -> Path:
+    """``plot.png``: per module (data-flow order) its share of the modules' time (%) and its mean
+    batch size (packets per batch in), and per Measure its delay percentiles (p50 ... p99.9, µs).
+
+    Raises ``ImportError`` without matplotlib and ``OSError`` when the file cannot be written.
+    """
+    import matplotlib  # heavy: imported only when a plot is asked for
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # heavy, as above
+
+    mods = dataflow_order(pipeline)
+    names = [m.name for m in mods]
+    counters = [m.counters() for m in mods]
+    total_ns = sum(int(c.get("time_ns", 0)) for c in counters) or 1
+    share_pct = [100.0 * int(c.get("time_ns", 0)) / total_ns for c in counters]
+    batch_packets = [c["packets_in"] / c["batches_in"] if c.get("batches_in") else 0.0 for c in counters]
+    measures = {k: v["all"] for k, v in (summary.get("measures") or {}).items()
+                if isinstance(v, dict) and isinstance(v.get("all"), dict)}
+    pcts = (("p50", "p50_ns"), ("p95", "p95_ns"), ("p99", "p99_ns"), ("p99.9", "p999_ns"))
+
+    height_in = max(3.0, 0.28 * len(names) + 1.2)
+    fig, axes = plt.subplots(1, 3, figsize=(15, height_in), constrained_layout=True)
+    y = np.arange(len(names))
+    for ax, values, title in (
+        (axes[0], share_pct, f"time share, % ({summary.get('clock') or '?'} clock)"),
+        (axes[1], batch_packets, "mean batch size, packets"),
+    ):
+        ax.barh(y, values, color="tab:blue")
+        ax.set_yticks(y, names)
+        ax.invert_yaxis()  # the source on top, as the packets flow
+        ax.set_title(title, fontsize=10)
+    ax = axes[2]
+    if measures:
+        width = 0.8 / len(measures)
+        for i, (name, m) in enumerate(measures.items()):
+            us = [(m.get(key) or 0.0) / 1e3 for _, key in pcts]
+            ax.bar(np.arange(len(pcts)) + i * width, us, width, label=f"{name} ({m.get('packets', 0):,} packets)")
+        ax.set_xticks(np.arange(len(pcts)) + 0.4 - width / 2, [p for p, _ in pcts])
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no Measure in this pipeline", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title("delay percentiles per Measure, µs", fontsize=10)
+    fig.suptitle(f"{Path(str(summary.get('script', 'run'))).name}: {summary.get('packets', 0):,} packets, "
+                 f"stopped: {summary.get('stop_reason')}", fontsize=11)
+    path = Path(out_dir) / PLOT_NAME
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
+    os.replace(tmp, path)
+    return path

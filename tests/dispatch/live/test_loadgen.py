@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 
 from tailgate.core.errors import ArgError
-from tailgate.dispatch.live.loadgen import LoadConfig, load
+from tailgate.dispatch.live.loadgen import (
+    GRACE_MIN_NS,
+    LoadConfig,
+    NoAnswer,
+    goodput_within_grace,
+    load,
+)
 from tailgate.dispatch.live.process import ServerProcess
 from tailgate.dispatch.live.ring import leaked_segments, orphaned_segments
+from tailgate.dispatch.metrics import summarize
 from tailgate.dispatch.workloads import get_workload
 
 
@@ -54,12 +61,80 @@ def _dead_port() -> int:
     return port
 
 
-def test_no_server_means_lost_requests_not_an_exception():
+def test_no_server_is_one_clear_error_with_the_records_kept(tmp_path):
     port = _dead_port()
-    r = load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.05, rate_rps=2_000, timeout_s=0.1), quiet=True)
+    out = tmp_path / "records.csv"
+    with pytest.raises(NoAnswer, match=rf"^no answer from 127\.0\.0\.1:{port}: 100 requests sent, none answered") as e:
+        load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.05, rate_rps=2_000, timeout_s=0.1,
+                        csv_path=str(out)), quiet=True)
+    assert "\n" not in str(e.value)
+    r = e.value.summary
     assert r["answered"] == 0 and r["lost"] == r["n_requests"] == 100
     assert r["unsent"] == r["dropped"] == 0 and r["latency_ns"] == {"p50": None, "p99": None}
     assert r["metrics"]["completed"] == 0 and r["metrics"]["dropped"] == r["metrics"]["measured"] == 90
+    assert r["metrics"]["saturated"] and r["metrics"]["goodput_ratio"] == 0.0
+    assert len(out.read_text().splitlines()) == 101
+
+
+def test_sched_load_against_no_server_fails_in_one_line():
+    from typer.testing import CliRunner
+
+    from tailgate.cli import app
+
+    port = _dead_port()
+    res = CliRunner().invoke(app, ["sched", "load", "-n", "2", "--port", str(port), "--duration", "0.05",
+                                   "--rate", "2000", "--json"])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: no answer from 127.0.0.1:{port}"), res.output
+    assert "Traceback" not in res.output
+
+
+def test_a_stable_short_run_is_not_saturated_by_its_last_answers_in_flight():
+    # 720 measured requests: by the simulator's test (completions by the last send) the last request,
+    # in flight when it was sent, alone puts the ratio under 0.999; the grace lets it be answered.
+    with ServerProcess("cfcfs", "disp2", 2, worker_kind="sleep") as srv:
+        r = load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", srv.port, duration_s=0.4, seed=5, rate_rps=2_000,
+                            run_scale=0.01), quiet=True)
+    m = r["metrics"]
+    assert r["answered"] == 800
+    assert m["saturation_grace_ns"] == GRACE_MIN_NS
+    assert m["goodput_ratio"] == 1.0 and m["saturated"] is False
+
+
+def test_goodput_within_grace_counts_answers_up_to_the_grace_after_the_last_send():
+    ms = 1_000_000
+    n = 2_000
+    sent = np.arange(n, dtype=np.int64) * ms                      # one request a ms, the last at 1999 ms
+    done = sent + 2 * ms                                          # each answered 2 ms later
+    last = int(sent[-1])
+    # the stable run: its last two requests are answered after the last send, within the grace
+    assert goodput_within_grace(sent, done, 0.1, 100 * ms) == 1.0
+    # the simulator's rule (answers by the last send) calls the same run saturated
+    assert summarize(np.zeros(n, np.int64), sent, done, [1e6], ["T"], 1_000.0)["saturated"]
+    # answers after the grace, never-sent and unanswered requests count against it
+    late = done.copy()
+    late[-5:] = last + 100 * ms + 1
+    assert goodput_within_grace(sent, late, 0.1, 100 * ms) == (1_800 - 5) / 1_800
+    gone = done.copy()
+    gone[1_000] = -1
+    s2 = sent.copy()
+    s2[5] = -1                                                     # unsent: not counted at all
+    assert goodput_within_grace(s2, gone, 0.1, 100 * ms) == (1_800 - 1) / 1_800
+    # a backlog growing with the run: answers fall behind by 10 % of the elapsed time
+    behind = sent + sent // 10
+    assert goodput_within_grace(sent, behind, 0.1, 100 * ms) < 0.95
+    # the warm-up is the first requests in send order, whatever the record order
+    perm = np.random.default_rng(1).permutation(n)
+    assert goodput_within_grace(sent[perm], late[perm], 0.1, 100 * ms) == (1_800 - 5) / 1_800
+    assert goodput_within_grace(np.full(3, -1, np.int64), np.full(3, -1, np.int64), 0.1, ms) == 0.0
+
+
+def test_the_grace_is_ten_longest_service_times_as_run_at_least_100_ms():
+    assert LoadConfig("disp2", 0.5, 2, port=9).grace_ns == GRACE_MIN_NS == 100_000_000
+    # disp2's LONG is 100 us: x1000 -> 100 ms as run -> 1 s of grace
+    assert LoadConfig("disp2", 0.5, 2, port=9, run_scale=1000).grace_ns == 1_000_000_000
+    assert LoadConfig("disp2", 0.5, 2, port=9, run_scale=1000, zero_work=True).grace_ns == GRACE_MIN_NS
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -91,9 +166,13 @@ def test_ctrl_c_reports_what_was_measured():
     import time
 
     code = textwrap.dedent("""
-        from tailgate.dispatch.live.loadgen import LoadConfig, load
+        from tailgate.dispatch.live.loadgen import GRACE_MIN_NS, LoadConfig, NoAnswer, goodput_within_grace, load
         # a short run first, so that the interrupt lands while sending, not while numba loads
-        load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", 9, duration_s=0.01, rate_rps=1_000, timeout_s=0.01), quiet=True)
+        try:
+            load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", 9, duration_s=0.01, rate_rps=1_000, timeout_s=0.01),
+                 quiet=True)
+        except NoAnswer:
+            pass
         print("GO", flush=True)
         r = load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", 9, duration_s=30, rate_rps=1_000), quiet=True)
         print("RESULT", r["interrupted"], r["unsent"] > 0, r["trustworthy"], flush=True)
@@ -113,7 +192,9 @@ def test_ctrl_c_reports_what_was_measured():
 def test_run_scale_scales_the_offered_rate_with_the_service_times():
     port = _dead_port()
     # disp2 at load 0.5 on 2 workers is 19 802 req/s; service times x100 -> 198 req/s
-    r = load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.5, run_scale=100, timeout_s=0.05), quiet=True)
+    with pytest.raises(NoAnswer) as e:
+        load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", port, duration_s=0.5, run_scale=100, timeout_s=0.05), quiet=True)
+    r = e.value.summary
     assert r["n_requests"] == 99 and abs(r["offered_rps"] - 198.02) < 0.01
 
 

@@ -20,14 +20,24 @@ another — and returns a JSON-able summary:
    than ``spin_ns`` away — a client that always spins takes a whole core, which on a small machine
    is the server's. With ``adaptive_wake`` it wakes early by what ``select`` has been
    overshooting (the p98 of its last 128 waits, at most ``max_early_us``). After the last send
-   it waits up to ``timeout_s`` for the answers.
+   it waits for the answers still in flight, up to the larger of ``timeout_s`` and the *grace*
+   (``grace_ns``: the larger of 10 × the longest service time as run and 100 ms).
 3. **Records** per request: id, type, scheduled send, actual send, completion (``-1``: none),
    status (``answered``, ``dropped`` — the server answered ``size = SIZE_DROPPED`` —, ``lost`` —
-   no answer within ``timeout_s`` after the last send —, ``unsent``). ``csv_path`` writes them.
+   no answer within that wait —, ``unsent``). ``csv_path`` writes them.
 4. **Metrics** are the simulator's (:func:`tailgate.dispatch.metrics.summarize`): latency from the
    actual send to the response (as the artifact measures it), slowdown against each type's
    nominal service time × ``run_scale``, the first ``warmup_frac`` discarded; dropped and lost
-   requests count as drops.
+   requests count as drops. **Saturation** is judged over the same measured requests, with the
+   answers in flight at the end allowed for: ``goodput_ratio`` = the measured requests answered
+   no later than the grace after the last send ÷ the measured requests, and ``saturated =
+   goodput_ratio < 0.999`` (:data:`tailgate.dispatch.metrics.SATURATION_GOODPUT`);
+   ``metrics["saturation_grace_ns"]`` says which grace. (The simulator's test, completions by the
+   last arrival, would count every request still in flight then as unanswered: a short stable run
+   of fewer than 1 000 measured requests could never pass it.) A stable server answers within its
+   tail latency, far inside the grace; an overloaded one holds a backlog that grows with the run,
+   so the flag needs a run much longer than the grace to see an overload smaller than what the
+   workers clear in one grace.
 5. **Send lag** = actual − scheduled send: p50/p99/p99.9/max (nearest rank,
    :func:`tailgate.measure.percentile.percentiles`). The run is called *trustworthy* when the
    p99 lag is at most ``lag_budget_frac`` of the shortest type's service time as run, every
@@ -36,7 +46,14 @@ another — and returns a JSON-able summary:
    different (burstier, lighter) load than the one it names.
 
 Ctrl-C stops sending and reports what was measured (``interrupted``). Bad configuration is an
-ArgError when the :class:`LoadConfig` is built.
+ArgError when the :class:`LoadConfig` is built. A run in which requests left but nothing at all
+came back (no answer, no refusal) raises :class:`NoAnswer` — one line, ``no answer from
+HOST:PORT ...``, its ``summary`` attribute holding the records' summary (the CSV is written) —
+rather than report every request lost: no server listens there, or it cannot answer.
+
+The wire format has no hello: the client cannot learn the server's workers or workload, so
+``n_workers`` and ``workload`` must be the server's (a client told more workers than the server
+has offers it a higher load than ``load_frac`` names).
 
 Example::
 
@@ -55,7 +72,7 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tailgate.core.errors import ArgError
+from tailgate.core.errors import ArgError, TailgateError
 from tailgate.dispatch.live.console import make_console, print_client_summary
 from tailgate.dispatch.live.sender import (
     ANSWERED,
@@ -73,7 +90,7 @@ from tailgate.dispatch.live.wire import (
     set_timer_slack_ns,
     udp_socket,
 )
-from tailgate.dispatch.metrics import summarize
+from tailgate.dispatch.metrics import SATURATION_GOODPUT, summarize
 from tailgate.dispatch.requests import generate
 from tailgate.dispatch.workloads import Workload, get_workload
 from tailgate.measure.percentile import percentiles
@@ -84,6 +101,18 @@ U32_MAX = 0xFFFFFFFF
 OVER_WINDOW = 128
 OVER_RANK = int(0.98 * OVER_WINDOW)
 UI_PERIOD_NS = 100_000_000     # progress bar refresh
+# answers in flight at the last send are awaited, and counted for saturation, this long after it:
+# GRACE_SERVICE_MULT x the longest service time as run, at least GRACE_MIN_NS
+GRACE_SERVICE_MULT = 10
+GRACE_MIN_NS = 100_000_000
+
+
+class NoAnswer(TailgateError):
+    """Requests left and nothing came back; ``summary`` is the run's summary dict."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message)
+        self.summary = summary
 
 
 @dataclass(frozen=True)
@@ -102,7 +131,7 @@ class LoadConfig:
     rate_rps: float | None = None        # the rate, instead of load_frac's
     run_scale: float = 1.0               # multiplies every request's run time (and divides the rate)
     zero_work: bool = False              # requests that ask for no work (a dispatch benchmark)
-    timeout_s: float = 1.0               # wait for answers after the last send
+    timeout_s: float = 1.0               # wait for answers after the last send (at least the grace)
     warmup_frac: float = 0.1             # of the requests, not measured
     lag_budget_frac: float = 0.1         # of the shortest service time: the p99 send lag allowed
     csv_path: str | None = None          # every request's record
@@ -115,6 +144,7 @@ class LoadConfig:
     dst_ip: int = field(init=False, repr=False)
     paced_rate_rps: float | None = field(init=False, repr=False)   # the schedule's rate (None: load_frac's)
     n_requests: int = field(init=False, repr=False)
+    grace_ns: int = field(init=False, repr=False)                  # see the module manual, step 4
 
     def __post_init__(self) -> None:
         wl = get_workload(self.workload) if isinstance(self.workload, str) else self.workload
@@ -156,6 +186,13 @@ class LoadConfig:
             raise ArgError(f"load: {n:,} requests is more than max_requests={self.max_requests:,}; "
                            "shorten duration_s")
         object.__setattr__(self, "n_requests", n)
+        longest_ns = max(t.service_ns for t in wl.types) * _run_factor(self)
+        object.__setattr__(self, "grace_ns", int(max(GRACE_SERVICE_MULT * longest_ns, GRACE_MIN_NS)))
+
+
+def _run_factor(cfg: LoadConfig) -> float:
+    """What the nominal service times are multiplied by as run (``run_scale``; 1 with zero_work)."""
+    return cfg.run_scale if cfg.run_scale > 0 and not cfg.zero_work else 1.0
 
 
 @dataclass
@@ -202,6 +239,14 @@ def load(cfg: LoadConfig, *, quiet: bool = False, console=None) -> dict:
             progress[0].stop()
         sender.close()
     out = _summarize(cfg, plan, rec)
+    n_sent = n - out["unsent"]
+    if n_sent and out["answered"] == out["dropped"] == 0 and not rec.interrupted:
+        odd = out["malformed_responses"] + out["foreign_responses"]
+        wait_s = max(cfg.timeout_s, cfg.grace_ns / 1e9)
+        raise NoAnswer(f"no answer from {cfg.host}:{cfg.port}: {n_sent:,} requests sent, none answered "
+                       f"within {wait_s:g} s of the last"
+                       + (f" ({odd:,} responses that were not answers to them)" if odd else "")
+                       + "; is the server running there?", out)
     print_client_summary(out, console)
     return out
 
@@ -271,7 +316,7 @@ def _play(cfg: LoadConfig, plan: _Plan, rec: _Records, sender: Sender, progress)
             if progress is not None and now >= next_ui:
                 progress[0].update(progress[1], completed=i)
                 next_ui = now + UI_PERIOD_NS
-        deadline = pc() + int(cfg.timeout_s * 1e9)
+        deadline = pc() + max(int(cfg.timeout_s * 1e9), cfg.grace_ns)
         while counts[N_SETTLED] < i:         # some sent request is still unanswered
             now = pc()
             if now >= deadline:
@@ -312,7 +357,7 @@ def _summarize(cfg: LoadConfig, plan: _Plan, rec: _Records) -> dict:
     was_sent = sent_ns >= 0
     lag = _lag_stats((sent_ns - sched)[was_sent])
     nominal = np.array([t.service_ns for t in plan.types], np.float64)
-    run_nominal = nominal * (cfg.run_scale if cfg.run_scale > 0 and not cfg.zero_work else 1.0)
+    run_nominal = nominal * _run_factor(cfg)
     send_span_ns = int(sent_ns[was_sent].max() - sent_ns[was_sent].min()) if was_sent.sum() > 1 else 0
     send_rate = (int(was_sent.sum()) - 1) / (send_span_ns / 1e9) if send_span_ns > 0 else 0.0
     sched_span = int(sched[-1] - sched[0]) if n > 1 else 0
@@ -325,6 +370,11 @@ def _summarize(cfg: LoadConfig, plan: _Plan, rec: _Records) -> dict:
     metrics = summarize(plan.type_idx[was_sent], sent_ns[was_sent] - t0, completion[was_sent], run_nominal,
                         [t.name for t in plan.types], plan.offered_rps,
                         warmup_frac=cfg.warmup_frac) if was_sent.any() else None
+    if metrics is not None:
+        ratio = goodput_within_grace(sent_ns, np.where(status == ANSWERED, done_ns, -1), cfg.warmup_frac,
+                                     cfg.grace_ns)
+        metrics.update(goodput_ratio=ratio, saturated=bool(ratio < SATURATION_GOODPUT),
+                       saturation_grace_ns=cfg.grace_ns)
     if cfg.csv_path:
         _write_csv(cfg.csv_path, plan.type_ids[plan.type_idx], [t.name for t in plan.types], plan.type_idx,
                    sched - t0, np.where(was_sent, sent_ns - t0, -1), completion, status)
@@ -352,6 +402,21 @@ def _summarize(cfg: LoadConfig, plan: _Plan, rec: _Records) -> dict:
     if cfg.csv_path:
         out["csv"] = str(cfg.csv_path)
     return out
+
+
+def goodput_within_grace(sent_ns: np.ndarray, done_ns: np.ndarray, warmup_frac: float, grace_ns: int) -> float:
+    """The client's goodput ratio (module manual, step 4): of the requests sent (``sent_ns >= 0``)
+    after the first ``warmup_frac`` of them in send order, the fraction answered (``done_ns >= 0``)
+    no later than ``grace_ns`` after the last of them was sent. 0 when none was sent."""
+    was_sent = sent_ns >= 0
+    sent, done = sent_ns[was_sent], done_ns[was_sent]
+    order = np.argsort(sent, kind="stable")
+    skip = int(len(sent) * warmup_frac)
+    sent, done = sent[order][skip:], done[order][skip:]
+    if len(sent) == 0:
+        return 0.0
+    last_ns = int(sent.max())
+    return int(np.count_nonzero((done >= 0) & (done <= last_ns + grace_ns))) / len(sent)
 
 
 def _write_csv(path, wire_type, names, type_idx, sched, sent, completion, status) -> None:
