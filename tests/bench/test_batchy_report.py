@@ -64,3 +64,38 @@ def test_cli_report_refuses_an_out_that_is_a_file_in_one_line(tmp_path):
     assert res.exit_code == 2, res.output
     err = res.stderr.strip()
     assert err.startswith("error: --out ") and "is not a directory" in err and "\n" not in err
+
+
+def test_cli_report_off_a_terminal_prints_one_line_per_run_and_one_infeasible_table(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from tailgate.cli import app
+
+    monkeypatch.setattr(batchy_report, "CASES", [("rc_static", {"delay_bound1": 35_000})])
+    logger = logging.getLogger("tailgate.batchy")
+    before = logger.level
+    with caplog.at_level(logging.DEBUG):
+        res = CliRunner().invoke(app, ["batchy", "report", "--quick", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    # not a terminal: a plain line per finished run, numbered, with its ratio to null and late count
+    lines = re.findall(r"^\[(\d+)/4\] rc_static virtual (\w+): ([\d.]+)x null, (\d+) late$", res.stderr, re.MULTILINE)
+    assert [(i, c) for i, c, _, _ in lines] == [("1", "null"), ("2", "max"), ("3", "onoff"), ("4", "projgrad")]
+    assert lines[0][2] == "1.00"
+    # the null controller cannot meet the robot flow's objective: one table at the end, no per-round warnings
+    assert res.stdout.count("infeasible objectives") == 1
+    row = next(line.split() for line in res.stdout.splitlines() if line.startswith("rc_static"))
+    assert row[:5] == ["rc_static", "virtual", "null", "robot", "35000"] and int(row[5]) > 35_000
+    assert "is infeasible" not in res.output
+    assert not [r for r in caplog.records if r.name.startswith("tailgate.batchy") and r.levelno >= logging.WARNING]
+    assert logger.level == before           # a later `tailgate run` logs its warnings again
+    md = (tmp_path / "batchy.md").read_text()
+    assert md.count("## Infeasible objectives") == 1 and "| rc_static | virtual | null | robot | 35,000 |" in md
+
+
+def test_run_line_names_the_run_its_ratio_to_null_and_its_late_rounds():
+    from tailgate.bench.batchy_report import run_line
+
+    null = {"sum_fpps": 100.0, "flows": {}}
+    s = {"sum_fpps": 217.0, "flows": {"a": {"violations": 0}, "b": {"violations": 2}}}
+    assert run_line(12, 56, "l2l3 virtual projgrad", s, null) == "[12/56] l2l3 virtual projgrad: 2.17x null, 2 late"
+    assert run_line(1, 4, "x virtual null", {"error": "ValueError: bad"}, None) == "[1/4] x virtual null: error: ValueError: bad"

@@ -83,6 +83,7 @@ class ControlLoop:
         self.buffer_cost_ns: float | None = None    # wall clock: measured at the first run
         self.infeasible: dict[str, float] = {}          # flow -> best delay reachable (ns), now
         self.infeasible_rounds: dict[str, list[int]] = {}  # flow -> rounds it was declared infeasible
+        self.infeasible_best_ns: dict[str, float] = {}   # flow -> best delay reachable when last declared (ns)
         # where the current period's counters start (mark): module -> (packets_in, batches_in), by
         # module name (the controlled modules' buffers under "buffer:NAME"); per Measure (by id) its
         # flow_packets and hist
@@ -298,6 +299,7 @@ class ControlLoop:
                             "about %.0f ns", fname, next(f.delay_slo_ns for f in self.flows if f.name == fname),
                             best)
                 self.infeasible_rounds.setdefault(fname, []).append(self.round)
+                self.infeasible_best_ns[fname] = float(best)
         for fname in set(self.infeasible) - set(decision.infeasible):
             log.info("flow %s: meets its objective again", fname)
         # the current verdict: a flow that meets its objective again is no longer listed

@@ -125,7 +125,45 @@ def run_case(example: str, args: dict, controller: str, clock: str, out_dir: Pat
     sr.execute()
     s = sr.batchy.summary()
     s["wall_s"] = time.perf_counter() - w0
+    loop = sr.batchy.loop
+    slo = {f.name: f.delay_slo_ns for f in loop.flows}
+    s["infeasible_flagged"] = {f: {"objective_ns": float(slo[f]),
+                                   "best_ns": loop.infeasible_best_ns.get(f, math.nan),
+                                   "rounds": len(r)}
+                               for f, r in loop.infeasible_rounds.items() if r}
     return s
+
+
+def run_line(i: int, n: int, what: str, s: dict, null: dict | None) -> str:
+    """The plain progress line for a finished run: ``[i/n] CASE CLOCK CTRL: R.RRx null, L late``
+    (``i`` counts from 1; ``null`` is the same case's null run on the same clock, if any)."""
+
+    if "error" in s:
+        return f"[{i}/{n}] {what}: error: {s['error']}"
+    late = sum(v.get("violations", 0) for v in s.get("flows", {}).values())
+    base = (null or {}).get("sum_fpps")
+    ratio = f"{s['sum_fpps'] / base:.2f}x null" if base and "sum_fpps" in s else "– x null"
+    return f"[{i}/{n}] {what}: {ratio}, {late} late"
+
+
+#: the columns of :func:`infeasible_rows`
+INFEASIBLE_COLUMNS = ("pipeline", "clock", "controller", "flow", "objective ns", "best reachable ns",
+                      "rounds flagged")
+
+
+def infeasible_rows(results: dict) -> list[tuple]:
+    """Every (pipeline, clock, controller, flow) that the controller declared infeasible in some
+    round: its objective (ns), the best delay reachable when last declared (ns) and how many
+    rounds declared it (each a new verdict; the per-round log warnings are kept off the report's
+    terminal and gathered here)."""
+
+    rows = []
+    for case, by_clock in results.items():
+        for clk, by_ctrl in by_clock.items():
+            for ctrl, s in by_ctrl.items():
+                for f, v in s.get("infeasible_flagged", {}).items():
+                    rows.append((case, clk, ctrl, f, v["objective_ns"], v["best_ns"], v["rounds"]))
+    return rows
 
 
 def _null_delay(s: dict) -> float:
@@ -135,18 +173,36 @@ def _null_delay(s: dict) -> float:
 
 
 def build_report(out_md: str | Path, quick: bool = False, clocks=("virtual", "wall"),
-                 cases=None, progress=None) -> dict:
+                 cases=None, progress=None, finished=None) -> dict:
     """Run every case on every clock with every controller; write the report, plots, CSVs and
     ``results.json``. On the wall clock the objectives are the virtual clock's scaled by how much
     slower this machine's null run is than the virtual one (the median flow's null delay), so
-    that an objective is as tight relative to what the pipeline can do on either clock."""
+    that an objective is as tight relative to what the pipeline can do on either clock.
+
+    ``progress(i, n, what)`` is called before each run (``i`` from 0), ``finished(line)`` after
+    it with its :func:`run_line`. The ``tailgate.batchy`` logger is held at ERROR while the report
+    runs (its per-round "infeasible" warnings go to :func:`infeasible_rows` and the report's table
+    instead) and restored after."""
     out_md = Path(out_md)
     ran = provenance()
     base = out_md.parent / "batchy"
     base.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("tailgate.batchy").setLevel(logging.WARNING)
     clocks = ("virtual",) if quick else tuple(clocks)
     cases = cases or CASES
+    logger = logging.getLogger("tailgate.batchy")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        results = _run_all(base, quick, clocks, cases, progress, finished)
+    finally:
+        logger.setLevel(level)
+    (base / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    out_md.write_text(_markdown(results, clocks, quick, ran))
+    return results
+
+
+def _run_all(base: Path, quick: bool, clocks, cases, progress, finished) -> dict:
+    """Every run of the report, in order; returns results[case][clock][controller] = summary."""
     results: dict = {}
     n_runs = len(cases) * (len(clocks) * len(CONTROLLERS) + ("wall" in clocks))   # + the wall probe
     i = 0
@@ -177,8 +233,12 @@ def build_report(out_md: str | Path, quick: bool = False, clocks=("virtual", "wa
                         probe = run_case(case, probe_args, "null", clk, base / case / f"{clk}-probe", rounds // 2,
                                          period)
                     scale = _null_delay(probe) / virtual_null
-                except Exception:
+                    if finished:
+                        finished(f"[{i}/{n_runs}] {case} {clk} null (probe): done")
+                except Exception as e:
                     scale = math.nan
+                    if finished:
+                        finished(f"[{i}/{n_runs}] {case} {clk} null (probe): error: {type(e).__name__}: {e}")
                 if not scale == scale or scale <= 0:
                     scale = 1.0
                 run_args = {k: (v * scale if k in SLO_ARGS else v) for k, v in probe_args.items()}
@@ -193,11 +253,11 @@ def build_report(out_md: str | Path, quick: bool = False, clocks=("virtual", "wa
                 s["slo_scale"] = scale
                 s["rate_scale"] = rate_scale
                 results.setdefault(case, {}).setdefault(clk, {})[ctrl] = s
+                if finished:
+                    finished(run_line(i, n_runs, f"{case} {clk} {ctrl}", s, results[case][clk].get("null")))
                 if clk == "virtual" and ctrl == "null" and "error" not in s:
                     virtual_null = _null_delay(s)
                     virtual_rate = s["sum_fpps"]
-    (base / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    out_md.write_text(_markdown(results, clocks, quick, ran))
     return results
 
 
@@ -278,5 +338,13 @@ def _markdown(results: dict, clocks, quick: bool, ran: dict) -> str:
                          f"{s.get('converged_round')} | {s.get('rate_settled_round')} | {inf} |")
             png = Path("batchy") / case / f"{clk}-projgrad" / f"{case}.png"
             L += ["", f"![projgrad, {clk} clock]({png.as_posix()})", ""]
+    inf = infeasible_rows(results)
+    if inf:
+        L += ["## Infeasible objectives", "",
+              ("Each flow a controller declared infeasible in some round: its objective, the best delay "
+               "reachable when last declared, and in how many rounds it was declared so."), "",
+              "| " + " | ".join(INFEASIBLE_COLUMNS) + " |", "|---|---|---|---|---:|---:|---:|"]
+        L += [f"| {c} | {k} | {t} | {f} | {o:,.0f} | {b:,.0f} | {r} |" for c, k, t, f, o, b, r in inf]
+        L.append("")
     L.append(NOTES)
     return "\n".join(L) + "\n"
