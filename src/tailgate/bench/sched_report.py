@@ -203,13 +203,18 @@ def _phased(figs: Path, quick: bool) -> dict:
     ax.set_yscale("log")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("short requests' p99.9 latency (µs)")
+    _finish_figure(plt, fig, ax, figs / "phased.png")
+    (figs / "phased.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
+def _finish_figure(plt, fig, ax, path: Path) -> None:
+    """Legend, grid, layout; write ``path`` and free the figure."""
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(figs / "phased.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    (figs / "phased.json").write_text(json.dumps(out, indent=1))
-    return out
 
 
 STATIC_LOAD = 0.9
@@ -238,11 +243,7 @@ def _static(figs: Path, quick: bool, n_requests: int, jobs: int | None) -> dict:
     ax.set_xlabel("workers reserved for SHORT")
     ax.set_ylabel("p99.9 slowdown")
     ax.set_title(f"static DARC reservations, {STATIC_LOAD:.0%} load, {N_WORKERS} workers")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(figs / "static.png", dpi=110)
-    plt.close(fig)
+    _finish_figure(plt, fig, ax, figs / "static.png")
     (figs / "static.json").write_text(json.dumps(out, indent=1))
     return out
 

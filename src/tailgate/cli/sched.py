@@ -246,22 +246,18 @@ def report_cmd(
     """Run every experiment of the Perséphone reproduction and write persephone.md into a results directory."""
 
     console = Console(stderr=True, highlight=False)
-    out_dir = out
-    try:
+
+    def go():
         check_jobs(jobs)
         if not slowdown_target > 0:
             raise ArgError(f"--slowdown-target {slowdown_target:g}: must be > 0")
         if out is not None and out.exists() and not out.is_dir():
             raise ArgError(f"--out {out}: exists and is not a directory")
-        out_dir = out if out is not None else report_dir("sched-report")
-        report = make_report(out_dir, quick=quick, jobs=jobs, slowdown_target=slowdown_target, live=live,
-                             say=lambda m: console.print(m, markup=False), reuse=reuse)
-    except TailgateError as e:
-        raise fail(str(e)) from None
-    except OSError as e:
-        raise fail(f"sched report into {out_dir}: {e.strerror or e}") from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        return make_report(out if out is not None else report_dir("sched-report"), quick=quick, jobs=jobs,
+                           slowdown_target=slowdown_target, live=live,
+                           say=lambda m: console.print(m, markup=False), reuse=reuse)
+
+    report = _call(f"sched report into {out or 'results/'}", go, as_json=False)
     c = Console(highlight=False, soft_wrap=True)
     c.print(f"report: {report.path} (figures and data: {report.path.parent / 'persephone'}/)", markup=False)
     c.print(f"ran: {describe(report.ran)}", markup=False)
@@ -325,8 +321,9 @@ def load_cmd(
     _call(f"load against {host}:{port}", go, as_json)
 
 
-def _call(where: str, fn, as_json: bool) -> None:
-    """Run ``fn``; a user or OS error becomes one line (exit 2), Ctrl-C exit 130; JSON if asked."""
+def _call(where: str, fn, as_json: bool):
+    """Run ``fn`` and return its result; a user or OS error becomes one line (exit 2), Ctrl-C exit
+    130; the result printed as JSON if asked."""
     try:
         result = fn()
     except TailgateError as e:
@@ -337,3 +334,4 @@ def _call(where: str, fn, as_json: bool) -> None:
         raise typer.Exit(130) from None
     if as_json:
         typer.echo(json.dumps(result, indent=1))
+    return result
