@@ -3,6 +3,7 @@
 * :mod:`~tailgate.bench.packet` — parsing and the L2L3 pipeline against dpkt and scapy;
 * :mod:`~tailgate.bench.sched` — the request-scheduling simulator against a SimPy model;
 * :mod:`~tailgate.bench.live` — the live server's zero-work dispatch rate;
+* :mod:`~tailgate.bench.markdown` — several runs of those three as one dated file (``docs/bench.md``);
 * :mod:`~tailgate.bench.batchy_report` — Batchy's reproduction (``docs/batchy.md``);
 * :mod:`~tailgate.bench.sched_report` and :mod:`~tailgate.bench.sched_report_live` — Perséphone's
   reproduction (``docs/persephone.md``).

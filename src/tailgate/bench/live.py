@@ -16,7 +16,8 @@ beside it on the same machine, left to the scheduler:
   client can offer and still be trusted.
 
 :func:`bench_live_records` turns that into ``tailgate bench`` records. The issue's target:
-≥ 50 000 requests/s on a 2-core machine, client beside the server. Measurements: ``docs/notes.md``.
+≥ 50 000 requests/s on a 2-core machine, client beside the server. The committed measurement, its
+date and machine: ``docs/bench.md`` (``tailgate bench --markdown``); how it got there: ``docs/notes.md``.
 
 Example::
 
@@ -50,19 +51,24 @@ def bench_live_records(quick: bool = False) -> list[dict]:
     """The live server's zero-work dispatch rate (:func:`bench_live`) as records.
 
     One record for the closed-loop capacity (the client keeps a window of requests in flight)
-    and one for the best open-loop paced rate that was answered in full (the ladder tops out at
-    100k), with the client's p50 and p99 send lag.
+    and one for the best open-loop paced rate that was answered in full, with the client's p50 and
+    p99 send lag and the top of the ladder of offered rates (``offered_max_rps``: 100k; quick: 20k).
     """
     full = (10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 70_000, 80_000, 100_000)
-    r = bench_live(rates_rps=(10_000, 20_000) if quick else full,
+    rates = (10_000, 20_000) if quick else full
+    r = bench_live(rates_rps=rates,
                    duration_s=0.5 if quick else 1.5, capacity_requests=10_000 if quick else 60_000,
                    repeats=1 if quick else 2)
-    lag = r["send_lag_ns_at_best"] or {}
+    lag = r["send_lag_ns_at_best"] or {}     # none: no step was answered in full, so no lag to show
+
+    def lag_us(q: str) -> float | None:
+        return lag[q] / 1e3 if lag.get(q) is not None else None
+
     common = {"name": "sched_live", "impl": "tailgate", "policy": r["policy"], "workers": r["n_workers"],
               "target_rps": r["target_rps"]}
     return [{**common, "mode": "closed_loop", "rps": r["dispatch_rate_rps"]},
-            {**common, "mode": "open_loop", "rps": r["open_loop_best_rps"], "send_lag_p50_us": (lag.get("p50") or 0) / 1e3,
-             "send_lag_p99_us": (lag.get("p99") or 0) / 1e3}]
+            {**common, "mode": "open_loop", "rps": r["open_loop_best_rps"], "send_lag_p50_us": lag_us("p50"),
+             "send_lag_p99_us": lag_us("p99"), "offered_max_rps": max(rates)}]
 
 
 def saturate(host: str, port: int, n_requests: int = 50_000, window: int = 512, timeout_s: float = 30.0,

@@ -47,6 +47,7 @@ from tailgate.packet.pcap import PcapReader, PcapWriter
 from tailgate.packet.pool import Batch, PacketPool
 from tailgate.packet.synth import FlowTemplate, TrafficGen
 
+FRAME_BYTES = 64
 N_PREFIXES = 10_000
 N_FLOWS = 4096
 RING_FRAMES = 8192
@@ -75,7 +76,7 @@ def _flows(rng: np.random.Generator, table: list[tuple[str, int]]):
         host = int(rng.integers(0, 1 << (32 - int(ln)))) if int(ln) < 32 else 0
         dst = socket.inet_ntoa(struct.pack("!I", base | host))
         flows.append(
-            FlowTemplate(src_ip=f"10.{k >> 8 & 255}.{k & 255}.1", dst_ip=dst, proto="udp", sport=1024 + k, dport=53, size_bytes=64)
+            FlowTemplate(src_ip=f"10.{k >> 8 & 255}.{k & 255}.1", dst_ip=dst, proto="udp", sport=1024 + k, dport=53, size_bytes=FRAME_BYTES)
         )
     return flows
 

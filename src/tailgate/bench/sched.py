@@ -30,13 +30,16 @@ from tailgate.dispatch.sim import simulate
 from tailgate.dispatch.workloads import get_workload
 
 POLICIES = ("cfcfs", "darc")
+WORKLOAD = "disp2"
+N_WORKERS = 14
+LOAD = 0.8
 
 
-def bench_sim(quick: bool = False, n_workers: int = 14, load: float = 0.8, repeats: int = 3) -> list[dict]:
+def bench_sim(quick: bool = False, n_workers: int = N_WORKERS, load: float = LOAD, repeats: int = 3) -> list[dict]:
     # deferred: SimPy is an optional extra ('bench'/'test'); only this benchmark needs it
     from tailgate.dispatch.simpy_model import simulate_simpy
 
-    wl = get_workload("disp2")
+    wl = get_workload(WORKLOAD)
     n_ours = 200_000 if quick else 2_000_000
     n_simpy = 10_000 if quick else 50_000
     ours = generate(wl, load, n_workers, n_ours, seed=1)

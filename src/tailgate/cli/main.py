@@ -10,7 +10,8 @@ Manual
     tailgate pcap gen OUT [--packets N] [--flows N] [--size BYTES|imix] [--seed S]
                           [--rate-pps R] [--format pcap|pcapng]
     tailgate modules [NAME]
-    tailgate bench [--json] [--quick] [--suite packet|sched|live|all]
+    tailgate bench [--json] [--quick] [--suite packet|sched|live|all] [--runs N]
+    tailgate bench --markdown [--runs N] [--out DIR] [--readme README.md]   (see tailgate.cli.bench)
     tailgate sched sim|policies|workloads ...      (see tailgate.cli.sched)
     tailgate batchy report|controllers ...         (see tailgate.cli.batchy)
     tailgate --version
