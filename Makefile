@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test test-slow bench clean clean-cache system-deps
+.PHONY: demo test test-slow fuzz bench clean clean-cache system-deps
 
 # Two stamps: `make demo` installs tailgate and its dependencies only; `make test` adds the test tools.
 $(STAMP): pyproject.toml
@@ -38,8 +38,14 @@ test: $(TEST_STAMP) system-deps
 test-slow: $(TEST_STAMP) system-deps
 	$(PY) -m pytest -m slow
 
+# ~10^6 mutated frames (each against an unreadable page) through the parser, compared with a
+# reference parser, and through the network functions; ~10^5 mutated pcap/pcapng files through
+# the readers (tests/fuzz; a 10^4 version runs in `make test`). FUZZ_SEED=N picks other inputs.
+fuzz: $(TEST_STAMP)
+	$(PY) -m pytest -m slow tests/fuzz -q -s
+
 bench: $(TEST_STAMP)
-	$(VENV)/bin/tailgate bench --json
+	$(VENV)/bin/tailgate bench --markdown
 
 # numba's on-disk cache notices when a function's own file changes, not when a compiled function it
 # calls from another file does: after editing a kernel, clear the cache before measuring.

@@ -113,6 +113,7 @@ from typing import Iterator
 import numpy as np
 from numba import njit
 
+from tailgate.core.errors import TailgateError
 from tailgate.packet.pool import Batch, PacketPool, take_slot
 from tailgate.packet.wide import (
     ld_be16,
@@ -206,8 +207,9 @@ def _reason(code: int, a: int, b: int) -> str:
     return _REASONS.get(code, "corrupt file (code {code})").format(a=a, b=b, code=code)
 
 
-class PcapError(Exception):
-    """A malformed capture file: ``path``, byte ``offset`` of the bad part, ``reason``."""
+class PcapError(TailgateError):
+    """A malformed capture file: ``path``, byte ``offset`` of the bad part, ``reason`` (a
+    :class:`~tailgate.core.errors.TailgateError`: one line, no traceback)."""
 
     def __init__(self, path, offset: int, reason: str) -> None:
         self.path = str(path)

@@ -6,6 +6,8 @@ A :class:`PacketPool` owns every packet byte in one 2-D ``uint8`` array: ``data[
 Each slot is ``slot_bytes`` long (default 2048). A frame starts ``offset[slot]`` bytes into its
 slot, so that tunnel encapsulation can grow a frame toward the front (the *headroom*, default 128
 bytes, as in a DPDK mbuf) and decapsulation can shrink it, without moving the payload.
+``PacketPool.from_buffer(data)`` makes a pool over an array the caller already has (the fuzz
+tests map rows whose frames end against an unreadable page).
 
 Per-slot metadata columns (numpy arrays indexed by slot):
 
@@ -175,6 +177,21 @@ class PacketPool:
         # slots are reused first.
         self._free = np.arange(self.n_slots - 1, -1, -1, dtype=np.int32)
         self._n_free = self.n_slots
+
+    @classmethod
+    def from_buffer(cls, data: np.ndarray, headroom_bytes: int = DEFAULT_HEADROOM_BYTES) -> "PacketPool":
+        """A pool whose packet bytes are ``data``, an existing ``(n_slots, slot_bytes)``
+        C-contiguous ``uint8`` array (memory the caller mapped itself: a fuzzer's rows with an
+        unreadable page after each frame, shared memory), used as it is, never copied or zeroed.
+        The caller keeps ``data``'s memory alive as long as the pool. ValueError for any other
+        array."""
+        if not (
+            isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.flags.c_contiguous
+        ):
+            raise ValueError("PacketPool.from_buffer: data must be a 2-D C-contiguous uint8 array")
+        pool = cls(n_slots=data.shape[0], slot_bytes=data.shape[1], headroom_bytes=headroom_bytes)
+        pool.data = data  # (the zeroed array the constructor made is never touched: calloc'd pages)
+        return pool
 
     @property
     def max_frame_bytes(self) -> int:
