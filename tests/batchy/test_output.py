@@ -43,3 +43,52 @@ def test_summary_means_the_second_half_and_counts_late_rounds():
 def test_dump_csv_formats_floats_nan_and_missing_cells(tmp_path):
     out = dump_csv([{"t": 1, "x": 1 / 3}, {"t": 2, "x": math.nan, "y": 7}], tmp_path / "s.csv")
     assert out.read_text() == "t,x,y\n1,0.333333,\n2,nan,7\n"
+
+
+def _legend_labels(fig):
+    return [[t.get_text() for t in a.get_legend().get_texts()] if a.get_legend() else [] for a in fig.axes]
+
+
+def test_a_64_flow_plot_groups_the_flows_and_names_the_worst(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from tailgate.batchy.output import plot, plot_figure
+
+    flows = [Flow(f"flow0_{k}", [], 100_000.0, None, None, 95.0, None) for k in range(64)]
+    controlled = [f"acl0_{k}" for k in range(64)]
+    rows = []
+    for t in range(1, 11):
+        r = {"t": t, "sum_fpps": 1e6}
+        for k, f in enumerate(flows):
+            r[f"{f.name}:delay"] = 50_000.0 + 100.0 * k
+            r[f"{f.name}:delay_estimate"] = 40_000.0
+            r[f"{f.name}:pps"] = 1e6 / 64
+            r[f"acl0_{k}:control"] = min(32, t * 3)
+        r["flow0_41:delay"] = 180_000.0 if t == 7 else 60_000.0       # the worst: 1.8x its objective once
+        rows.append(r)
+    fig = plot_figure(rows, flows, controlled, "projgrad")
+    try:
+        labels = _legend_labels(fig)
+        assert all(len(panel) <= 10 for panel in labels), labels
+        assert any("flow0_41" in t for t in labels[1]) and any("flow0_41" in t for t in labels[2])
+        assert labels[1][0].startswith("64 flows")                  # the group, then the worst named
+        assert labels[0] == ["64 modules: min–max", "64 modules: median"]
+    finally:
+        plt.close(fig)
+    assert plot(rows, flows, controlled, "projgrad", tmp_path / "l2l3.png").stat().st_size > 0
+
+
+def test_a_few_flows_are_each_drawn_and_named():
+    import matplotlib.pyplot as plt
+
+    from tailgate.batchy.output import plot_figure
+
+    flows = [Flow(f"flow{k}", [], 1000.0, None, None, 95.0, None) for k in (1, 2)]
+    rows = [{"t": t, "a:control": 4, "flow1:delay": 900.0, "flow2:delay": 500.0, "flow1:pps": 1.0, "flow2:pps": 1.0,
+             "sum_fpps": 2.0} for t in (1, 2)]
+    fig = plot_figure(rows, flows, ["a"], "null")
+    try:
+        labels = _legend_labels(fig)
+        assert labels[0] == ["a"] and labels[2] == ["flow1", "flow2", "total"]
+    finally:
+        plt.close(fig)

@@ -1,12 +1,14 @@
 """``tailgate batchy ...``: the Batchy reproduction report.
 
-    tailgate batchy report [--out DIR] [--quick] [--clock virtual|wall|both]
+    tailgate batchy report [--out DIR] [--quick] [--clock virtual|wall|both] [--wall-runs N]
     tailgate batchy controllers      (the controllers a script may name)
 
 The report is ``DIR/batchy.md`` with its plots, CSVs and ``results.json`` in ``DIR/batchy/``
 (default ``DIR``: ``results/batchy-report-YYYYmmdd-HHMMSS``; ``--out docs/`` updates the committed
 report; a ``--out`` ending in ``.md`` names the report file itself). It prints where it wrote and
-the date and machine it ran on; nothing is reused from earlier runs. On a terminal it shows a
+the date and machine it ran on; nothing is reused from earlier runs. The wall-clock part runs
+``--wall-runs`` times (default 3, at least 1), and its tables give the median and range over the
+runs; the virtual clock is deterministic and runs once. On a terminal it shows a
 progress bar; otherwise (a log, CI) one plain line per finished run on stderr, e.g.
 ``[12/56] l2l3 virtual projgrad: 2.17x null, 0 late``. Flows a controller declared infeasible
 are listed once, in a table at the end (not as a warning per round).
@@ -77,12 +79,17 @@ def report_cmd(
                                             "committed report)"),
     quick: bool = typer.Option(False, "--quick", help="fewer rounds, virtual clock only"),
     clock: str = typer.Option("both", "--clock", help="virtual, wall or both"),
+    wall_runs: int = typer.Option(3, "--wall-runs", help="how many times the wall-clock part runs (its tables: "
+                                                        "median and range over the runs)"),
 ) -> None:
     """Run every example with null, max, onoff and projgrad and write batchy.md into a results directory."""
 
     if clock not in ("virtual", "wall", "both"):
         raise typer.BadParameter(f"--clock must be virtual, wall or both, got {clock!r}")
     clocks = ("virtual", "wall") if clock == "both" else (clock,)
+    if wall_runs < 1:
+        raise fail(f"--wall-runs {wall_runs}: must be at least 1 (the wall clock's tables give the range over "
+                   "the runs)")
     md = report_path(out)
     if md.parent.exists() and not md.parent.is_dir():
         raise fail(f"--out {out}: {md.parent} exists and is not a directory")
@@ -90,11 +97,11 @@ def report_cmd(
     console = Console(stderr=True)
     try:
         if not console.is_terminal:
-            results = build_report(md, quick=quick, clocks=clocks,
+            results = build_report(md, quick=quick, clocks=clocks, wall_runs=wall_runs,
                                    finished=lambda line: console.print(line, markup=False, highlight=False,
                                                                        soft_wrap=True))
         else:
-            results = _with_bar(console, md, quick, clocks)
+            results = _with_bar(console, md, quick, clocks, wall_runs)
     except OSError as e:
         raise fail(f"batchy report into {md.parent}: {e.strerror or e}") from None
     except KeyboardInterrupt:
@@ -114,7 +121,7 @@ def report_cmd(
     c.print("reused: nothing; every run was made now", markup=False)
 
 
-def _with_bar(console: Console, md: Path, quick: bool, clocks) -> dict:
+def _with_bar(console: Console, md: Path, quick: bool, clocks, wall_runs: int = 3) -> dict:
     """build_report under a progress bar on ``console`` (a terminal).
 
     Redrawn between runs only: an auto-refreshing bar redraws from a thread ten times a second,
@@ -127,4 +134,4 @@ def _with_bar(console: Console, md: Path, quick: bool, clocks) -> dict:
         def tick(i, n, what):
             prog.update(task, total=n, completed=i, description=what, refresh=True)
 
-        return build_report(md, quick=quick, clocks=clocks, progress=tick)
+        return build_report(md, quick=quick, clocks=clocks, progress=tick, wall_runs=wall_runs)

@@ -10,7 +10,7 @@ Manual
     tailgate sched sim --workload disp2 --policy darc --load 0.8 --json
     tailgate sched policies          (each policy's parameters)
     tailgate sched workloads         (the named workloads: types, service times, shares)
-    tailgate sched report [--out DIR] [--quick] [--no-live] [--no-reuse]
+    tailgate sched report [--out DIR] [--quick] [--no-live] [--live-runs N] [--no-reuse]
     tailgate sched serve --policy darc --workload disp2 --workers 4 --port 9100 [--kind spin|sleep|rocksdb]
     tailgate sched load --workload disp2 --load 0.5 --workers 4 --port 9100 [--duration S] [--csv FILE]
 
@@ -29,7 +29,8 @@ without empty or repeated names; ``--jobs`` is at least 1.
 ``report`` writes ``persephone.md`` and ``persephone/`` into ``--out`` (default
 ``results/sched-report-YYYYmmdd-HHMMSS``; ``--out docs/`` updates the committed report), then
 prints where, the date and machine, and which simulations it reused from an earlier run in that
-same directory (:mod:`tailgate.bench.sched_report`).
+same directory (:mod:`tailgate.bench.sched_report`). Its live part runs ``--live-runs`` times
+(default 3), and the report gives the median and range over them.
 """
 
 from __future__ import annotations
@@ -242,6 +243,8 @@ def report_cmd(
     reuse: bool = typer.Option(True, "--reuse/--no-reuse",
                                help="keep the simulated points of an identical earlier run in the same --out "
                                     "directory (the report says which)"),
+    live_runs: int = typer.Option(3, "--live-runs", help="how many times the live run is made (the report gives "
+                                                         "the median and range over them)"),
 ) -> None:
     """Run every experiment of the Perséphone reproduction and write persephone.md into a results directory."""
 
@@ -253,9 +256,11 @@ def report_cmd(
             raise ArgError(f"--slowdown-target {slowdown_target:g}: must be > 0")
         if out is not None and out.exists() and not out.is_dir():
             raise ArgError(f"--out {out}: exists and is not a directory")
+        if live_runs < 1:
+            raise ArgError(f"--live-runs {live_runs}: must be at least 1 (or --no-live)")
         return make_report(out if out is not None else report_dir("sched-report"), quick=quick, jobs=jobs,
                            slowdown_target=slowdown_target, live=live,
-                           say=lambda m: console.print(m, markup=False), reuse=reuse)
+                           say=lambda m: console.print(m, markup=False), reuse=reuse, live_runs=live_runs)
 
     report = _call(f"sched report into {out or 'results/'}", go, as_json=False)
     c = Console(highlight=False, soft_wrap=True)
