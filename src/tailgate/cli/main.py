@@ -14,6 +14,7 @@ Manual
     tailgate bench --markdown [--runs N] [--out DIR] [--readme README.md]   (see tailgate.cli.bench)
     tailgate sched sim|policies|workloads ...      (see tailgate.cli.sched)
     tailgate batchy report|controllers ...         (see tailgate.cli.batchy)
+    tailgate faas sim|strategies ...               (see tailgate.cli.faas)
     tailgate --version
 
 The help of every command shows an option's value type (``<int>``, ``<path>``) only where the
@@ -37,6 +38,7 @@ from typer.core import TyperGroup
 from tailgate.cli.batchy import batchy_app
 from tailgate.cli.bench import bench_cmd
 from tailgate.cli.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, fail
+from tailgate.cli.faas import faas_app
 from tailgate.cli.modules import modules_cmd
 from tailgate.cli.pcap import pcap_app
 from tailgate.cli.profile import profile_cmd
@@ -104,6 +106,7 @@ app.command("modules")(modules_cmd)
 app.command("bench")(bench_cmd)
 app.add_typer(sched_app, name="sched", cls=FlagGroup)
 app.add_typer(batchy_app, name="batchy", cls=FlagGroup)
+app.add_typer(faas_app, name="faas", cls=FlagGroup)
 app.command("profile")(profile_cmd)
 
 

@@ -1,0 +1,497 @@
+"""The function-batching simulator: the strategies of :mod:`tailgate.faas.strategies` in virtual time.
+
+Manual
+------
+::
+
+    res = simulate(trace, make_strategy("faasbatch", dispatch_interval_s=0.2))
+    res.summary()          # sandboxes, e2e p50/p98, mean and p98 of every component, memory
+    res.columns()          # per invocation, in the trace's order (below)
+
+Per function, every dispatch tick takes the invocations queued since the last one as a batch and
+asks the strategy for a :class:`~tailgate.faas.strategies.Plan`. A function's dispatches are
+serialised: a tick that finds the last dispatch of that function still acquiring sandboxes waits
+for it (and takes everything queued by then). Sandboxes come from the bounded LIFO
+:class:`~tailgate.faas.strategies.Pool`; a new one is cold-started, and creation blocks as in the
+original: the dispatch waits for each creation before the next, and the machine runs at most
+``parallel_creates`` creations at once (1: one Docker daemon creating serially), so a burst of
+cold starts queues. A dispatch that can get no sandbox (a bound reached, nothing idle to take or
+to destroy) waits for the first in-flight sandbox to finish; a batch that gets fewer sandboxes
+than its plan shares them, and a strategy of one invocation per sandbox then runs them one after
+another (their wait is queue time). The idle cleaner runs every ``cleaner_period_s`` (5 s) of
+virtual time.
+
+Work inside a sandbox: ``parallel`` starts every invocation at once; ``serial`` runs them one
+after another (queue time); ``single`` holds one. An I/O function in a FaaSBatch sandbox uses the
+shared client cache: the first invocation of a sandbox whose cache is cold runs alone and builds
+the client (full exec and memory), the others wait for it and then run with the cached client
+(``exec_cached_ms``, ``mem_cached_mb``); other strategies run the native image, where every
+invocation builds its own. CPU contention is modelled coarsely: an invocation's exec is
+stretched by ``max(1, running / cores)``, the invocations in flight when its batch starts over
+``cores``; SFS stretches only what runs past its ``slice_s`` (the part demoted to the fair class).
+
+Columns per invocation (seconds unless named): ``arrival_s``, ``func``, ``input_n``,
+``schedule_s`` (arrival → its sandbox is ready, less its own cold start: the tick wait and the
+wait for acquisition, other creations included; the original's ``schedule_time`` is
+``schedule_s + cold_start_s``), ``cold_start_s`` (0 when warm), ``queue_s`` (in-sandbox wait),
+``exec_s``, ``e2e_s`` (= schedule + cold start + queue + exec), ``mem_mb`` (NaN for CPU
+functions, as the reference measures I/O only) and ``sandbox``.
+
+The profile (a dict, or a JSON file of one; :data:`REFERENCE_PROFILE` by default, read off the
+reference's figures §8 and §10) gives per kind ``cold_start_ms``, ``exec_ms``, for I/O
+``exec_cached_ms``, and ``mem_mb``/``mem_cached_mb``. A distribution is
+``{"dist": "lognormal", "median": MS, "sigma": S}``, ``{"dist": "const", "value": MS}``,
+``{"dist": "empirical", "samples": [MS, ...]}`` or, for exec of CPU functions,
+``{"dist": "fib", "anchors": [[n, MS], ...], "sigma": S}`` (log-linear in ``n`` between anchors).
+Exec times are drawn once per trace and seed, the same for every strategy.
+
+Arguments (:data:`SIM_ARGS`; the pool's and the strategies' are theirs):
+
+{args}
+
+Example:
+
+>>> from tailgate.faas.trace import generate
+>>> from tailgate.faas.strategies import make_strategy
+>>> from tailgate.faas.sim import simulate
+>>> t = generate(invocations=400, kind="io", functions=5, seed=5432)
+>>> fb = simulate(t, make_strategy("faasbatch")).summary()
+>>> va = simulate(t, make_strategy("vanilla")).summary()
+>>> fb["invocations"], fb["sandboxes"] < va["sandboxes"], fb["e2e_p98_ms"] < va["e2e_p98_ms"]
+(400, True, True)
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tailgate.core.args import Arg, bind_args, render_args
+from tailgate.core.errors import ArgError, TailgateError
+from tailgate.faas.strategies import SFS, FaaSBatchSLO, Kraken, Pool, Strategy, make_strategy
+from tailgate.faas.trace import Trace
+
+REFERENCE_PROFILE: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "cold_start_ms": {"dist": "lognormal", "median": 450.0, "sigma": 0.35},
+        "exec_ms": {"dist": "fib", "anchors": [[20, 3.0], [30, 381.0], [34, 1700.0], [35, 2600.0]], "sigma": 0.05},
+    },
+    "io": {
+        "cold_start_ms": {"dist": "lognormal", "median": 350.0, "sigma": 0.35},
+        "exec_ms": {"dist": "lognormal", "median": 280.0, "sigma": 0.3},
+        "exec_cached_ms": {"dist": "lognormal", "median": 35.0, "sigma": 0.3},
+        "mem_mb": 14.9,
+        "mem_cached_mb": 0.8,
+    },
+}
+
+SIM_ARGS = (
+    Arg("cores", int, 32, unit="cores", min=0, help="worker cores for the contention stretch (0: no contention)"),
+    Arg("parallel_creates", int, 1, unit="sandboxes", min=1,
+        help="sandbox creations the machine runs at once (1: blocking, one after another, as the original)"),
+    Arg("cleaner_period_s", float, 5.0, unit="s", min=1e-3, help="how often idle sandboxes are expired"),
+    Arg("seed", int, 1, unit="-", help="random seed of exec and cold-start draws"),
+)
+__doc__ = __doc__.replace("{args}", render_args(SIM_ARGS))
+
+COMPONENTS = ("schedule", "cold_start", "queue", "exec", "e2e")
+
+
+class ProfileError(TailgateError):
+    """A profile of distributions that cannot be used."""
+
+
+def load_profile(src: dict | str | Path | None) -> dict:
+    """A profile from a dict or a JSON file (None: :data:`REFERENCE_PROFILE`), checked."""
+    if src is None:
+        return REFERENCE_PROFILE
+    if not isinstance(src, dict):
+        p = Path(src)
+        try:
+            src = json.loads(p.read_text())
+        except OSError as e:
+            raise ProfileError(f"{p}: cannot read profile ({e.strerror})") from None
+        except json.JSONDecodeError as e:
+            raise ProfileError(f"{p}:{e.lineno}: not JSON ({e.msg})") from None
+        if not isinstance(src, dict):
+            raise ProfileError(f"{p}: a profile is a JSON object with keys cpu and/or io")
+    for kind, spec in src.items():
+        if kind not in ("cpu", "io") or not isinstance(spec, dict):
+            raise ProfileError(f"profile: key {kind!r} must be cpu or io, each an object")
+        for need in ("cold_start_ms", "exec_ms"):
+            if need not in spec:
+                raise ProfileError(f"profile {kind}: missing {need!r}")
+        for name, d in spec.items():
+            if name.endswith("_ms"):
+                _check_dist(f"profile {kind}.{name}", d)
+    return src
+
+
+def _check_dist(where: str, d: Any) -> None:
+    if not isinstance(d, dict) or d.get("dist") not in ("lognormal", "const", "empirical", "fib"):
+        raise ProfileError(f"{where}: a distribution is an object with dist lognormal, const, empirical or fib")
+    need = {"lognormal": ("median", "sigma"), "const": ("value",), "empirical": ("samples",),
+            "fib": ("anchors",)}[d["dist"]]
+    for k in need:
+        if k not in d:
+            raise ProfileError(f"{where}: dist {d['dist']} needs {k!r}")
+    try:
+        if d["dist"] == "empirical" and (not d["samples"] or min(float(v) for v in d["samples"]) < 0):
+            raise ProfileError(f"{where}: samples must be a non-empty list of times >= 0 ms")
+        if d["dist"] == "lognormal" and not (float(d["median"]) > 0 and float(d["sigma"]) >= 0):
+            raise ProfileError(f"{where}: median must be > 0 ms and sigma >= 0")
+        if d["dist"] == "const" and not float(d["value"]) >= 0:
+            raise ProfileError(f"{where}: value must be a time >= 0 ms")
+        if d["dist"] == "fib" and (len(d["anchors"]) < 2 or
+                                   any(float(n_ms[1]) <= 0 or len(n_ms) != 2 for n_ms in d["anchors"])):
+            raise ProfileError(f"{where}: fib needs at least two [n, ms] anchors with ms > 0")
+    except (TypeError, ValueError, IndexError):
+        raise ProfileError(f"{where}: a value is not a number (distribution {json.dumps(d)[:80]})") from None
+
+
+def draw_ms(d: dict, rng: np.random.Generator, n: int, input_n: np.ndarray | None = None) -> np.ndarray:
+    """``n`` draws (ms) of distribution ``d`` (see the manual)."""
+    kind = d["dist"]
+    if kind == "const":
+        return np.full(n, float(d["value"]))
+    if kind == "lognormal":
+        return float(d["median"]) * np.exp(rng.normal(0.0, float(d["sigma"]), n))
+    if kind == "empirical":
+        return np.asarray(d["samples"], dtype=np.float64)[rng.integers(0, len(d["samples"]), n)]
+    anchors = np.asarray(sorted(d["anchors"]), dtype=np.float64)
+    x, y = anchors[:, 0], np.log(anchors[:, 1])
+    nn = np.asarray(input_n if input_n is not None else np.full(n, x[0]), dtype=np.float64)
+    logt = np.interp(nn, x, y)
+    lo_slope = (y[1] - y[0]) / (x[1] - x[0])
+    hi_slope = (y[-1] - y[-2]) / (x[-1] - x[-2])
+    logt = np.where(nn < x[0], y[0] + (nn - x[0]) * lo_slope, logt)
+    logt = np.where(nn > x[-1], y[-1] + (nn - x[-1]) * hi_slope, logt)
+    return np.exp(logt + rng.normal(0.0, float(d.get("sigma", 0.0)), n))
+
+
+@dataclass
+class SimResult:
+    """One strategy's run: per-invocation columns (trace order) and counts."""
+
+    strategy: Strategy
+    trace: Trace
+    schedule_s: np.ndarray
+    cold_start_s: np.ndarray
+    queue_s: np.ndarray
+    exec_s: np.ndarray
+    mem_mb: np.ndarray
+    sandbox: np.ndarray
+    sandboxes_created: int
+    sandboxes_peak: int
+    batches: int
+    loads: dict[int, list[int]] = field(default_factory=dict)
+
+    @property
+    def e2e_s(self) -> np.ndarray:
+        return self.schedule_s + self.cold_start_s + self.queue_s + self.exec_s
+
+    def columns(self) -> dict[str, np.ndarray]:
+        t = self.trace
+        return {"arrival_s": t.arrival_s, "func": t.func, "input_n": t.input_n, "schedule_s": self.schedule_s,
+                "cold_start_s": self.cold_start_s, "queue_s": self.queue_s, "exec_s": self.exec_s,
+                "e2e_s": self.e2e_s, "mem_mb": self.mem_mb, "sandbox": self.sandbox}
+
+    def summary(self) -> dict[str, Any]:
+        s = self.strategy
+        out: dict[str, Any] = {"strategy": s.name, "interval_s": s.dispatch_interval_s,
+                               "invocations": len(self.trace), "sandboxes": self.sandboxes_created,
+                               "sandboxes_used": int(len(np.unique(self.sandbox))),
+                               "sandboxes_peak": self.sandboxes_peak, "batches": self.batches}
+        if isinstance(s, Kraken):
+            out["predictor"] = s.params["predictor"]
+        if isinstance(s, FaaSBatchSLO):
+            out["chosen_interval_s"] = {self.trace.names[f]: s.interval_s(f) for f in sorted(s.t1_s)}
+        cols = {"schedule": self.schedule_s, "cold_start": self.cold_start_s, "queue": self.queue_s,
+                "exec": self.exec_s, "e2e": self.e2e_s}
+        for name, v in cols.items():
+            ms = v * 1e3
+            out[f"{name}_mean_ms"] = float(ms.mean())
+            if name == "e2e":
+                out["e2e_p50_ms"] = float(np.percentile(ms, 50))
+            out[f"{name}_p98_ms"] = float(np.percentile(ms, 98))
+        mem = self.mem_mb[np.isfinite(self.mem_mb)]
+        out["mem_per_invocation_mb"] = float(mem.mean()) if len(mem) else None
+        return out
+
+
+def _stretched(exec_s: np.ndarray, stretch: float, sfs_slice_s: float | None) -> np.ndarray:
+    """Exec times under CPU contention; with SFS only the part past the slice (the fair class) stretches."""
+    if sfs_slice_s is not None:
+        return np.minimum(exec_s, sfs_slice_s) + np.maximum(exec_s - sfs_slice_s, 0.0) * stretch
+    return exec_s * stretch
+
+
+def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile: dict | str | Path | None = None,
+             **kwargs) -> SimResult:
+    """Run ``strategy`` over ``trace`` in virtual time (module manual)."""
+    a = bind_args("faas sim", SIM_ARGS, kwargs)
+    prof = load_profile(profile)
+    pool = pool if pool is not None else Pool()
+    if len(trace) == 0:
+        raise ArgError("faas sim: the trace has no invocation")
+    kinds = np.array([1 if k == "io" else 0 for k in trace.kinds], dtype=np.int8)
+    for k in set(trace.kinds):
+        if k not in prof:
+            raise ProfileError(f"profile: no entry for {k} functions")
+    n = len(trace)
+    rng = np.random.default_rng(a["seed"])
+    exec_full = np.empty(n)
+    exec_cached = np.empty(n)
+    mem_full = np.full(n, np.nan)
+    mem_cached = np.full(n, np.nan)
+    for code, kname in ((0, "cpu"), (1, "io")):
+        sel = np.flatnonzero(kinds[trace.func] == code)
+        if not len(sel):
+            continue
+        p = prof[kname]
+        exec_full[sel] = draw_ms(p["exec_ms"], rng, len(sel), trace.input_n[sel]) / 1e3
+        exec_cached[sel] = (draw_ms(p["exec_cached_ms"], rng, len(sel)) / 1e3 if "exec_cached_ms" in p
+                            else exec_full[sel])
+        if p.get("mem_mb") is not None:
+            mem_full[sel] = float(p["mem_mb"])
+            mem_cached[sel] = float(p.get("mem_cached_mb", p["mem_mb"]))
+    cold_draw = {k: draw_ms(prof[k]["cold_start_ms"], np.random.default_rng(a["seed"] + 1 + c), max(16, n)) / 1e3
+                 for c, k in enumerate(("cpu", "io")) if k in prof}
+    cold_next = {k: 0 for k in cold_draw}
+
+    order = np.lexsort((trace.arrival_s, trace.func))  # by function, then arrival
+    arr = trace.arrival_s[order]
+    funcs = trace.func[order]
+    ef, ec = exec_full[order], exec_cached[order]
+    bounds = np.searchsorted(funcs, np.arange(trace.n_functions + 1))
+    ready = np.empty(n)
+    cold = np.zeros(n)
+    queue = np.zeros(n)
+    ex = np.empty(n)
+    mem = np.empty(n)
+    sbx = np.empty(n, dtype=np.int64)
+
+    uses_cache = strategy.name in ("faasbatch", "faasbatch-slo")
+    sfs_slice = strategy.slice_s if isinstance(strategy, SFS) else None
+    cores = a["cores"]
+    creators = [0.0] * a["parallel_creates"]  # heap of the times each creation slot frees
+    inflight: list[tuple[float, int, int, int]] = []  # (end, func, sandbox, invocations)
+    running = 0
+    cache_warm: set[int] = set()
+    free_at = np.zeros(trace.n_functions)
+    ptr = bounds[:-1].copy()
+    loads: dict[int, list[int]] = {}
+    events: list[tuple[float, int]] = []
+    for f in range(trace.n_functions):
+        if bounds[f] < bounds[f + 1]:
+            di = strategy.interval_s(f)
+            a0 = arr[bounds[f]]
+            heapq.heappush(events, (di * max(0.0, math.ceil(a0 / di - 1e-12)), f))
+    next_clean = a["cleaner_period_s"]
+    batches = 0
+
+    def take_cold(kind: str) -> float:
+        k = cold_next[kind]
+        if k >= len(cold_draw[kind]):
+            cold_draw[kind] = np.concatenate([cold_draw[kind], cold_draw[kind]])
+        cold_next[kind] = k + 1
+        return float(cold_draw[kind][k])
+
+    while events:
+        t, f = heapq.heappop(events)
+        if free_at[f] > t:  # the last dispatch of f is still acquiring: this one waits for it
+            heapq.heappush(events, (float(free_at[f]), f))
+            continue
+        while inflight and inflight[0][0] <= t:
+            end, g, sid, cnt = heapq.heappop(inflight)
+            pool.release(g, sid, end)
+            running -= cnt
+        if next_clean <= t:  # the cleaner's last run at or before t (no acquisition in between)
+            period = a["cleaner_period_s"]
+            last = next_clean + period * math.floor((t - next_clean) / period)
+            pool.expire(last)
+            next_clean = last + period
+        p0, stop = int(ptr[f]), int(bounds[f + 1])
+        hi = p0 + int(np.searchsorted(arr[p0:stop], t, side="right"))
+        nb = hi - p0
+        if nb > 0 and not pool.can_acquire(f):  # at a bound: wait for the first sandbox to finish
+            if not inflight:
+                raise ArgError(f"faas sim: function {trace.names[f]} can get no sandbox "
+                               f"(bounds {pool.max_per_function} per function, {pool.max_total} in total)")
+            heapq.heappush(events, (max(t, inflight[0][0]), f))
+            continue
+        if nb > 0:
+            batches += 1
+            ptr[f] = hi
+            loads.setdefault(f, []).append(nb)
+            plan = strategy.plan(f, nb, t)
+            want = max(1, min(plan.sandboxes, nb))
+            kind = trace.kinds[f]
+            got: list[tuple[int, float, float]] = []  # (sandbox, ready s, cold s)
+            t_acq = t
+            while len(got) < want:
+                r = pool.acquire(f, t_acq)
+                if r is None:  # a bound: the batch shares the sandboxes it got
+                    break
+                sid, is_cold = r
+                if is_cold:
+                    c = take_cold(kind)
+                    begin = max(t_acq, heapq.heappop(creators))
+                    heapq.heappush(creators, begin + c)
+                    t_acq = begin + c
+                    got.append((sid, t_acq, c))
+                else:
+                    got.append((sid, t_acq, 0.0))
+            free_at[f] = t_acq
+            m = len(got)
+            inside = "serial" if plan.inside == "single" else plan.inside  # one at a time if they share
+            running += nb
+            stretch = max(1.0, running / cores) if cores > 0 else 1.0
+
+            if m == 1:  # one sandbox holds the whole batch
+                sid, r_s, c_s = got[0]
+                cold[p0:hi] = c_s
+                ready[p0:hi] = r_s - c_s
+                sbx[p0:hi] = sid
+                if inside == "serial" and nb > 1:
+                    e = _stretched(ef[p0:hi], stretch, sfs_slice)
+                    ex[p0:hi] = e
+                    cs = np.cumsum(e)
+                    queue[p0:hi] = cs - e
+                    mem[p0:hi] = mem_full[order[p0:hi]]
+                    end = r_s + float(cs[-1])
+                elif uses_cache and trace.kinds[f] == "io":
+                    if sid in cache_warm:
+                        e = ec[p0:hi] * stretch
+                        ex[p0:hi] = e
+                        queue[p0:hi] = 0.0
+                        mem[p0:hi] = mem_cached[order[p0:hi]]
+                        end = r_s + float(e.max())
+                    else:
+                        cache_warm.add(sid)
+                        first = float(ef[p0]) * stretch
+                        e = ec[p0:hi] * stretch
+                        e[0] = first
+                        ex[p0:hi] = e
+                        queue[p0:hi] = first
+                        queue[p0] = 0.0
+                        mem[p0:hi] = mem_cached[order[p0:hi]]
+                        mem[p0] = mem_full[order[p0]]
+                        end = r_s + first + (float(e[1:].max()) if nb > 1 else 0.0)
+                else:
+                    e = _stretched(ef[p0:hi], stretch, sfs_slice)
+                    ex[p0:hi] = e
+                    queue[p0:hi] = 0.0
+                    mem[p0:hi] = mem_full[order[p0:hi]]
+                    end = r_s + float(e.max())
+                heapq.heappush(inflight, (end, f, sid, nb))
+                strategy.observe(f, c_s, float(ex[p0:hi].mean()))
+            else:  # several sandboxes: round robin over them
+                share = np.arange(nb) % m
+                for j, (sid, r_s, c_s) in enumerate(got):
+                    idx = p0 + np.flatnonzero(share == j)
+                    e = _stretched(ef[idx], stretch, sfs_slice)
+                    ex[idx] = e
+                    cold[idx] = c_s
+                    ready[idx] = r_s - c_s
+                    sbx[idx] = sid
+                    mem[idx] = mem_full[order[idx]]
+                    if inside == "serial":
+                        cs = np.cumsum(e)
+                        queue[idx] = cs - e
+                        end = r_s + float(cs[-1])
+                    else:
+                        queue[idx] = 0.0
+                        end = r_s + float(e.max())
+                    heapq.heappush(inflight, (end, f, sid, len(idx)))
+                strategy.observe(f, got[0][2], float(ex[p0:hi].mean()))
+        if ptr[f] < bounds[f + 1]:
+            di = strategy.interval_s(f)
+            gap = arr[ptr[f]] - t
+            heapq.heappush(events, (t + di * max(1.0, math.ceil(gap / di - 1e-12)), f))
+
+    inv = np.empty(n, dtype=np.int64)
+    inv[order] = np.arange(n)
+
+    def back(v: np.ndarray) -> np.ndarray:
+        return v[inv]
+
+    schedule = back(ready) - trace.arrival_s
+    return SimResult(strategy, trace, np.maximum(schedule, 0.0), back(cold), back(queue), back(ex), back(mem),
+                     back(sbx), pool.created, pool.peak_total, batches, loads)
+
+
+def kraken_calibration(vanilla: SimResult, quantile: float) -> tuple[dict, dict, dict]:
+    """From a Vanilla run: per function the SLO (``quantile`` of schedule + cold start + exec, the
+    original's schedule + exec), the mean exec, and the batch size of each dispatch."""
+    tr = vanilla.trace
+    total = vanilla.schedule_s + vanilla.cold_start_s + vanilla.exec_s
+    slo, mean = {}, {}
+    for f in range(tr.n_functions):
+        sel = tr.func == f
+        if sel.any():
+            slo[f] = float(np.quantile(total[sel], quantile))
+            mean[f] = float(vanilla.exec_s[sel].mean())
+    return slo, mean, vanilla.loads
+
+
+def run_strategies(trace: Trace, names: list[str], intervals_s: list[float], profile: dict | None = None,
+                   pool_args: dict | None = None, params: dict[str, dict] | None = None,
+                   **sim_args) -> list[SimResult]:
+    """Every strategy in ``names`` at every dispatch interval; Kraken is calibrated from a Vanilla run
+    at the same interval (run once and reused when Vanilla is also asked for)."""
+    params = params or {}
+    out: list[SimResult] = []
+
+    def one(name: str, di: float, done: dict[str, SimResult]) -> SimResult:
+        if name in done:
+            return done[name]
+        strat = make_strategy(name, dispatch_interval_s=di, **params.get(name, {}))
+        if isinstance(strat, Kraken):
+            van = one("vanilla", di, done)
+            strat.calibrate(*kraken_calibration(van, strat.params["slo_quantile"]))
+        done[name] = simulate(trace, strat, Pool(**(pool_args or {})), profile, **sim_args)
+        return done[name]
+
+    for di in intervals_s:
+        done: dict[str, SimResult] = {}
+        out.extend(one(name, di, done) for name in names)
+    return out
+
+
+POINT_COLUMNS = ("strategy", "interval_s", "invocations", "sandboxes", "sandboxes_used", "sandboxes_peak", "batches",
+                 "e2e_p50_ms", "e2e_p98_ms", "e2e_mean_ms", "schedule_p98_ms", "cold_start_p98_ms", "queue_p98_ms",
+                 "exec_p98_ms", "schedule_mean_ms", "cold_start_mean_ms", "queue_mean_ms", "exec_mean_ms",
+                 "mem_per_invocation_mb", "predictor")
+INVOCATION_COLUMNS = ("arrival_s", "func", "input_n", "schedule_s", "cold_start_s", "queue_s", "exec_s", "e2e_s",
+                      "mem_mb", "sandbox")
+
+
+def write_results(out_dir: str | Path, results: list[SimResult], config: dict, per_invocation: bool = False) -> Path:
+    """``points.csv`` (one row per strategy and interval), ``summary.json`` (config and points) and,
+    with ``per_invocation``, ``invocations-STRATEGY-INTERVAL.csv`` (the columns of the manual)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ArgError(f"--out {out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    points = [r.summary() for r in results]
+    with open(out / "points.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(POINT_COLUMNS)
+        for p in points:
+            w.writerow(["" if p.get(c) is None else p.get(c) for c in POINT_COLUMNS])
+    (out / "summary.json").write_text(json.dumps({"config": config, "points": points}, indent=1) + "\n")
+    if per_invocation:
+        for r in results:
+            cols = r.columns()
+            path = out / f"invocations-{r.strategy.name}-{r.strategy.dispatch_interval_s:g}.csv"
+            data = np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in INVOCATION_COLUMNS])
+            np.savetxt(path, data, delimiter=",", header=",".join(INVOCATION_COLUMNS), comments="", fmt="%.9g")
+    return out
