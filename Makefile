@@ -25,6 +25,11 @@ system-deps:
 	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q tshark >/dev/null 2>&1 || \
 	   (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tshark >/dev/null 2>&1)) || \
 	  echo "note: tshark not installed; the tshark cross-check tests will be skipped"; }
+# bubblewrap runs `tailgate faas serve --sandbox bwrap`; optional, installed the same way.
+	@command -v bwrap >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1)) || \
+	  echo "note: bubblewrap not installed; the bwrap sandbox tests will be skipped"; }
 
 demo: $(STAMP)
 	$(VENV)/bin/tailgate run examples/pipeline.py seconds=0.2 --clock virtual --out results/demo --plot

@@ -10,6 +10,11 @@ Manual
                       [--max-per-function N] [--max-total N] [--idle-lifetime-s S]
                       [--param STRATEGY.KEY=VALUE ...] [--seed S] [--per-invocation] [--out DIR] [--json]
     tailgate faas strategies         (each strategy's arguments, the pool's and the simulator's)
+    tailgate faas serve --manifest FILE [--strategy S] [--dispatch-interval-s X] [--sandbox process|bwrap|docker]
+                        [--port P] [--duration S] [--param KEY=VALUE ...] [--out DIR]
+    tailgate faas load [--host H] [--port P] [--trace gen|FILE | --rate R --duration-s S] [--kind cpu|io]
+                       [--function NAME,...] [--event JSON] [--speed X] [--max-invocations N]
+                       [--timeout-s S] [--out DIR] [--json]
 
 ``sim`` runs every strategy at every dispatch interval (``--dispatch-interval-s`` is the same
 option as ``--interval``) over one trace: ``--trace gen`` (default) generates an Azure-like one
@@ -27,11 +32,30 @@ per-invocation columns per strategy and interval) into ``--out`` (default
 object per strategy and interval instead (``strategy``, ``interval_s``, ``invocations``,
 ``sandboxes``, ``e2e_p50_ms``, ``e2e_p98_ms``, the mean and p98 of each component) and writes
 files only with ``--out``. A bad argument or file is one line ``error: ...`` (exit 2).
+
+``serve`` runs the live gateway (:mod:`tailgate.faas.live.gateway`: ``POST /invoke/{function}``,
+``GET /functions``, ``GET /metrics``) over the manifest's functions (:mod:`tailgate.faas.live.registry`)
+in sandboxes of the chosen kind (:mod:`tailgate.faas.live.sandbox`) until SIGINT/SIGTERM or
+``--duration``, then writes ``invocations.csv`` and ``summary.json`` into ``--out`` (default
+``results/faas-serve-YYYYmmdd-HHMMSS``).
+
+``load`` replays a trace (the same ``--trace``/``--window`` choices as ``sim``, or ``--rate R``:
+Poisson arrivals at R invocations/s for ``--duration-s``, default 10) against
+``http://HOST:PORT/invoke/{function}`` in open loop (:mod:`tailgate.faas.io.load`): trace function
+k goes to the k-th of ``--function`` (modulo), each event is ``{"n": input_n}`` plus ``--event``.
+It writes ``invocations.csv`` and ``summary.json`` into ``--out`` (default
+``results/faas-load-YYYYmmdd-HHMMSS``) and prints per function the client's and the gateway's
+latencies (p50/p98) and its own send lag; ``--json`` prints a list with one object holding the
+fields of ``sim --json`` (``strategy``, ``interval_s`` and ``sandboxes`` from the gateway's
+``/metrics``). Nothing listening at HOST:PORT is one line ``error: no answer from HOST:PORT``
+(exit 2).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -44,8 +68,13 @@ from rich.table import Table
 from tailgate.cli.errors import fail
 from tailgate.core.args import render_args
 from tailgate.core.errors import ArgError, TailgateError
+from tailgate.faas.live.gateway import Gateway, serve
+from tailgate.faas.live.registry import load_manifest
+from tailgate.faas.live.sandbox import SANDBOXES
+from tailgate.faas.io.load import LoadConfig, NoAnswer, poisson_trace, replay
+from tailgate.faas.io.load import write_results as write_load_results
 from tailgate.faas.sim import SIM_ARGS, run_strategies, write_results
-from tailgate.faas.strategies import POOL_ARGS, STRATEGIES, make_strategy, strategy_args
+from tailgate.faas.strategies import POOL_ARGS, STRATEGIES, Pool, make_strategy, strategy_args
 from tailgate.faas.trace import KINDS, generate, load_reference_window, load_trace
 
 faas_app = typer.Typer(no_args_is_help=True, help="Batch function invocations into sandboxes: simulate strategies.")
@@ -192,6 +221,172 @@ def sim_cmd(
     n_inv = sum(p["invocations"] for p in points)
     c.print(f"simulated {n_inv:,} invocations in {wall_s:.2f} s; results: {out_dir}/ (points.csv, summary.json)",
             markup=False)
+
+
+@faas_app.command("serve")
+def serve_cmd(
+    manifest: Path = typer.Option(..., "--manifest", "-m", help="the functions' YAML manifest"),
+    strategy: Optional[str] = typer.Option(None, "--strategy", "-s",
+                                           help="faasbatch, vanilla, sfs or faasbatch-slo (default: the manifest's, "
+                                                "else faasbatch)"),
+    dispatch_interval_s: Optional[float] = typer.Option(None, "--dispatch-interval-s", "--interval", "-i",
+                                                        help="dispatch tick in s (default: the manifest's, else 0.2)"),
+    sandbox: str = typer.Option("process", "--sandbox", help="process, bwrap or docker"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
+    port: int = typer.Option(8080, "--port", "-p", help="TCP port (0: any free one)"),
+    duration: Optional[float] = typer.Option(None, "--duration", help="stop after this many s (default: at SIGINT/SIGTERM)"),
+    param: Optional[list[str]] = typer.Option(None, "--param", help="strategy argument KEY=VALUE (repeatable)"),
+    max_body_bytes: int = typer.Option(1 << 20, "--max-body-bytes", help="larger request bodies get 413"),
+    grace_s: float = typer.Option(10.0, "--grace-s", help="at stop, time in-flight invocations get to finish (s)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="results directory (invocations.csv, summary.json)"),
+) -> None:
+    """Serve the manifest's functions over HTTP, batching invocations into sandboxes (tailgate.faas.live)."""
+
+    try:
+        man = load_manifest(manifest)
+        name = (strategy or man.strategy.get("name") or "faasbatch").lower()
+        if name == "kraken":
+            raise ArgError("--strategy kraken: needs a calibration from a Vanilla run; not served live "
+                           "(use faasbatch, vanilla, sfs or faasbatch-slo)")
+        sparams = {k: v for k, v in man.strategy.items() if k != "name"} if name == man.strategy.get("name") else {}
+        for item in param or []:
+            key, sep, raw = item.partition("=")
+            if not sep or not key:
+                raise ArgError(f"--param {item!r}: expected KEY=VALUE")
+            sparams[key] = _value(raw)
+        if dispatch_interval_s is not None:
+            sparams["dispatch_interval_s"] = dispatch_interval_s
+        strat = make_strategy(name, **sparams)
+        if sandbox not in SANDBOXES:
+            raise ArgError(f"--sandbox {sandbox!r}: must be one of {', '.join(SANDBOXES)}")
+        if not 0 <= port <= 65535:
+            raise ArgError(f"--port {port}: must be in 0..65535")
+        if duration is not None and not duration > 0:
+            raise ArgError(f"--duration {duration:g}: must be > 0 s")
+        gw = Gateway(man, strat, sandbox=sandbox, pool=Pool(**man.pool), max_body_bytes=max_body_bytes, grace_s=grace_s)
+        out_dir = out or Path("results") / f"faas-serve-{time.strftime('%Y%m%d-%H%M%S')}"
+
+        async def main() -> dict:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+
+            def ready(p: int) -> None:
+                typer.echo(f"faas serve: listening on http://{host}:{p} (strategy {name}, sandbox {sandbox}, "
+                           f"dispatch interval {strat.dispatch_interval_s:g} s)", err=True)
+                sys.stderr.flush()
+
+            return await serve(gw, host, port, duration, stop, ready)
+
+        summary = asyncio.run(main())
+        gw.write(out_dir)
+    except TailgateError as e:
+        raise fail(str(e)) from None
+    except OSError as e:
+        raise fail(f"faas serve: {e.strerror or e} (port {port}?)") from None
+    typer.echo(f"results: {out_dir}/ (invocations.csv, summary.json)", err=True)
+    if summary["in_flight"]:
+        raise typer.Exit(1)
+
+
+@faas_app.command("load")
+def load_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="the gateway's address"),
+    port: int = typer.Option(8080, "--port", "-p", help="the gateway's port"),
+    trace: str = typer.Option("gen", "--trace", "-t", help="gen (an Azure-like trace) or an Azure 2019/2021 file"),
+    kind: str = typer.Option("cpu", "--kind", help="cpu or io functions (a generated trace's)"),
+    invocations: Optional[int] = typer.Option(None, "--invocations", "-n",
+                                              help="invocations of a generated trace (default 800 cpu, 400 io)"),
+    functions: Optional[int] = typer.Option(None, "--functions", help="functions of a generated trace (7 cpu, 5 io)"),
+    minutes: float = typer.Option(5.0, "--minutes", help="length of a generated trace in minutes"),
+    window: Optional[str] = typer.Option(None, "--window", help="'reference': the reference's 5 minutes of a 2021 file"),
+    app: Optional[str] = typer.Option(None, "--app", help="the app of --window reference (default: the busiest)"),
+    rate: Optional[float] = typer.Option(None, "--rate", help="instead of a trace: Poisson arrivals at this many invocations/s"),
+    function: Optional[str] = typer.Option(None, "--function", "-f",
+                                           help="gateway function(s), comma-separated: trace function k goes to the "
+                                                "k-th modulo their number (default: the trace's names)"),
+    event: str = typer.Option("{}", "--event", help="JSON object merged into every event (e.g. '{\"size_bytes\": 65536}')"),
+    speed: float = typer.Option(1.0, "--speed", help="time scale of the trace (2: twice as fast)"),
+    max_invocations: int = typer.Option(0, "--max-invocations", help="send at most this many (0: all)"),
+    duration_s: float = typer.Option(0.0, "--duration-s", help="send only invocations due within (s; 0: all; "
+                                                               "with --rate: the length, default 10)"),
+    timeout_s: float = typer.Option(30.0, "--timeout-s", help="an invocation unanswered this long is a timeout (s)"),
+    connections: int = typer.Option(256, "--connections", help="HTTP connections kept open at most"),
+    seed: int = typer.Option(5432, "--seed", help="random seed of a generated trace"),
+    out: Optional[Path] = typer.Option(None, "--out", help="results directory (invocations.csv, summary.json)"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON (no files unless --out)"),
+) -> None:
+    """Replay a trace against a gateway's /invoke/{function} in open loop; report latencies and send lag."""
+
+    try:
+        if kind not in KINDS:
+            raise ArgError(f"--kind {kind!r}: must be one of {', '.join(KINDS)}")
+        try:
+            extra = json.loads(event)
+        except ValueError as e:
+            raise ArgError(f"--event {event!r}: not JSON ({e})") from None
+        if not isinstance(extra, dict):
+            raise ArgError(f"--event {event!r}: must be a JSON object")
+        names = [p.strip() for p in function.split(",")] if function is not None else None
+        if names is not None and not all(names):
+            raise ArgError(f"--function {function!r}: a name is empty (a stray comma?)")
+        cfg = LoadConfig(host=host, port=port, functions=names, event=extra, speed=speed,
+                         max_invocations=max_invocations, duration_s=0.0 if rate is not None else duration_s,
+                         timeout_s=timeout_s, connections=connections)
+        if rate is not None:
+            tr = poisson_trace(rate, duration_s or 10.0, names=names or ["noop"], kind=kind, seed=seed)
+        elif trace == "gen":
+            if window is not None:
+                raise ArgError("--window: only for a trace file (--trace FILE)")
+            n_inv = invocations if invocations is not None else (800 if kind == "cpu" else 400)
+            n_fn = functions if functions is not None else (7 if kind == "cpu" else 5)
+            tr = generate(invocations=n_inv, kind=kind, functions=n_fn, minutes=minutes, seed=seed)
+        else:
+            if window not in (None, "reference"):
+                raise ArgError(f"--window {window!r}: the one preset is 'reference'")
+            tr = (load_reference_window(trace, kind=kind, app=app, seed=seed) if window
+                  else load_trace(trace, kind=kind, seed=seed))
+        summary, rec = replay(tr, cfg)
+        out_dir = None
+        if out is not None or not as_json:
+            out_dir = out or Path("results") / f"faas-load-{time.strftime('%Y%m%d-%H%M%S')}"
+            config = {"target": cfg.address, "trace": tr.source, "kind": kind, "rate_per_s": rate,
+                      "functions": names, "event": extra, "speed": speed, "max_invocations": max_invocations,
+                      "duration_s": duration_s, "timeout_s": timeout_s, "seed": seed}
+            write_load_results(out_dir, summary, rec, config)
+    except NoAnswer as e:
+        raise fail(str(e)) from None
+    except TailgateError as e:
+        raise fail(str(e)) from None
+    except OSError as e:
+        raise fail(f"faas load: {e.strerror or e}") from None
+    if as_json:
+        typer.echo(json.dumps([summary], indent=1, default=str))
+        return
+    c = Console(highlight=False, soft_wrap=True)
+    c.width = max(c.width, 132)  # the table's eleven columns, also when stdout is not a terminal
+    t = Table(box=None, pad_edge=False, header_style="bold", title="latencies in ms (client: as the load client saw them)",
+              title_justify="left")
+    for col in ("function", "sent", "ok", "client p50", "client p98", "e2e p50", "e2e p98",
+                "sched p98", "cold p98", "queue p98", "exec p98"):
+        t.add_column(col, justify="left" if col == "function" else "right", no_wrap=col == "function")
+
+    def ms(v) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    for name, f in [*summary["functions"].items(), ("all", summary)]:
+        t.add_row(name, str(f["invocations"]), str(f["ok"]), ms(f["client_p50_ms"]), ms(f["client_p98_ms"]),
+                  ms(f["e2e_p50_ms"]), ms(f["e2e_p98_ms"]), ms(f["schedule_p98_ms"]), ms(f["cold_start_p98_ms"]),
+                  ms(f["queue_p98_ms"]), ms(f["exec_p98_ms"]))
+    c.print(t)
+    lag = summary["send_lag_us"]
+    c.print(f"sent {summary['invocations'] - summary['unsent']:,} of {summary['invocations']:,} to {cfg.address}: "
+            f"ok {summary['ok']:,}, failed {summary['failed']:,}, timeout {summary['timeout']:,}, error "
+            f"{summary['error']:,}; send lag p50 {lag['p50'] / 1e3:.3f} ms, p99 {lag['p99'] / 1e3:.3f} ms "
+            f"({summary['verdict']}); results: {out_dir}/", markup=False)
+    for line in summary["first_errors"][:3]:
+        c.print(f"  {line}", markup=False)
 
 
 @faas_app.command("strategies")

@@ -14,7 +14,7 @@ Manual
     tailgate bench --markdown [--runs N] [--out DIR] [--readme README.md]   (see tailgate.cli.bench)
     tailgate sched sim|policies|workloads ...      (see tailgate.cli.sched)
     tailgate batchy report|controllers ...         (see tailgate.cli.batchy)
-    tailgate faas sim|strategies ...               (see tailgate.cli.faas)
+    tailgate faas sim|strategies|serve ...         (see tailgate.cli.faas)
     tailgate --version
 
 The help of every command shows an option's value type (``<int>``, ``<path>``) only where the

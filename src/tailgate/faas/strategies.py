@@ -347,6 +347,12 @@ class Pool:
         self.peak_total = max(self.peak_total, self.live_total)
         return sid, True
 
+    def discard(self, func: int, sid: int) -> None:
+        """``sid`` (acquired, not released) is gone — it died or failed to start: forget it."""
+        self.live[func] -= 1
+        self.live_total -= 1
+        self.destroyed += 1
+
     def release(self, func: int, sid: int, now_s: float) -> None:
         """``sid`` finished its work at ``now_s`` and is idle (warm) again."""
         q = self.warm.setdefault(func, deque())

@@ -1,0 +1,437 @@
+"""Sandboxes, gateway side: one interface, three kinds (process, bwrap, docker), and their cgroups.
+
+Manual
+------
+::
+
+    backend = make_backend("process", manifest)      # or "bwrap", "docker"
+    await backend.start()                            # says on stderr what isolation it has
+    sb = await backend.create(spec, sid)             # cold start: create -> first reply, sb.cold_start_s
+    futs = sb.run(items, inside="parallel")          # one future per item: the sandbox's answer dict
+    await backend.destroy(sb); await backend.stop()
+
+Kinds:
+
+- ``process`` (default): a zygote process (:mod:`tailgate.faas.live.zygote`, ``template``) that
+  imported every handler module; a sandbox is a child forked from it on request, in new
+  net/ipc/uts/mount namespaces when the gateway runs as root.
+- ``bwrap``: one ``bwrap --unshare-all`` per sandbox running the zygote on stdin/stdout, with
+  the system, the virtual environment, the source and the handlers' folders bound read-only.
+- ``docker``: one ``docker run -i`` per sandbox (an image with this tree and its venv at the same
+  paths, ``--image``, default ``tailgate-faas``); only when a daemon answers ``docker info``.
+
+Each sandbox goes into a cgroup of its own (cpu quota = the function's ``cpu_share`` cores,
+memory limit = its ``memory_mb``) when the machine lets the gateway make one: cgroup v1
+(``/sys/fs/cgroup/cpu``, ``/sys/fs/cgroup/memory``) or v2 (``cpu.max``, ``memory.max``). When
+not, :meth:`Backend.start` says so on stderr and sandboxes run without limits.
+
+A sandbox whose channel closes while invocations are in it (killed, crashed, OOM-killed) fails
+each of them with :class:`SandboxDied` and a reason; none is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tailgate.core.errors import TailgateError
+from tailgate.faas.live.registry import FunctionSpec, Manifest
+from tailgate.faas.live.zygote import HEADER, MAX_FRAME_BYTES, encode
+
+SANDBOXES = ("process", "bwrap", "docker")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CPU_PERIOD_US = 100_000
+
+
+class SandboxError(TailgateError):
+    """A sandbox kind that cannot run here, or a sandbox that failed to start."""
+
+
+class SandboxDied(Exception):
+    """The sandbox running an invocation went away; the message says how."""
+
+
+class Cgroups:
+    """One cgroup per sandbox (v1 or v2), under a folder named for this gateway."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.version, self.reason = self._detect()
+        self.made: list[Path] = []
+
+    def _detect(self) -> tuple[int | None, str]:
+        if os.geteuid() != 0:
+            return None, "not root"
+        v1 = [CGROUP_ROOT / "cpu", CGROUP_ROOT / "memory"]
+        if all((d / "cgroup.procs").exists() and os.access(d, os.W_OK) for d in v1):
+            return 1, "cgroup v1 (cpu, memory)"
+        ctl = CGROUP_ROOT / "cgroup.controllers"
+        if ctl.exists() and {"cpu", "memory"} <= set(ctl.read_text().split()) and os.access(CGROUP_ROOT, os.W_OK):
+            return 2, "cgroup v2 (cpu.max, memory.max)"
+        return None, "no writable cgroup v1 cpu+memory controllers nor a v2 hierarchy with them"
+
+    def create(self, sid: int, spec: FunctionSpec) -> list[Path]:
+        """Make ``sid``'s cgroup(s) with ``spec``'s limits; the folders (empty when unavailable)."""
+        if self.version is None:
+            return []
+        quota = max(1000, int(spec.cpu_share * CPU_PERIOD_US))
+        mem = spec.memory_mb << 20
+        try:
+            if self.version == 1:
+                cpu = CGROUP_ROOT / "cpu" / self.name / f"sb{sid}"
+                memory = CGROUP_ROOT / "memory" / self.name / f"sb{sid}"
+                for d in (cpu, memory):
+                    d.mkdir(parents=True, exist_ok=True)
+                    self.made.append(d)
+                (cpu / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+                (cpu / "cpu.cfs_quota_us").write_text(str(quota))
+                (memory / "memory.limit_in_bytes").write_text(str(mem))
+                return [cpu, memory]
+            top = CGROUP_ROOT / self.name
+            if not top.exists():
+                top.mkdir()
+                self.made.append(top)
+                (CGROUP_ROOT / "cgroup.subtree_control").write_text("+cpu +memory")
+                (top / "cgroup.subtree_control").write_text("+cpu +memory")
+            d = top / f"sb{sid}"
+            d.mkdir(exist_ok=True)
+            self.made.append(d)
+            (d / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+            (d / "memory.max").write_text(str(mem))
+            return [d]
+        except OSError as e:
+            self.version, self.reason = None, f"cgroup setup failed ({e}); sandboxes run without limits"
+            print(f"faas: {self.reason}", file=sys.stderr)
+            return []
+
+    @staticmethod
+    def add(dirs: list[Path], pids: list[int]) -> None:
+        for d in dirs:
+            for pid in pids:
+                try:
+                    (d / "cgroup.procs").write_text(str(pid))
+                except OSError:
+                    pass  # the process already exited
+
+    def remove(self, dirs: list[Path]) -> None:
+        for d in dirs:
+            try:
+                d.rmdir()
+            except OSError:
+                continue  # still has processes: retried by cleanup()
+            if d in self.made:
+                self.made.remove(d)
+
+    def cleanup(self) -> None:
+        """Remove every folder made (deepest first)."""
+        for d in sorted(self.made, key=lambda p: -len(p.parts)):
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
+        for base in ([CGROUP_ROOT / "cpu" / self.name, CGROUP_ROOT / "memory" / self.name] if self.version == 1 else []):
+            try:
+                base.rmdir()
+            except OSError:
+                pass
+        self.made.clear()
+
+
+class Sandbox:
+    """One live sandbox of one function; :meth:`run` sends items, the reader completes their futures."""
+
+    def __init__(self, sid: int, spec: FunctionSpec, reader: asyncio.StreamReader, writer, pid: int,
+                 cold_start_s: float, unshared: bool) -> None:
+        self.sid = sid
+        self.spec = spec
+        self.reader = reader
+        self.writer = writer
+        self.pid = pid
+        self.cold_start_s = cold_start_s
+        self.unshared = unshared
+        self.pending: dict[int, asyncio.Future] = {}
+        self.dead: str | None = None
+        self.cgroups: list[Path] = []
+        self.proc: asyncio.subprocess.Process | None = None  # bwrap/docker: our child
+        self.read_task = asyncio.get_running_loop().create_task(self._read_loop())
+
+    def run(self, items: list[tuple[int, dict]], inside: str) -> list[asyncio.Future]:
+        """Send ``(id, event)`` items; one future per item, resolved with the sandbox's answer."""
+        loop = asyncio.get_running_loop()
+        futs = []
+        for iid, _ in items:
+            fut = loop.create_future()
+            if self.dead:
+                fut.set_exception(SandboxDied(self.dead))
+            else:
+                self.pending[iid] = fut
+            futs.append(fut)
+        if not self.dead:
+            msg = {"op": "run", "inside": inside, "items": [{"id": i, "event": e} for i, e in items]}
+            self.writer.write(encode(msg))
+        return futs
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                head = await self.reader.readexactly(HEADER.size)
+                (n,) = HEADER.unpack(head)
+                if n > MAX_FRAME_BYTES:
+                    raise ValueError(f"frame of {n} bytes")
+                msg = json.loads(await self.reader.readexactly(n))
+                fut = self.pending.pop(msg.get("id"), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError) as e:
+            why = "closed its channel (killed or crashed)" if isinstance(e, (asyncio.IncompleteReadError,
+                                                                            ConnectionError)) else f"sent a bad frame ({e})"
+            self.fail_all(f"sandbox {self.sid} (pid {self.pid}) of {self.spec.name} {why}")
+        except asyncio.CancelledError:
+            self.fail_all(self.dead or f"sandbox {self.sid} of {self.spec.name} was torn down")
+            raise
+
+    def fail_all(self, reason: str) -> None:
+        self.dead = self.dead or reason
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(SandboxDied(self.dead))
+                fut.exception()  # whoever timed out on it already answered: no "never retrieved" noise
+        self.pending.clear()
+
+    @property
+    def busy(self) -> int:
+        return len(self.pending)
+
+
+async def _read_ready(reader: asyncio.StreamReader, what: str, timeout_s: float) -> dict:
+    try:
+        head = await asyncio.wait_for(reader.readexactly(HEADER.size), timeout_s)
+        (n,) = HEADER.unpack(head)
+        msg = json.loads(await asyncio.wait_for(reader.readexactly(n), timeout_s))
+    except TimeoutError:
+        raise SandboxError(f"{what}: no ready reply within {timeout_s:g} s") from None
+    except (asyncio.IncompleteReadError, ConnectionError):
+        raise SandboxError(f"{what}: exited before its first reply") from None
+    if msg.get("op") != "ready":
+        raise SandboxError(f"{what}: first reply was {msg!r}, not ready")
+    return msg
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+class Backend:
+    """Creates and destroys sandboxes of one kind."""
+
+    kind = "?"
+
+    def __init__(self, manifest: Manifest, create_timeout_s: float = 30.0) -> None:
+        self.manifest = manifest
+        self.create_timeout_s = create_timeout_s
+        self.cgroups = Cgroups(f"tailgate-faas-{os.getpid()}")
+        self.root = os.geteuid() == 0
+        self.spec_json = {"path": manifest.path,
+                          "functions": {n: {"name": n, **f.to_json()} for n, f in manifest.functions.items()}}
+
+    def isolation(self) -> str:
+        """One line: what isolation and limits the sandboxes get."""
+        cg = self.cgroups.reason if self.cgroups.version else f"no cgroup limits ({self.cgroups.reason})"
+        return f"faas: sandbox {self.kind}: {self.namespaces()}; {cg}"
+
+    def namespaces(self) -> str:
+        return "?"
+
+    async def start(self) -> None:
+        print(self.isolation(), file=sys.stderr, flush=True)
+
+    async def create(self, spec: FunctionSpec, sid: int) -> Sandbox:
+        raise NotImplementedError
+
+    async def destroy(self, sb: Sandbox) -> None:
+        """Kill ``sb`` and what runs in it; fail what was pending."""
+        sb.fail_all(sb.dead or f"sandbox {sb.sid} of {sb.spec.name} was torn down")
+        pids = descendants(sb.proc.pid if sb.proc else sb.pid)
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            sb.writer.close()
+        except Exception:
+            pass
+        if sb.proc is not None:
+            await sb.proc.wait()
+        else:
+            for _ in range(200):  # the zygote reaps it; wait until it is gone
+                if not os.path.exists(f"/proc/{sb.pid}"):
+                    break
+                await asyncio.sleep(0.005)
+        sb.read_task.cancel()
+        self.cgroups.remove(sb.cgroups)
+
+    async def stop(self) -> None:
+        self.cgroups.cleanup()
+
+
+class ProcessBackend(Backend):
+    kind = "process"
+
+    def namespaces(self) -> str:
+        return ("forked from a zygote, own net/ipc/uts/mount namespaces" if self.root
+                else "forked from a zygote, no namespaces (not root)")
+
+    async def start(self) -> None:
+        self.tmp = tempfile.mkdtemp(prefix="tailgate-faas-")
+        self.socket = os.path.join(self.tmp, "zygote.sock")
+        spec = dict(self.spec_json, socket=self.socket)
+        self.template = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tailgate.faas.live.zygote", "template", json.dumps(spec),
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        try:
+            line = await asyncio.wait_for(self.template.stdout.readline(), self.create_timeout_s)
+        except TimeoutError:
+            line = b""
+        if line.strip() != b"ready":
+            await self.stop()
+            raise SandboxError(line.decode().strip().removeprefix("error: ") or "the process zygote did not start")
+        await super().start()
+
+    async def create(self, spec: FunctionSpec, sid: int) -> Sandbox:
+        t0 = time.perf_counter()
+        dirs = self.cgroups.create(sid, spec)
+        reader, writer = await asyncio.open_unix_connection(self.socket, limit=MAX_FRAME_BYTES)
+        writer.write(encode({"op": "start", "function": spec.name, "unshare": self.root}))
+        msg = await _read_ready(reader, f"sandbox {sid} of {spec.name}", self.create_timeout_s)
+        Cgroups.add(dirs, [msg["pid"]])
+        sb = Sandbox(sid, spec, reader, writer, msg["pid"], time.perf_counter() - t0, msg["unshared"])
+        sb.cgroups = dirs
+        return sb
+
+    async def stop(self) -> None:
+        tpl = getattr(self, "template", None)
+        if tpl is not None and tpl.returncode is None:
+            tpl.kill()
+            await tpl.wait()
+        if getattr(self, "tmp", None):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        await super().stop()
+
+
+class StdioBackend(Backend):
+    """A sandbox is one child process running the zygote on stdin/stdout under a wrapper command."""
+
+    def command(self, spec: FunctionSpec, sid: int) -> list[str]:
+        raise NotImplementedError
+
+    async def create(self, spec: FunctionSpec, sid: int) -> Sandbox:
+        t0 = time.perf_counter()
+        dirs = self.cgroups.create(sid, spec)
+        proc = await asyncio.create_subprocess_exec(*self.command(spec, sid), stdin=subprocess.PIPE,
+                                                    stdout=subprocess.PIPE, limit=MAX_FRAME_BYTES)
+        Cgroups.add(dirs, [proc.pid])
+        try:
+            msg = await _read_ready(proc.stdout, f"{self.kind} sandbox {sid} of {spec.name}", self.create_timeout_s)
+        except SandboxError:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+            self.cgroups.remove(dirs)
+            raise
+        Cgroups.add(dirs, descendants(proc.pid))
+        sb = Sandbox(sid, spec, proc.stdout, proc.stdin, proc.pid, time.perf_counter() - t0, msg["unshared"])
+        sb.proc = proc
+        sb.cgroups = dirs
+        return sb
+
+    def zygote_argv(self, spec: FunctionSpec) -> list[str]:
+        return [sys.executable, "-m", "tailgate.faas.live.zygote", "stdio",
+                json.dumps(dict(self.spec_json, function=spec.name))]
+
+
+def source_root() -> str:
+    """The folder holding the ``tailgate`` package."""
+    return str(Path(__file__).resolve().parents[3])
+
+
+class BwrapBackend(StdioBackend):
+    kind = "bwrap"
+
+    def namespaces(self) -> str:
+        return "bwrap --unshare-all, system/venv/source read-only"
+
+    async def start(self) -> None:
+        if shutil.which("bwrap") is None:
+            raise SandboxError("--sandbox bwrap: bubblewrap is not installed (apt-get install bubblewrap)")
+        await super().start()
+
+    def command(self, spec: FunctionSpec, sid: int) -> list[str]:
+        ro = ["/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", sys.prefix, sys.base_prefix, source_root(),
+              *self.manifest.path]
+        argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--tmpfs", "/tmp"]
+        for p in dict.fromkeys(ro):  # after the /tmp tmpfs, so handler folders under /tmp show through
+            argv += ["--ro-bind-try", p, p]
+        argv += ["--proc", "/proc", "--dev", "/dev", "--setenv", "PYTHONPATH", source_root(),
+                 "--hostname", f"sb{sid}", "--"]
+        return argv + self.zygote_argv(spec)
+
+
+class DockerBackend(StdioBackend):
+    kind = "docker"
+
+    def __init__(self, manifest: Manifest, image: str = "tailgate-faas", **kw) -> None:
+        super().__init__(manifest, **kw)
+        self.image = image
+
+    def namespaces(self) -> str:
+        return f"docker run (image {self.image}), no network"
+
+    async def start(self) -> None:
+        if shutil.which("docker") is None:
+            raise SandboxError("--sandbox docker: the docker client is not installed")
+        proc = await asyncio.create_subprocess_exec("docker", "info", stdout=subprocess.DEVNULL,
+                                                    stderr=subprocess.DEVNULL)
+        if await proc.wait() != 0:
+            raise SandboxError("--sandbox docker: no docker daemon answers (start dockerd)")
+        await super().start()
+
+    def command(self, spec: FunctionSpec, sid: int) -> list[str]:
+        return ["docker", "run", "--rm", "-i", "--network", "none", f"--memory={spec.memory_mb}m",
+                f"--cpus={spec.cpu_share:g}", "-e", f"PYTHONPATH={source_root()}", self.image,
+                *self.zygote_argv(spec)]
+
+
+def make_backend(kind: str, manifest: Manifest, **kw) -> Backend:
+    """The sandbox backend ``kind`` (one of :data:`SANDBOXES`)."""
+    classes = {"process": ProcessBackend, "bwrap": BwrapBackend, "docker": DockerBackend}
+    if kind not in classes:
+        raise SandboxError(f"--sandbox {kind!r}: must be one of {', '.join(SANDBOXES)}")
+    return classes[kind](manifest, **kw)
