@@ -83,6 +83,9 @@ def test_bad_input_is_one_line(args, words):
     (["serve", "--kind", "bogus", "--duration", "1"], "unknown worker kind 'bogus'"),
     (["serve", "-p", "nope", "--duration", "1"], "unknown policy 'nope'"),
     (["load", "--load", "2", "--duration", "1"], "load 2.0 is outside (0, 1.5]"),
+    (["serve", "--max-queue-delay-us", "soon", "--duration", "1"], "--max-queue-delay-us 'soon'"),
+    (["serve", "--max-queue-delay-us", "HUGE=5", "--duration", "1"], "names type 'HUGE'"),
+    (["serve", "--max-queue-delay-us", "-3", "--duration", "1"], "must be a number of µs >= 0"),
 ])
 def test_serve_and_load_refuse_bad_input_in_one_line(args, words):
     res = invoke("sched", *args)
@@ -147,6 +150,7 @@ def test_serve_and_load_talk_over_loopback():
     s = json.loads(res.stdout)
     assert s["answered"] == s["n_requests"] > 0 and s["lost"] == 0
     assert srv.stats["completed"] == s["n_requests"]
+    assert s["server"]["workload"] == "disp2" and s["server"]["policy"] == "cfcfs"     # the hello matched
 
 
 def test_short_darc_runs_warn_that_profiling_is_measured():
@@ -155,3 +159,21 @@ def test_short_darc_runs_warn_that_profiling_is_measured():
     res = invoke("sched", "sim", "-p", "darc", "--load", "0.5", "--requests", 2000, "--json",
                  "--param", "darc.resa_samples=100")
     assert res.exit_code == 0 and "note:" not in res.stderr
+
+
+def test_load_refuses_a_server_of_another_size_in_one_line_unless_forced():
+    from tailgate.dispatch.live.process import ServerProcess
+
+    with ServerProcess("cfcfs", "disp2", 2, worker_kind="sleep") as srv:
+        res = invoke("sched", "load", "-n", 4, "--port", srv.port, "--duration", 0.3, "--run-scale", 100,
+                     "--load", 0.3, "--json")
+        forced = invoke("sched", "load", "-n", 4, "--port", srv.port, "--duration", 0.3, "--run-scale", 100,
+                        "--load", 0.3, "--json", "--force")
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip()
+    assert err.startswith("error: load: not sized for the server") and "\n" not in err
+    assert "the server has 2 workers, this client was told --workers 4" in err
+    assert forced.exit_code == 0, forced.output
+    s = json.loads(forced.stdout)
+    assert s["answered"] == s["n_requests"] and s["server"]["n_workers"] == 2
+    assert srv.stats["accepted"] == s["n_requests"]          # the refused run sent nothing

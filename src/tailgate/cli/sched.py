@@ -12,11 +12,21 @@ Manual
     tailgate sched workloads         (the named workloads: types, service times, shares)
     tailgate sched report [--out DIR] [--quick] [--no-live] [--live-runs N] [--no-reuse]
     tailgate sched serve --policy darc --workload disp2 --workers 4 --port 9100 [--kind spin|sleep|rocksdb]
-    tailgate sched load --workload disp2 --load 0.5 --workers 4 --port 9100 [--duration S] [--csv FILE]
+                         [--max-queue-delay-us US | TYPE=US,...] [--duration S] [--json]
+    tailgate sched load --workload disp2 --load 0.5 --workers 4 --port 9100 [--duration S] [--csv FILE] [--force]
 
-``load`` with no answer at all (no server at ``--host:--port``) fails with one line ``no answer
-from HOST:PORT`` (exit 2); its ``--workload`` and ``--workers`` must be the server's (the wire
-format carries no hello to check them; :mod:`tailgate.dispatch.live.loadgen`).
+``serve`` sheds a request that has waited in its queue longer than ``--max-queue-delay-us``
+(answered as dropped, counted as ``shed``): default ``auto``, 20 × the longest mean run time per
+type received, at least 1 s; a number of µs for every type, ``TYPE=US,...`` per type, or 0 for
+no limit. Whatever stops it (Ctrl-C, SIGTERM, ``--duration``), its final counters show
+``accepted = completed + dropped + abandoned``; a worker that dies is restarted (said on the
+console) and the request it held counted abandoned.
+
+``load`` first asks the server for its configuration (a hello) and refuses, in one line (exit
+2), a ``--workload``, ``--workers`` or run scale that differ from the server's, unless
+``--force``; a server that does not answer the hello (not tailgate's) is loaded unchecked. With
+no answer at all (no server at ``--host:--port``) it fails with one line ``no answer from
+HOST:PORT`` (exit 2) (:mod:`tailgate.dispatch.live.loadgen`).
 
 A sweep runs its points in parallel (one process per core) with a progress bar, and writes
 ``points.csv``, ``summary.json``, ``slowdown.png`` and ``types.png`` into ``--out`` (default
@@ -98,6 +108,29 @@ def parse_policies(text: str) -> list[str]:
         if name in names[:k]:
             raise ArgError(f"--policy {text!r}: {name!r} is named twice")
     return names
+
+
+def parse_queue_delay(text: str):
+    """``--max-queue-delay-us``: ``auto`` → None, ``US`` → a number, ``TYPE=US,...`` → a dict."""
+
+    text = text.strip()
+    if text.lower() == "auto":
+        return None
+    if "=" not in text:
+        try:
+            return float(text)
+        except ValueError:
+            raise ArgError(f"--max-queue-delay-us {text!r}: expected auto, a number of µs, or TYPE=US,...") from None
+    out = {}
+    for item in text.split(","):
+        name, sep, raw = item.partition("=")
+        try:
+            out[name.strip()] = float(raw)
+        except ValueError:
+            raise ArgError(f"--max-queue-delay-us {text!r}: {item!r} is not TYPE=US") from None
+        if not sep or not name.strip():
+            raise ArgError(f"--max-queue-delay-us {text!r}: {item!r} is not TYPE=US")
+    return out
 
 
 def check_jobs(jobs: int | None) -> None:
@@ -282,14 +315,23 @@ def serve_cmd(
     run_scale: float = typer.Option(1.0, "--run-scale", help="multiply every request's run time"),
     pin: bool = typer.Option(False, "--pin", help="pin the dispatcher to CPU 0, workers to the others"),
     param: Optional[list[str]] = typer.Option(None, "--param", help="policy parameter KEY=VALUE (repeatable)"),
+    max_queue_delay_us: str = typer.Option(
+        "auto", "--max-queue-delay-us",
+        help="shed a request that waited longer than this in its queue (µs): a number for every type, "
+             "TYPE=US,... per type, 0 for no limit, auto: 20 x the longest mean run time per type, at least 1 s"),
     as_json: bool = typer.Option(False, "--json", help="print the final stats as JSON"),
 ) -> None:
-    """Serve typed requests over UDP (PSP wire format) with a dispatcher and worker processes."""
+    """Serve typed requests over UDP (PSP wire format) with a dispatcher and worker processes.
+
+    Requests that waited longer than --max-queue-delay-us are shed (answered as dropped). The final
+    counters show accepted = completed + dropped + abandoned whatever stopped the server; a worker
+    that dies is restarted."""
 
     def go() -> dict:
         params = parse_params(param, [policy.lower()]).get(policy.lower(), {}) if param else {}
         return serve(policy.lower(), get_workload(workload), workers, host=host, port=port, worker_kind=kind,
-                     duration_s=duration_s, run_scale=run_scale, policy_params=params, pin=pin, quiet=as_json)
+                     duration_s=duration_s, run_scale=run_scale, policy_params=params, pin=pin, quiet=as_json,
+                     max_queue_delay_us=parse_queue_delay(max_queue_delay_us))
 
     _call(f"serve on {host}:{port}", go, as_json)
 
@@ -308,19 +350,23 @@ def load_cmd(
     run_scale: float = typer.Option(1.0, "--run-scale", help="multiply every request's run time"),
     zero_work: bool = typer.Option(False, "--zero-work", help="requests that ask for no work (dispatch benchmark)"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="write every request's record here"),
+    force: bool = typer.Option(False, "--force",
+                               help="load the server even if its workload, workers or run scale differ from this "
+                                    "client's"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Open-loop Poisson client: send on schedule, record every answer, report latency and send lag.
 
-    Nothing answered at all is an error (no answer from HOST:PORT, exit 2). --workload and --workers
-    must be the server's: the wire format does not carry them, so the client cannot check."""
+    It first asks the server for its configuration and refuses one whose workload, workers or run
+    scale differ from this client's (exit 2) unless --force; a server that does not answer that
+    hello is loaded unchecked. Nothing answered at all is an error (no answer from HOST:PORT, exit 2)."""
 
     def go() -> dict:
         # --load is a fraction of what the workers can do with the run times as run (the client
         # divides the rate by --run-scale).
         cfg = LoadConfig(get_workload(workload), load, workers, host=host, port=port, duration_s=duration_s,
                          seed=seed, rate_rps=rate_rps, run_scale=run_scale, zero_work=zero_work,
-                         csv_path=str(csv_path) if csv_path else None)
+                         csv_path=str(csv_path) if csv_path else None, force=force)
         return run_client(cfg, quiet=as_json)
 
     _call(f"load against {host}:{port}", go, as_json)

@@ -457,6 +457,16 @@ def preempt_one(st, w, now_ns):
 
 
 @njit(cache=True)
+def release_one(st, w):
+    """Worker ``w``'s request will not run or finish (the live server shed it, or its worker
+    died): the worker is idle again; nothing is profiled or counted as completed."""
+    if st.w_busy[w] == 0:
+        return
+    st.w_busy[w] = 0
+    st.ip[I_IDLE] += 1
+
+
+@njit(cache=True)
 def _arrive_many(st, rids, type_ids, now_ns, ok):
     for i in range(rids.shape[0]):
         ok[i] = arrive_one(st, rids[i], type_ids[i], now_ns)
@@ -496,6 +506,11 @@ class Policy:
 
     def preempt(self, worker: int, now_ns: int) -> bool:
         return bool(preempt_one(self.ref, int(worker), int(now_ns)))
+
+    def release(self, worker: int) -> None:
+        """``worker``'s request will not run or finish (shed, or its worker died): the worker
+        is idle again, nothing profiled (:func:`release_one`)."""
+        release_one(self.ref, int(worker))
 
     # -- inspection ---------------------------------------------------------------------------
     @property

@@ -30,6 +30,15 @@ worker does not preempt the dispatcher on its own core. Time slicing (policy ``t
 cooperative: a worker watches a per-worker preempt word. Measurements behind these choices:
 ``docs/notes.md``.
 
+Under overload and faults: a request that waited longer than its queueing-delay limit
+(``max_queue_delay_us``, ``--max-queue-delay-us``; by default 20 × the longest mean run time per
+type, at least 1 s) is shed — answered as dropped and counted — instead of run seconds late; a
+worker that dies is restarted and the request it held counted ``abandoned``; and whatever stops
+the server, its final counters show ``accepted = completed + dropped + abandoned``
+(:mod:`~tailgate.dispatch.live.dispatcher`, :mod:`~tailgate.dispatch.live.counters`). The client
+first asks the server for its configuration (a hello) and refuses a server it is not sized for
+unless forced (:mod:`~tailgate.dispatch.live.loadgen`).
+
 Modules, in the order a request meets them:
 
 * :mod:`~tailgate.dispatch.live.wire` — the PSP format and batched UDP I/O (``recvmmsg``/``sendmmsg``,

@@ -69,6 +69,7 @@ def warm_policy(policy: str, workload: Workload, n_workers: int, params: dict | 
         if pol.slice_ns and len(workers):
             pol.preempt(int(workers[0]), now)
         pol.complete(workers, now + 1)
+    pol.release(0)                    # a shed request's, or a dead worker's (a no-op when idle)
     pol.reservation()
     pol.counters()
 

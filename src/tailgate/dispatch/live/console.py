@@ -5,7 +5,9 @@ Manual
 * :func:`make_console` — the console both print to (stderr; ``quiet`` prints nothing);
 * :func:`tick_line` — the server's one-line progress, once a second: requests received,
   dispatched (and the rate), completed, dropped, bad input;
-* :func:`print_server_stats` — the server's counters table when it stops, and DARC's reservation;
+* :func:`print_server_stats` — the server's counters table when it stops (drops and abandoned
+  requests by reason, and the line ``accepted = completed + dropped + abandoned``), and DARC's
+  reservation;
 * :func:`print_client_summary` — the client's three lines: what it offered, sent and got back,
   its send lag and verdict, the latency percentiles.
 
@@ -21,10 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 #: Counters printed red when they are not zero.
-_ALARMS = ("dropped", "malformed", "ring_full", "table_full", "response_send_errors")
+_ALARMS = ("dropped", "abandoned", "malformed", "ring_full", "table_full", "response_send_errors", "worker_deaths")
 _SERVER_COUNTERS = ("rx_datagrams", "accepted", "dispatched", "completed", "responses_sent", "dropped",
-                    "drop_answers", "unknown_type", "malformed", "preempted", "ring_full", "table_full",
-                    "response_send_errors")
+                    "drop_answers", "abandoned", "unknown_type", "malformed", "preempted", "ring_full",
+                    "response_send_errors", "worker_deaths", "worker_restarts")
 
 
 def make_console(quiet: bool = False) -> Console:
@@ -50,10 +52,22 @@ def print_server_stats(stats: dict, console) -> None:
         if k in stats:
             v = stats[k]
             t.add_row(k, f"[red]{v:,}[/red]" if v and k in _ALARMS else f"{v:,}")
+        if k == "dropped":
+            for reason, v in stats.get("dropped_by_reason", {}).items():
+                if v:
+                    t.add_row(f"  dropped: {reason}", f"{v:,}")
+        if k == "abandoned":
+            for reason, v in stats.get("abandoned_by_reason", {}).items():
+                t.add_row(f"  abandoned: {reason}", f"{v:,}")
     for k, v in stats.get("malformed_by_reason", {}).items():
         t.add_row(f"  malformed: {k}", f"{v:,}")
     t.add_row("dispatch rate", f"{stats['dispatch_rate_rps']:,.0f} req/s over {stats['active_s']:.3f} s")
     console.print(t)
+    if "abandoned" in stats:
+        total = stats["completed"] + stats["dropped"] + stats["abandoned"]
+        sign = "=" if total == stats["accepted"] else "[red]!=[/red]"
+        console.print(f"accepted {stats['accepted']:,} {sign} completed {stats['completed']:,} + dropped "
+                      f"{stats['dropped']:,} + abandoned {stats['abandoned']:,}")
     if stats.get("reservation"):
         for g in stats["reservation"]:
             console.print(f"  DARC group types {g['types']}: reserved {g['reserved']}, may steal {g['stealable']}")

@@ -51,9 +51,16 @@ came back (no answer, no refusal) raises :class:`NoAnswer` — one line, ``no an
 HOST:PORT ...``, its ``summary`` attribute holding the records' summary (the CSV is written) —
 rather than report every request lost: no server listens there, or it cannot answer.
 
-The wire format has no hello: the client cannot learn the server's workers or workload, so
-``n_workers`` and ``workload`` must be the server's (a client told more workers than the server
-has offers it a higher load than ``load_frac`` names).
+**Hello.** Before it plans, the client asks the server for its configuration (:func:`hello`:
+``HELLO_TRIES`` tries of ``HELLO_TIMEOUT_S``; the wire extension is in
+:mod:`tailgate.dispatch.live.wire`) and refuses to load a server it is not sized for
+(:func:`server_mismatches`): another workload (name or types), other ``n_workers`` (when
+``load_frac`` sets the rate), or a server that multiplies run times itself (``run_scale`` ≠ 1,
+when ``load_frac`` sets the rate: the load would be that many times what ``load_frac`` names).
+That is a :class:`ServerMismatch`, one line naming both values, unless ``force=True``. A server
+that does not answer the hello (the artifact's, an older tailgate) is loaded unchecked; if it
+answers nothing at all, that is the :class:`NoAnswer` above. The summary's ``server`` holds the
+configuration the server gave (None: no hello answer).
 
 Example::
 
@@ -65,6 +72,7 @@ Example::
 from __future__ import annotations
 
 import csv
+import os
 import select
 import time
 from dataclasses import KW_ONLY, dataclass, field
@@ -85,6 +93,9 @@ from tailgate.dispatch.live.sender import (
     Sender,
 )
 from tailgate.dispatch.live.wire import (
+    HELLO_REPLY_MAX_BYTES,
+    decode_hello_reply,
+    encode_hello,
     encode_requests,
     ip_to_int,
     set_timer_slack_ns,
@@ -105,6 +116,14 @@ UI_PERIOD_NS = 100_000_000     # progress bar refresh
 # GRACE_SERVICE_MULT x the longest service time as run, at least GRACE_MIN_NS
 GRACE_SERVICE_MULT = 10
 GRACE_MIN_NS = 100_000_000
+
+
+HELLO_TRIES = 2                # hellos sent before the client goes on unchecked
+HELLO_TIMEOUT_S = 0.2          # each waits this long for the answer
+
+
+class ServerMismatch(TailgateError):
+    """The server's configuration is not the one this client was sized for (see the manual)."""
 
 
 class NoAnswer(TailgateError):
@@ -141,6 +160,8 @@ class LoadConfig:
     adaptive_wake: bool = True           # wake early by select's recent overshoot
     max_early_us: int = 2_000            # at most this early
     max_requests: int = 50_000_000
+    hello: bool = True                   # ask the server for its configuration first, and check it
+    force: bool = False                  # load a server whose configuration differs anyway
     dst_ip: int = field(init=False, repr=False)
     paced_rate_rps: float | None = field(init=False, repr=False)   # the schedule's rate (None: load_frac's)
     n_requests: int = field(init=False, repr=False)
@@ -220,14 +241,86 @@ class _Records:
     interrupted: bool = False
 
 
+def _bind_host(host: str) -> str:
+    return "0.0.0.0" if host not in ("127.0.0.1", "localhost") else "127.0.0.1"
+
+
+def hello(host: str, port: int, *, timeout_s: float = HELLO_TIMEOUT_S, tries: int = HELLO_TRIES) -> dict | None:
+    """The configuration the tailgate server at ``host:port`` answers a hello with (policy,
+    n_workers, workload, types, run_scale, worker_kind, ...); None if nothing answers one."""
+    sock = udp_socket(_bind_host(host), 0)
+    nonce = int.from_bytes(os.urandom(4), "little")
+    try:
+        for _ in range(tries):
+            try:
+                sock.sendto(encode_hello(nonce), (host, port))
+            except OSError:
+                return None
+            deadline = time.monotonic() + timeout_s
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select((sock,), (), (), left)[0]:
+                    break
+                try:
+                    payload = sock.recv(HELLO_REPLY_MAX_BYTES)
+                except OSError:
+                    continue
+                config = decode_hello_reply(payload, nonce)
+                if config is not None:
+                    return config
+    finally:
+        sock.close()
+    return None
+
+
+def _types_text(types) -> str:
+    return ", ".join(f"{name} (id {tid}) {ns / 1e3:g} µs" for tid, name, ns in types)
+
+
+def server_mismatches(cfg: LoadConfig, server: dict) -> list[str]:
+    """What in the server's hello configuration differs from what ``cfg`` was sized for, one
+    phrase each, naming both values (empty: nothing)."""
+    wl = cfg.workload
+    mine = [[t.type_id, t.name, float(t.service_ns)] for t in wl.types]
+    theirs = [[int(t[0]), str(t[1]), float(t[2])] for t in server.get("types", [])]
+    out = []
+    if server.get("workload") != wl.name or theirs != mine:
+        out.append(f"the server's workload is {server.get('workload')!r} ({_types_text(theirs)}), this client's "
+                   f"{wl.name!r} ({_types_text(mine)})")
+    rate_from_load = cfg.rate_rps is None
+    if rate_from_load and server.get("n_workers") != cfg.n_workers:
+        out.append(f"the server has {server.get('n_workers')} workers, this client was told --workers "
+                   f"{cfg.n_workers}")
+    scale = server.get("run_scale", 1.0)
+    if rate_from_load and not cfg.zero_work and scale != 1.0:
+        out.append(f"the server multiplies run times by its --run-scale {scale:g}, this client assumes 1 "
+                   f"(its load would be {scale:g}x --load; scale on the client instead)")
+    return out
+
+
+def check_server(cfg: LoadConfig) -> dict | None:
+    """Hello the server and refuse a mismatch (:class:`ServerMismatch`) unless ``cfg.force``;
+    returns its configuration (None: no hello answer, or ``cfg.hello`` off)."""
+    if not cfg.hello:
+        return None
+    server = hello(cfg.host, cfg.port)
+    if server is None:
+        return None
+    diffs = server_mismatches(cfg, server)
+    if diffs and not cfg.force:
+        raise ServerMismatch(f"load: not sized for the server at {cfg.host}:{cfg.port}: " + "; ".join(diffs)
+                             + " (--force loads it anyway)")
+    return server
+
+
 def load(cfg: LoadConfig, *, quiet: bool = False, console=None) -> dict:
     """Run the open-loop client; returns its summary dict (see the module manual)."""
     console = console if console is not None else make_console(quiet)
+    server = check_server(cfg)
     plan = _plan(cfg)
     n = cfg.n_requests
     rec = _Records(sched=np.empty(n, np.int64), sent_ns=np.full(n, -1, np.int64), done_ns=np.full(n, -1, np.int64),
                    status=np.full(n, UNSENT, np.int8), counts=np.zeros(4, np.int64))
-    sock = udp_socket("0.0.0.0" if cfg.host not in ("127.0.0.1", "localhost") else "127.0.0.1", 0)
+    sock = udp_socket(_bind_host(cfg.host), 0)
     sender = Sender(sock, plan.rows, rec.sched, rec.sent_ns, rec.done_ns, rec.status, rec.counts, cfg.dst_ip,
                     cfg.port, burst=cfg.burst)
     set_timer_slack_ns(1)        # the select() between sends must wake on time
@@ -239,6 +332,7 @@ def load(cfg: LoadConfig, *, quiet: bool = False, console=None) -> dict:
             progress[0].stop()
         sender.close()
     out = _summarize(cfg, plan, rec)
+    out["server"] = server
     n_sent = n - out["unsent"]
     if n_sent and out["answered"] == out["dropped"] == 0 and not rec.interrupted:
         odd = out["malformed_responses"] + out["foreign_responses"]

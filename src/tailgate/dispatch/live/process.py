@@ -6,10 +6,13 @@ Manual
 ``serve(policy, workload, n_workers, port=..., worker_kind=..., duration_s=...)`` builds a
 :class:`~tailgate.dispatch.live.dispatcher.Server`, starts its workers, prints a progress line a
 second and serves until SIGINT/SIGTERM (in the main thread), ``duration_s`` or ``stop_event``;
-it then collects the notices still coming, stops and reaps the workers, unlinks the shared memory,
-prints its counters and returns the stats dict (JSON-able): counters, ``dispatch_rate_rps``
-(dispatched requests per second between the first request and the last completion), DARC's
-reservation table. Its keyword arguments are the Server's (see the package manual,
+it then collects the notices still coming, counts what is still queued or running as
+``abandoned`` (so that ``accepted = completed + dropped + abandoned`` whatever stopped it), stops
+and reaps the workers, unlinks the shared memory, prints its counters and returns the stats dict
+(JSON-able): counters, ``dispatch_rate_rps`` (dispatched requests per second between the first
+request and the last completion), DARC's reservation table, ``events`` (workers that died and
+were restarted, also printed as they happen). The counters are printed even when the server
+stops on an error (then raised). Its keyword arguments are the Server's (see the package manual,
 :mod:`tailgate.dispatch.live`, for what they tune).
 
 :class:`ServerProcess` runs ``serve`` in a forked child, warmed up first so the child inherits the
@@ -40,7 +43,8 @@ def serve(policy: str, workload: Workload | str, n_workers: int, *, host: str = 
           max_run_ns: int = 1_000_000_000, worker_idle: str = "block", idle_spin_ns: int = 20_000,
           sleep_spin_ns: int = 0, run_scale: float = 1.0, policy_params: dict | None = None, pin: bool = False,
           worker_spin_ns: int = 0, reply: str = "dispatcher", cycle_idle_ns: int = 20_000,
-          cycle_budget_ns: int = 200_000, worker_yield: bool = False, quiet: bool = False, console=None,
+          cycle_budget_ns: int = 200_000, worker_yield: bool = False, max_queue_delay_us=None,
+          quiet: bool = False, console=None,
           on_ready: Callable[[int], None] | None = None,
           stop_event=None, tick_s: float = 1.0) -> dict:
     """Run the live server until SIGINT/SIGTERM, ``duration_s`` or ``stop_event``; returns its stats.
@@ -54,7 +58,8 @@ def serve(policy: str, workload: Workload | str, n_workers: int, *, host: str = 
                  max_run_ns=max_run_ns, worker_idle=worker_idle, idle_spin_ns=idle_spin_ns,
                  sleep_spin_ns=sleep_spin_ns, run_scale=run_scale, policy_params=policy_params, pin=pin,
                  worker_spin_ns=worker_spin_ns, reply=reply, cycle_idle_ns=cycle_idle_ns,
-                 cycle_budget_ns=cycle_budget_ns, worker_yield=worker_yield)
+                 cycle_budget_ns=cycle_budget_ns, worker_yield=worker_yield,
+                 max_queue_delay_us=max_queue_delay_us, say=lambda line: console.print(line, markup=False))
     old_handlers = {}
     interrupted = False
 
@@ -66,19 +71,32 @@ def serve(policy: str, workload: Workload | str, n_workers: int, *, host: str = 
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             old_handlers[sig] = signal.signal(sig, on_signal)
+    started = False
     try:
         bound = srv.start()
+        started = True
         console.print(f"serving {srv.policy_name} / {srv.workload.name} on udp://{host}:{bound} with "
                       f"{srv.n_workers} {worker_kind} workers (Ctrl-C stops)")
         if on_ready is not None:
             on_ready(bound)
         srv.run(duration_s, stop_event=stop_event, tick_s=tick_s,
                 on_tick=None if quiet else (lambda s, el: console.print(tick_line(s.counters(), el))))
+    except (TailgateError, KeyboardInterrupt):
+        if started:          # the counters so far, then the error
+            _finish(srv, interrupted, console)
+        raise
     finally:
         srv.drain()
         srv.close()
         for sig, h in old_handlers.items():
             signal.signal(sig, h)
+    return _finish(srv, interrupted, console)
+
+
+def _finish(srv: Server, interrupted: bool, console) -> dict:
+    """Drain, close (counting what is left as abandoned), print the counters; returns the stats."""
+    srv.drain()
+    srv.close()
     stats = srv.stats()
     stats["interrupted"] = interrupted
     print_server_stats(stats, console)

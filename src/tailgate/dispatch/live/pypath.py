@@ -17,7 +17,12 @@ the request table):
 
 and then (the dispatcher calls it when the round was busy) :meth:`~PythonPath.assign` —
 ``pol.assign``, the entries written to the workers' rings, the tails published, parked workers'
-semaphores posted after a full fence.
+semaphores posted after a full fence. An assignment whose request arrived longer ago than its
+type's queueing-delay limit (:func:`~tailgate.dispatch.live.fastpath.queue_delay_limit_ns`) is
+shed instead, as the fast loop does: the worker released, the client answered ``SIZE_DROPPED``,
+``shed`` counted, and the policy asked again next loop. A preempted request counts from its
+arrival too (so it may be shed after it ran a slice: an answered request's latency stays within
+about the limit plus its run time); one whose preemption is not yet acknowledged is never shed.
 
 A preemption is a hand-over. Until the worker answers ``preempted`` (the request goes back with
 the run time it has left plus ``preempt_cost_ns``) or ``done`` (it finished before it saw the
@@ -43,7 +48,13 @@ import threading
 import numpy as np
 
 from tailgate.dispatch.live.counters import ServerCounters
-from tailgate.dispatch.live.fastpath import R_NEXT_SEQ, fill_tx, take_notices
+from tailgate.dispatch.live.fastpath import (
+    QD_LIMIT,
+    QD_TYPES,
+    R_NEXT_SEQ,
+    fill_tx,
+    take_notices,
+)
 from tailgate.dispatch.live.layout import (
     DONE,
     PREEMPTED,
@@ -64,7 +75,8 @@ class PythonPath:
 
     def __init__(self, pol, table: RequestTable, workers: WorkerTable, counters: ServerCounters, replies: Replies, *,
                  reg: np.ndarray, st_rid: np.ndarray, st_ptype: np.ndarray, tx: RingSet, rx: RingSet,
-                 ctl_offsets: dict, reply: str, worker_idle: str):
+                 ctl_offsets: dict, reply: str, worker_idle: str, qd_lim: np.ndarray | None = None,
+                 qd_state: np.ndarray | None = None):
         self.pol = pol
         self.table, self.workers = table, workers
         self.counters, self.c = counters, counters.c
@@ -77,6 +89,9 @@ class PythonPath:
         self.block = worker_idle == "block"
         self.slice_ns = int(pol.slice_ns)
         self.preempt_cost_ns = int(pol.preempt_cost_ns)
+        # queueing-delay limits by wire type id (fastpath's qd_lim / qd_state; none by default)
+        self.qd_lim = qd_lim if qd_lim is not None else np.zeros(QD_TYPES, np.int64)
+        self.qd_state = qd_state if qd_state is not None else np.zeros(QD_LIMIT + 1, np.int64)
         self.sems: list = []                         # the workers' semaphores, once they run
         self.held: list[tuple[int, int]] = []        # assignments waiting (ts hand-over, full ring)
         self.again = False                           # ts: assign again next loop
@@ -193,6 +208,8 @@ class PythonPath:
         """The policy's assignments and the held ones, into the workers' rings."""
         self.again = False
         workers, rids = self.pol.assign(now)
+        if len(workers):
+            workers, rids = self._shed_late(workers, rids, now)
         if self.held:
             hw, hr = zip(*self.held)
             self.held = []
@@ -223,6 +240,28 @@ class PythonPath:
             sems = self.sems
             for w in parked.tolist():
                 sems[w].release()
+
+    def _shed_late(self, workers: np.ndarray, rids: np.ndarray, now: int):
+        """Shed the assignments whose request waited longer than its limit (see the manual);
+        returns the others."""
+        t = self.table
+        slots = rids & t.t_mask
+        type_ids = t.t_type[slots]
+        lim = self.qd_lim[np.where(type_ids < len(self.qd_lim), type_ids, 0)]
+        lim = np.where(lim < 0, self.qd_state[QD_LIMIT], lim)
+        # a request still handing over from a preemption (or finished meanwhile) is not shed:
+        # its worker may still answer it
+        late = (lim > 0) & (now - t.t_arr[slots] > lim) & ~t.t_stopping[slots] & ~t.t_done[slots]
+        if not late.any():
+            return workers, rids
+        for w in workers[late].tolist():
+            self.pol.release(w)
+        gone = slots[late]
+        t.t_live[gone] = False
+        self.replies.drop(t.t_req_id[gone], t.t_type[gone], t.t_ip[gone], t.t_port[gone])
+        self.c["shed"] += len(gone)
+        self.again = True
+        return workers[~late], rids[~late]
 
     def _hold_back_draining(self, workers: np.ndarray, rids: np.ndarray, now: int):
         """Hold back assignments to a worker (or of a request) whose preemption is not yet

@@ -9,9 +9,12 @@ one ``sendmmsg`` a burst, and counts in the dispatcher's counters (``c``):
 * :meth:`Replies.send` — responses; a full socket buffer is waited out briefly (50 waits of up to
   1 ms), then what still did not leave is counted in ``dispatcher_send_errors``, the rest in
   ``dispatcher_sent``;
-* :meth:`Replies.drop` — requests refused (a full policy queue or request table) are answered
-  at once with ``size = SIZE_DROPPED``, so the client knows; counted in ``dropped`` and, as sent,
-  ``drop_answers``. Not retried: a lost drop answer is the client's ``lost``.
+* :meth:`Replies.drop` — requests refused (a full policy queue or request table, or shed for
+  waiting too long) are answered at once with ``size = SIZE_DROPPED``, so the client knows;
+  counted in ``dropped`` and, as sent, ``drop_answers``. Not retried: a lost drop answer is the
+  client's ``lost``;
+* :meth:`Replies.refuse` — the same answer without counting a drop (requests abandoned at a
+  stop or with a dead worker, which the dispatcher counts as ``abandoned``).
 
 Example::
 
@@ -50,5 +53,11 @@ class Replies:
     def drop(self, req_id, type_id, ip, port) -> None:
         """Answer refused requests with size = SIZE_DROPPED."""
         self.c["dropped"] += len(req_id)
+        self.c["drop_answers"] += self.refuse(req_id, type_id, ip, port)
+
+    def refuse(self, req_id, type_id, ip, port) -> int:
+        """Answer requests with size = SIZE_DROPPED, counting nothing; returns how many left."""
+        if len(req_id) == 0:
+            return 0
         rows = encode_responses(req_id, type_id, SIZE_DROPPED)
-        self.c["drop_answers"] += self.bs.send_burst(rows, None, ip, port)
+        return self.bs.send_burst(rows, None, ip, port)

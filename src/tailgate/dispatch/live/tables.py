@@ -4,7 +4,8 @@ the compiled kernels (:mod:`~tailgate.dispatch.live.fastpath`) share without cop
 Manual
 ------
 * :class:`RequestTable` — every live request, by ``rid & t_mask``: its id and type as the client
-  sent them, its run time, where to answer it, and two time-slicing flags. Its size is a power of
+  sent them, its run time, where to answer it, when it was received (``t_arr``, ns, for the
+  queueing-delay limit), and two time-slicing flags. Its size is a power of
   two large enough for every policy queue to be full at once (:func:`table_slots`), so a slot
   still live when its turn comes again means the table is full (``table_full``).
 * :class:`WorkerTable` — each worker's current assignment: sequence number, request id, when its
@@ -42,10 +43,15 @@ class RequestTable:
         self.t_run = np.zeros(size, np.int64)
         self.t_ip = np.zeros(size, np.int64)
         self.t_port = np.zeros(size, np.int64)
+        self.t_arr = np.zeros(size, np.int64)      # when it was received (ns)
         self.t_live = np.zeros(size, bool)
         self.t_done = np.zeros(size, bool)        # ts: finished while being preempted
         self.t_stopping = np.zeros(size, bool)    # ts: a preempted run not yet acknowledged
         self.next_rid = 0
+
+    def live_slots(self) -> np.ndarray:
+        """The slots of every request still live (accepted, neither answered nor dropped)."""
+        return np.flatnonzero(self.t_live)
 
 
 class WorkerTable:

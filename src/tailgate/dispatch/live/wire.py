@@ -14,6 +14,13 @@ A response is 12 bytes: ``req_id, type, size``. ``size`` is 0 for a served reque
 one value the artifact does not have, so that a refused request is answered rather than lost
 silently: ``size = SIZE_DROPPED`` (0xFFFFFFFF) means "the server dropped it (queue full)".
 
+The hello (a tailgate extension, so that a client can check it is sized for this server): the
+client sends ``HELLO_BYTES`` (8) bytes, ``u32 HELLO_MAGIC, u32 nonce``; a tailgate server answers
+``u32 HELLO_REPLY_MAGIC, u32 nonce`` followed by its configuration as UTF-8 JSON (policy,
+workers, workload and its types, run scale, worker kind, queueing-delay limits:
+:func:`encode_hello_reply`). A hello is shorter than a request, so a server that does not know
+it counts it as malformed (``short``) and does not answer: the client then goes on unchecked.
+
 Byte order is little-endian: the artifact writes its C structs in host order on x86, so these
 fields are little-endian on the wire (not network order) — a tailgate client speaks to the
 original server and back.
@@ -48,6 +55,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
 import socket
 import sys
@@ -65,6 +73,11 @@ REQ_DTYPE = np.dtype([("req_id", "<u4"), ("type", "<u4"), ("size", "<u4"), ("run
 RESP_DTYPE = np.dtype([("req_id", "<u4"), ("type", "<u4"), ("size", "<u4")])
 REQ_SIZE_FIELD = 4            # what the artifact's client puts in `size`
 SIZE_DROPPED = 0xFFFFFFFF     # response `size`: the server refused the request (tailgate extension)
+
+HELLO_BYTES = 8
+HELLO_MAGIC = 0x31484754      # b"TGH1" little-endian: a client's hello
+HELLO_REPLY_MAGIC = 0x32484754   # b"TGH2": the server's answer, JSON after 8 bytes
+HELLO_REPLY_MAX_BYTES = 8192
 
 OK, SHORT, OVERSIZE, BAD_RUN = 0, 1, 2, 3
 REASONS = ("ok", "short", "oversize", "bad_run_ns")
@@ -92,6 +105,31 @@ def encode_responses(req_id, type_id, size=0) -> np.ndarray:
     out["type"] = type_id
     out["size"] = size
     return out.view(np.uint8).reshape(-1, RESP_BYTES)
+
+
+def encode_hello(nonce: int) -> bytes:
+    """A client's hello datagram."""
+    return int(HELLO_MAGIC).to_bytes(4, "little") + (int(nonce) & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def encode_hello_reply(nonce: int, config: dict) -> bytes:
+    """The server's answer to hello ``nonce``: magic, nonce, ``config`` as compact JSON."""
+    body = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
+    return (int(HELLO_REPLY_MAGIC).to_bytes(4, "little") + (int(nonce) & 0xFFFFFFFF).to_bytes(4, "little")
+            + body)[:HELLO_REPLY_MAX_BYTES]
+
+
+def decode_hello_reply(payload: bytes, nonce: int) -> dict | None:
+    """The configuration in a hello answer to ``nonce``; None if ``payload`` is not one."""
+    if len(payload) < 9 or int.from_bytes(payload[:4], "little") != HELLO_REPLY_MAGIC:
+        return None
+    if int.from_bytes(payload[4:8], "little") != (int(nonce) & 0xFFFFFFFF):
+        return None
+    try:
+        config = json.loads(payload[8:].decode())
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def _fields(buf: np.ndarray, n_words: int) -> np.ndarray:

@@ -3,7 +3,9 @@
 Manual
 ------
 :class:`WorkerPool` forks ``n`` workers (:func:`worker_main`), waits until each is ready, watches
-them and stops and reaps them. Each worker serves its own ring (:mod:`tailgate.dispatch.live.layout`),
+them (:meth:`WorkerPool.dead`: the workers that died, and how), forks a new one in place of a dead
+one (:meth:`WorkerPool.restart`: its rings emptied and control words cleared first) and stops and
+reaps them. Each worker serves its own ring (:mod:`tailgate.dispatch.live.layout`),
 one request at a time. Kinds (``WorkerSpec.kind``):
 
 * ``spin`` busy-waits ``run_ns`` (the artifact's ``fake_work``);
@@ -124,33 +126,59 @@ class WorkerPool:
             self.db_dir = tempfile.mkdtemp(prefix="tailgate_rocksdb_")
             spec = dataclasses.replace(spec, db_path=os.path.join(self.db_dir, "db"))
             build_rocksdb(spec.db_path)
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.ctx = ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.spec = spec
         self.sems = [ctx.Semaphore(0) for _ in range(self.n)]
         for w in range(self.n):
-            p = ctx.Process(target=worker_main, name=f"tailgate-worker-{w}", daemon=True,
-                            args=(w, spec, self.tx, self.rx, self.sems[w], self.wake_fd, self.close_fds))
-            p.start()
-            self.procs.append(p)
+            self.procs.append(self._fork(w))
         self._wait_ready(ready_timeout_s)
 
-    def _wait_ready(self, timeout_s: float) -> None:
+    def _fork(self, w: int):
+        p = self.ctx.Process(target=worker_main, name=f"tailgate-worker-{w}", daemon=True,
+                             args=(w, self.spec, self.tx, self.rx, self.sems[w], self.wake_fd, self.close_fds))
+        p.start()
+        return p
+
+    def _wait_ready(self, timeout_s: float, which: range | None = None) -> None:
         off = ctl_offsets(self.n)
-        ready = self.tx.extra[off["ready"]: off["ready"] + self.n]
+        which = range(self.n) if which is None else which
+        ready = self.tx.extra[off["ready"] + which.start: off["ready"] + which.stop]
         deadline = time.monotonic() + timeout_s
         while not ready.all():
-            dead = [p for p in self.procs if not p.is_alive()]
+            dead = [self.procs[w] for w in which if not self.procs[w].is_alive()]
             if dead:
-                raise TailgateError(f"serve: worker {dead[0].name} exited during start-up (exit code "
-                                    f"{dead[0].exitcode})")
+                raise TailgateError(f"serve: worker {dead[0].name} exited during start-up "
+                                    f"({exit_reason(dead[0].exitcode)})")
             if time.monotonic() > deadline:
                 raise TailgateError(f"serve: workers not ready after {timeout_s:g} s")
-            time.sleep(0.005)
+            time.sleep(0.002)
+
+    def dead(self) -> list[tuple[int, int | None]]:
+        """``(worker, exit code)`` of every worker that is no longer running (a negative code is
+        the signal that ended it), reaped."""
+        return [(w, p.exitcode) for w, p in enumerate(self.procs) if not p.is_alive()]
+
+    def restart(self, w: int, ready_timeout_s: float = 10.0) -> int:
+        """Fork a new worker ``w`` in place of a dead one: its request ring and notice ring
+        emptied (whatever was in them is the caller's to account for), its control words and
+        counters cleared; returns the new pid once it is ready (TailgateError if it is not)."""
+        off = ctl_offsets(self.n)
+        ctl, tx, rx = self.tx.extra, self.tx, self.rx
+        tx.idx[w, HEAD] = tx.idx[w, TAIL]
+        rx.idx[w, HEAD] = rx.idx[w, TAIL]
+        for k in ("preempt", "ready", "parked", "sent", "send_err", "busy_ns"):
+            ctl[off[k] + w] = 0
+        while self.sems[w].acquire(False):   # posts meant for the dead one
+            pass
+        self.procs[w] = self._fork(w)
+        self._wait_ready(ready_timeout_s, range(w, w + 1))
+        return self.procs[w].pid
 
     def check_alive(self) -> None:
         """TailgateError if a worker has died."""
         for p in self.procs:
             if not p.is_alive():
-                raise TailgateError(f"serve: worker {p.name} died (exit code {p.exitcode})")
+                raise TailgateError(f"serve: worker {p.name} died ({exit_reason(p.exitcode)})")
 
     def stop(self, grace_s: float = 3.0) -> None:
         """Ask every worker to stop (and wake the parked ones), join them within ``grace_s``, then
@@ -172,6 +200,16 @@ class WorkerPool:
         if self.db_dir:
             shutil.rmtree(self.db_dir, ignore_errors=True)
             self.db_dir = None
+
+
+def exit_reason(exitcode: int | None) -> str:
+    """How a process ended, in words: ``SIGKILL`` for a negative exit code, ``exit code 3``."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return signal.Signals(-exitcode).name
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
 
 
 def worker_counters(tx: RingSet) -> dict[str, int]:
