@@ -542,6 +542,14 @@ def _md_live(live) -> list[str]:
     else:
         L.extend(live.get("markdown", []))
         L.append("")
+    L.append("Under overload the live server sheds, rather than runs late, a request still queued "
+             "`--max-queue-delay-us` after it arrived (answered as dropped, counted as `shed`; by default 20 × the "
+             "longest mean run time per type it has received, at least 1 s). Whatever stops it (Ctrl-C, SIGTERM, "
+             "`--duration`, a dead worker), its final counters show accepted = completed + dropped + abandoned; a "
+             "worker killed with `kill -9` is restarted and the request it held is counted abandoned. `tailgate sched "
+             "load` first asks the server for its configuration (a hello) and refuses a different workload, "
+             "`--workers` or run scale unless `--force`. The soak test (`tests/dispatch/live/test_soak.py`, "
+             "`make test-slow`) holds 2× saturation for 10 minutes with a worker killed halfway.\n")
     return L
 
 
