@@ -387,6 +387,7 @@ def test_bench_table_and_json(monkeypatch):
     monkeypatch.setattr(cli_bench, "run_bench", fake)
     monkeypatch.setattr(cli_bench, "bench_sim", lambda quick: [{"name": "sched_sim", "impl": "simpy"}])
     monkeypatch.setattr(cli_bench, "bench_live_records", lambda quick: [{"name": "sched_live", "rps": 9.0}])
+    monkeypatch.setattr(cli_bench, "bench_faas", lambda quick: [{"name": "faas_sim", "impl": "naive"}])
     res = invoke("bench", "--quick", "--suite", "packet")
     assert res.exit_code == 0, res.output
     assert "l2l3" in res.stdout and "1.250" in res.stdout and "dpkt" in res.stdout and "sched" not in res.stdout
@@ -394,7 +395,7 @@ def test_bench_table_and_json(monkeypatch):
     assert res.exit_code == 0
     records = json.loads(res.stdout)
     assert records[0] == {"name": "l2l3", "impl": "tailgate", "batch": 32, "mpps": 1.25}
-    assert [r["name"] for r in records[2:]] == ["sched_sim", "sched_live"]
+    assert [r["name"] for r in records[2:]] == ["sched_sim", "sched_live", "faas_sim"]
     assert calls == [True, False]
     assert invoke("bench", "--suite", "nope").exit_code == 2
 

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tailgate.bench.faas import FUNCTIONS, INTERVAL_S, MINUTES, TARGET_MINV_PER_S
 from tailgate.bench.live import TARGET_RPS
 from tailgate.bench.packet import FRAME_BYTES, N_FLOWS, N_PREFIXES, RING_FRAMES
 from tailgate.bench.provenance import describe
@@ -51,7 +52,8 @@ END = "<!-- bench:end -->"
 #: The fields that say what a record measures (its row), in the order they are looked up.
 KEY_FIELDS = ("name", "mode", "policy", "impl", "batch", "workers")
 #: The measured fields summarised over the runs.
-MEASURES = ("mpps", "x_dpkt", "mreq_per_s", "x_simpy", "rps", "send_lag_p50_us", "send_lag_p99_us", "offered_max_rps")
+MEASURES = ("mpps", "x_dpkt", "mreq_per_s", "x_simpy", "rps", "send_lag_p50_us", "send_lag_p99_us", "offered_max_rps",
+            "minv_per_s", "x_naive")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,15 @@ def _sched_setup(rows: list[dict]) -> str:
             f"streams drawn with the same seed ({', '.join(parts)}); DARC with its oracle reservation.")
 
 
+def _faas_setup(rows: list[dict]) -> str:
+    sizes = {r["impl"]: r.get("invocations", {}).get("median") for r in rows}
+    parts = [f"{impl} {int(n):,} invocations" for impl, n in sorted(sizes.items()) if n]
+    return (f"A generated Azure-like CPU trace ({FUNCTIONS} functions, {MINUTES:g} minutes, seeded; "
+            f"{', '.join(parts)}), dispatch interval {INTERVAL_S:g} s, the reference profile. The baseline "
+            "(`naive`) is the FaaSBatch model as a plain per-invocation Python event loop (heapq: arrivals, "
+            "ticks, sandbox releases; no bounds, no contention) on a shorter trace from the same generator.")
+
+
 def _live_setup(rows: list[dict]) -> str:
     tops = [r["offered_max_rps"]["max"] for r in rows if "offered_max_rps" in r]
     ladder = f" (offered up to {int(tops[0]):,} requests/s)" if tops else ""
@@ -135,6 +146,12 @@ SUITES = (
           None, _live_setup,
           (Target(f"closed loop ≥ {TARGET_RPS:,} requests/s", {"name": "sched_live", "mode": "closed_loop"}, "rps",
                   float(TARGET_RPS)),)),
+    Suite("faas", "FaaS simulator against a per-invocation event loop", ("faas_sim",),
+          (("benchmark", "name"), ("strategy", "policy"), ("implementation", "impl")),
+          (("M invocations/s", "minv_per_s"), ("× naive", "x_naive")), ("naive", "x_naive"), _faas_setup,
+          tuple(Target(f"{p} ≥ {TARGET_MINV_PER_S:g} M invocations/s", {"name": "faas_sim", "impl": "tailgate",
+                                                                          "policy": p}, "minv_per_s", TARGET_MINV_PER_S)
+                for p in ("faasbatch", "vanilla"))),
 )
 
 
@@ -166,7 +183,7 @@ def summarize(runs: list[list[dict]]) -> list[dict]:
         recs = groups[k]
         row: dict[str, Any] = dict(k)
         row["runs"] = len(recs)
-        for field in MEASURES + ("requests", "packets"):
+        for field in MEASURES + ("requests", "packets", "invocations"):
             vals = [float(r[field]) for r in recs if _number(r.get(field))]
             if not vals and baselines.get(row.get("impl")) == field:
                 vals = [1.0] * len(recs)

@@ -4,7 +4,7 @@ Manual
 ------
 ::
 
-    tailgate bench [--suite packet|sched|live|all] [--quick] [--runs N] [--json]
+    tailgate bench [--suite packet|sched|live|faas|all] [--quick] [--runs N] [--json]
     tailgate bench --markdown [--runs N] [--out DIR|FILE.md] [--readme README.md] [--suite ...] [--quick]
 
 Without ``--markdown`` it prints one table (or, with ``--json``, one JSON list) of the records of
@@ -33,6 +33,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tailgate.bench.faas import bench_faas
 from tailgate.bench.live import bench_live_records
 from tailgate.bench.markdown import block, render, replace_block, summarize
 from tailgate.bench.packet import run_bench
@@ -42,13 +43,14 @@ from tailgate.cli.errors import fail
 from tailgate.core.errors import TailgateError
 from tailgate.run.results import jsonable, versions, write_json
 
-SUITES = ("packet", "sched", "live")
+SUITES = ("packet", "sched", "live", "faas")
 
 
 def bench_cmd(
     as_json: bool = typer.Option(False, "--json", help="print a JSON list"),
     quick: bool = typer.Option(False, "--quick", help="a short run (seconds, not minutes)"),
-    suite: str = typer.Option("all", "--suite", help="packet (data plane), sched (simulator), live (server) or all"),
+    suite: str = typer.Option("all", "--suite", help="packet (data plane), sched (simulator), live (server), "
+                                                     "faas (FaaS simulator) or all"),
     runs: Optional[int] = typer.Option(None, "--runs", help="run the suites N times in this process "
                                                             "(default: 3 with --markdown, else 1)"),
     markdown: bool = typer.Option(False, "--markdown", help="write bench.md (median and range over the runs) "
@@ -60,8 +62,8 @@ def bench_cmd(
                                                                  "file's <!-- bench:begin --> block"),
 ) -> None:
     """Measure tailgate's own speed against baselines run beside it (dpkt, scapy, SimPy)."""
-    if suite not in ("packet", "sched", "live", "all"):
-        raise fail(f"--suite {suite!r}: expected packet, sched, live or all")
+    if suite not in (*SUITES, "all"):
+        raise fail(f"--suite {suite!r}: expected packet, sched, live, faas or all")
     n_runs = runs if runs is not None else (3 if markdown else 1)
     if n_runs < 1:
         raise fail(f"--runs {n_runs}: expected a whole number of runs >= 1")
@@ -124,6 +126,8 @@ def _one_run(chosen: tuple[str, ...], quick: bool, k: int, n_runs: int) -> list[
                 records += run_bench(quick=quick)
             elif name == "sched":
                 records += bench_sim(quick=quick)
+            elif name == "faas":
+                records += bench_faas(quick=quick)
             else:
                 records += bench_live_records(quick=quick)
         except TailgateError as e:

@@ -9,9 +9,13 @@ Manual
                       [--window reference] [--app APP] [--profile FILE.json] [--cores N]
                       [--max-per-function N] [--max-total N] [--idle-lifetime-s S]
                       [--param STRATEGY.KEY=VALUE ...] [--seed S] [--per-invocation] [--out DIR] [--json]
+    tailgate faas profile [--manifest FILE] [--repeats N] [--fib-n 20,30,34,35] [--io-function s3io]
+                          [--size-bytes B] [--out DIR]
+    tailgate faas report [--out DIR] [--live/--no-live] [--quick]
     tailgate faas strategies         (each strategy's arguments, the pool's and the simulator's)
     tailgate faas serve --manifest FILE [--strategy S] [--dispatch-interval-s X] [--sandbox process|bwrap|docker]
-                        [--port P] [--duration S] [--param KEY=VALUE ...] [--out DIR]
+                        [--port P] [--duration S] [--param KEY=VALUE ...] [--s3 none|local]
+                        [--reuse/--no-reuse] [--out DIR]
     tailgate faas load [--host H] [--port P] [--trace gen|FILE | --rate R --duration-s S] [--kind cpu|io]
                        [--function NAME,...] [--event JSON] [--speed X] [--max-invocations N]
                        [--timeout-s S] [--out DIR] [--json]
@@ -37,7 +41,27 @@ files only with ``--out``. A bad argument or file is one line ``error: ...`` (ex
 ``GET /functions``, ``GET /metrics``) over the manifest's functions (:mod:`tailgate.faas.live.registry`)
 in sandboxes of the chosen kind (:mod:`tailgate.faas.live.sandbox`) until SIGINT/SIGTERM or
 ``--duration``, then writes ``invocations.csv`` and ``summary.json`` into ``--out`` (default
-``results/faas-serve-YYYYmmdd-HHMMSS``).
+``results/faas-serve-YYYYmmdd-HHMMSS``). ``--s3 local`` starts a local S3 server
+(:mod:`tailgate.faas.io.s3server`) before the gateway and stops it after, hands its endpoint and
+test credentials to every sandbox (``S3_ENDPOINT_URL``, ``AWS_*``) and keeps the sandboxes in the
+host's network namespace so they reach it; the manifest's ``s3io`` function then does real put/get.
+``--reuse`` turns the boto3 client-reuse hook (:mod:`tailgate.faas.io.reuse`, LRU of 10) on inside
+the ``io`` sandboxes; by default it is on for ``faasbatch`` and ``faasbatch-slo`` and off for
+``vanilla`` and ``sfs``, as in the paper (its baselines build a client per invocation).
+
+``profile`` measures this machine's ``process`` sandboxes (:mod:`tailgate.faas.live.profile`):
+cold start (create → first reply) of CPU and I/O sandboxes, exec of ``fib(n)`` at each ``--fib-n``,
+of the I/O function (real put/get against a local S3 server it starts) built and cached, of
+``s3construct`` and ``noop``, ``--repeats`` times each, and writes ``profile.json`` (the
+simulator's format: ``tailgate faas sim --profile DIR/profile.json``) and ``samples.json`` into
+``--out`` (default ``results/faas-profile-YYYYmmdd-HHMMSS``); it prints the medians (ms, MB).
+
+``report`` writes FaaSBatch's reproduction, ``faasbatch.md`` and ``faasbatch/``
+(:mod:`tailgate.bench.faas_report`), into ``--out`` (default ``results/faasbatch-YYYYmmdd-HHMMSS``;
+``--out docs/`` for the committed one): every strategy × dispatch interval of the paper's experiment
+simulated, beside the artifact's table, and with ``--live`` (default) reduced traces replayed
+through the live gateway (``--s3 local``) with faasbatch and vanilla, compared with the simulator
+on the same trace. ``--quick`` is a small run for tests.
 
 ``load`` replays a trace (the same ``--trace``/``--window`` choices as ``sim``, or ``--rate R``:
 Poisson arrivals at R invocations/s for ``--duration-s``, default 10) against
@@ -65,17 +89,25 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tailgate.bench.faas_report import run_report
+from tailgate.bench.provenance import report_dir
 from tailgate.cli.errors import fail
 from tailgate.core.args import render_args
 from tailgate.core.errors import ArgError, TailgateError
 from tailgate.faas.live.gateway import Gateway, serve
+from tailgate.faas.live.profile import measure, write_profile
 from tailgate.faas.live.registry import load_manifest
 from tailgate.faas.live.sandbox import SANDBOXES
 from tailgate.faas.io.load import LoadConfig, NoAnswer, poisson_trace, replay
 from tailgate.faas.io.load import write_results as write_load_results
+from tailgate.faas.io.s3server import S3Server
 from tailgate.faas.sim import SIM_ARGS, run_strategies, write_results
 from tailgate.faas.strategies import POOL_ARGS, STRATEGIES, Pool, make_strategy, strategy_args
 from tailgate.faas.trace import KINDS, generate, load_reference_window, load_trace
+
+S3_MODES = ("none", "local")
+#: Strategies whose sandboxes reuse constructed clients by default (the paper's FaaSBatch; not its baselines).
+REUSE_STRATEGIES = ("faasbatch", "faasbatch-slo")
 
 faas_app = typer.Typer(no_args_is_help=True, help="Batch function invocations into sandboxes: simulate strategies.")
 
@@ -239,6 +271,10 @@ def serve_cmd(
     max_body_bytes: int = typer.Option(1 << 20, "--max-body-bytes", help="larger request bodies get 413"),
     grace_s: float = typer.Option(10.0, "--grace-s", help="at stop, time in-flight invocations get to finish (s)"),
     out: Optional[Path] = typer.Option(None, "--out", help="results directory (invocations.csv, summary.json)"),
+    s3: str = typer.Option("none", "--s3", help="local: start a local S3 server for the gateway's lifetime; none"),
+    reuse: Optional[bool] = typer.Option(None, "--reuse/--no-reuse",
+                                         help="boto3 client reuse in io sandboxes (default: on for faasbatch and "
+                                              "faasbatch-slo, off for the baselines, as in the paper)"),
 ) -> None:
     """Serve the manifest's functions over HTTP, batching invocations into sandboxes (tailgate.faas.live)."""
 
@@ -263,7 +299,11 @@ def serve_cmd(
             raise ArgError(f"--port {port}: must be in 0..65535")
         if duration is not None and not duration > 0:
             raise ArgError(f"--duration {duration:g}: must be > 0 s")
-        gw = Gateway(man, strat, sandbox=sandbox, pool=Pool(**man.pool), max_body_bytes=max_body_bytes, grace_s=grace_s)
+        if s3 not in S3_MODES:
+            raise ArgError(f"--s3 {s3!r}: must be one of {', '.join(S3_MODES)}")
+        use_reuse = (name in REUSE_STRATEGIES) if reuse is None else reuse
+        s3server = S3Server() if s3 == "local" else None
+        options = {"reuse": {} if use_reuse else None, "keep_net": s3server is not None}
         out_dir = out or Path("results") / f"faas-serve-{time.strftime('%Y%m%d-%H%M%S')}"
 
         async def main() -> dict:
@@ -273,13 +313,24 @@ def serve_cmd(
                 loop.add_signal_handler(sig, stop.set)
 
             def ready(p: int) -> None:
+                s3_text = f", s3 {s3server.endpoint_url}" if s3server is not None else ""
                 typer.echo(f"faas serve: listening on http://{host}:{p} (strategy {name}, sandbox {sandbox}, "
-                           f"dispatch interval {strat.dispatch_interval_s:g} s)", err=True)
+                           f"dispatch interval {strat.dispatch_interval_s:g} s, reuse {'on' if use_reuse else 'off'}"
+                           f"{s3_text})", err=True)
                 sys.stderr.flush()
 
             return await serve(gw, host, port, duration, stop, ready)
 
-        summary = asyncio.run(main())
+        try:
+            if s3server is not None:
+                s3server.start()
+                options["env"] = s3server.endpoint_env()
+            gw = Gateway(man, strat, sandbox=sandbox, pool=Pool(**man.pool), max_body_bytes=max_body_bytes,
+                         grace_s=grace_s, backend_options=options)
+            summary = asyncio.run(main())
+        finally:
+            if s3server is not None:
+                s3server.stop()
         gw.write(out_dir)
     except TailgateError as e:
         raise fail(str(e)) from None
@@ -387,6 +438,81 @@ def load_cmd(
             f"({summary['verdict']}); results: {out_dir}/", markup=False)
     for line in summary["first_errors"][:3]:
         c.print(f"  {line}", markup=False)
+
+
+@faas_app.command("profile")
+def profile_cmd(
+    manifest: Path = typer.Option(Path("examples/faas/manifest.yaml"), "--manifest", "-m",
+                                  help="the manifest holding the functions profiled"),
+    repeats: int = typer.Option(10, "--repeats", "-n", help="samples of every measurement"),
+    fib_n: str = typer.Option("20,30,34,35", "--fib-n", help="fib inputs whose exec time is measured, comma-separated"),
+    cpu_function: str = typer.Option("fib", "--cpu-function", help="the CPU function (event {'n': N})"),
+    io_function: str = typer.Option("s3io", "--io-function", help="the I/O function the io profile is made of"),
+    construct_function: str = typer.Option("s3construct", "--construct-function",
+                                           help="the client-construction-only function ('' to skip)"),
+    noop_function: str = typer.Option("noop", "--noop-function", help="the no-op function ('' to skip)"),
+    size_bytes: int = typer.Option(65536, "--size-bytes", help="object size of the I/O function's put and get"),
+    out: Optional[Path] = typer.Option(None, "--out", help="results directory (profile.json, samples.json)"),
+) -> None:
+    """Measure this machine's sandboxes (cold start, exec) into a profile for `faas sim --profile`."""
+
+    try:
+        ns = []
+        for part in fib_n.split(","):
+            try:
+                ns.append(int(part))
+            except ValueError:
+                raise ArgError(f"--fib-n {fib_n!r}: {part.strip()!r} is not a whole number") from None
+        man = load_manifest(manifest)
+        out_dir = out or Path("results") / f"faas-profile-{time.strftime('%Y%m%d-%H%M%S')}"
+
+        def progress(text: str) -> None:
+            typer.echo(f"faas profile: {text}", err=True)
+
+        result = asyncio.run(measure(man, progress=progress, repeats=repeats, fib_n=tuple(ns),
+                                     cpu_function=cpu_function, io_function=io_function,
+                                     construct_function=construct_function, noop_function=noop_function,
+                                     size_bytes=size_bytes))
+        path = write_profile(out_dir, result)
+    except TailgateError as e:
+        raise fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    med = result["profile"]["io"]["measured"]["medians"]
+    for key in sorted(med):
+        typer.echo(f"{key:<32} {med[key]:10.2f}")
+    typer.echo(f"profile: {path} (tailgate faas sim --profile {path})")
+
+
+@faas_app.command("report")
+def report_cmd(
+    out: Optional[Path] = typer.Option(None, "--out", help="directory for faasbatch.md and faasbatch/ (default: "
+                                                           "results/faasbatch-YYYYmmdd-HHMMSS; docs/ for the committed one)"),
+    live: bool = typer.Option(True, "--live/--no-live", help="also replay reduced traces through the live gateway "
+                                                              "and compare with the simulator"),
+    quick: bool = typer.Option(False, "--quick", help="a small run (for tests): a tenth of the invocations, one interval"),
+) -> None:
+    """FaaSBatch's reproduction: the paper's experiment simulated beside the artifact's table, and a live check."""
+
+    out_dir = out or report_dir("faasbatch")
+    words = ["tailgate", "faas", "report"] + ([] if live else ["--no-live"]) + (["--quick"] if quick else [])
+    if out is not None:
+        words += ["--out", str(out)]
+    if out_dir.exists() and not out_dir.is_dir():
+        raise fail(f"--out {out_dir}: exists and is not a directory")
+
+    def say(text: str) -> None:
+        typer.echo(f"faas report: {text}", err=True)
+
+    try:
+        md = run_report(out_dir, with_live=live, quick=quick, command=" ".join(words), say=say)
+    except TailgateError as e:
+        raise fail(str(e)) from None
+    except OSError as e:
+        raise fail(f"faas report into {out_dir}: {e.strerror or e}") from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    typer.echo(f"wrote: {md} and {md.with_suffix('')}/")
 
 
 @faas_app.command("strategies")

@@ -24,6 +24,9 @@ HTTP (aiohttp):
                                function the end-to-end latency percentiles (ms)
 =============================  ===========================================================================
 
+``backend_options`` go to :func:`tailgate.faas.live.sandbox.make_backend` (``env``, ``reuse``,
+``keep_net``: what ``tailgate faas serve --s3 local`` sets).
+
 Dispatch: every function has its own dispatcher. Each tick (the strategy's ``interval_s`` for the
 function) it takes the invocations queued since the last tick as one batch, asks the strategy for
 a plan (``sandboxes``, ``inside``), acquires the sandboxes one after another from the warm pool
@@ -102,11 +105,12 @@ class Gateway:
     """See the module manual."""
 
     def __init__(self, manifest: Manifest, strategy: Strategy, sandbox: str = "process", pool: Pool | None = None,
-                 max_body_bytes: int = 1 << 20, grace_s: float = 10.0, backend: Backend | None = None) -> None:
+                 max_body_bytes: int = 1 << 20, grace_s: float = 10.0, backend: Backend | None = None,
+                 backend_options: dict | None = None) -> None:
         self.manifest = manifest
         self.specs = manifest.functions
         self.strategy = strategy
-        self.backend = backend or make_backend(sandbox, manifest)
+        self.backend = backend or make_backend(sandbox, manifest, **(backend_options or {}))
         self.pool = WarmPool(self.backend, pool or Pool(**manifest.pool))
         self.max_body_bytes = max_body_bytes
         self.grace_s = grace_s
@@ -332,7 +336,8 @@ class Gateway:
             funcs[name] = {**c, "e2e_ms": lat}
         cs = np.array(self.pool.cold_starts_s, dtype=np.float64)
         cold = ({f"p{p}": float(v) * 1e3 for p, v in zip((50, 98), percentiles(cs, (50, 98)))} if len(cs) else {})
-        return {"strategy": self.strategy.describe(), "sandbox": self.backend.kind, **self.counts,
+        return {"strategy": self.strategy.describe(), "sandbox": self.backend.kind,
+                "reuse": getattr(self.backend, "spec_json", {}).get("reuse") is not None, **self.counts,
                 "in_flight": len(self.open), "batches": self.batches,
                 "sandboxes": {**self.pool.stats(), "cold_start_ms": cold}, "functions": funcs}
 

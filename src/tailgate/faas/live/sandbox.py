@@ -25,6 +25,13 @@ memory limit = its ``memory_mb``) when the machine lets the gateway make one: cg
 (``/sys/fs/cgroup/cpu``, ``/sys/fs/cgroup/memory``) or v2 (``cpu.max``, ``memory.max``). When
 not, :meth:`Backend.start` says so on stderr and sandboxes run without limits.
 
+``make_backend(kind, manifest, env=..., reuse=..., keep_net=...)``: ``env`` is added to every
+sandbox's environment (``tailgate faas serve --s3 local`` puts the local S3 server's endpoint and
+test credentials there); ``reuse`` (the arguments of :func:`tailgate.faas.io.reuse.enable`, or
+None) turns the boto3 client-reuse hook on inside every ``io`` sandbox; ``keep_net`` leaves the
+sandboxes in the host's network namespace (``bwrap --share-net``, ``docker --network host``) so
+they reach a server on 127.0.0.1.
+
 A sandbox whose channel closes while invocations are in it (killed, crashed, OOM-killed) fails
 each of them with :class:`SandboxDied` and a reason; none is lost.
 """
@@ -253,12 +260,15 @@ class Backend:
 
     kind = "?"
 
-    def __init__(self, manifest: Manifest, create_timeout_s: float = 30.0) -> None:
+    def __init__(self, manifest: Manifest, create_timeout_s: float = 30.0, env: dict[str, str] | None = None,
+                 reuse: dict | None = None, keep_net: bool = False) -> None:
         self.manifest = manifest
         self.create_timeout_s = create_timeout_s
         self.cgroups = Cgroups(f"tailgate-faas-{os.getpid()}")
         self.root = os.geteuid() == 0
-        self.spec_json = {"path": manifest.path,
+        self.env = dict(env or {})      # extra environment of every sandbox (e.g. the local S3 endpoint)
+        self.keep_net = keep_net        # sandboxes stay in the host's network namespace (to reach 127.0.0.1)
+        self.spec_json = {"path": manifest.path, "reuse": reuse, "keep_net": keep_net,
                           "functions": {n: {"name": n, **f.to_json()} for n, f in manifest.functions.items()}}
 
     def isolation(self) -> str:
@@ -306,8 +316,10 @@ class ProcessBackend(Backend):
     kind = "process"
 
     def namespaces(self) -> str:
-        return ("forked from a zygote, own net/ipc/uts/mount namespaces" if self.root
-                else "forked from a zygote, no namespaces (not root)")
+        if not self.root:
+            return "forked from a zygote, no namespaces (not root)"
+        return ("forked from a zygote, own ipc/uts/mount namespaces (host network: --s3 local)" if self.keep_net
+                else "forked from a zygote, own net/ipc/uts/mount namespaces")
 
     async def start(self) -> None:
         self.tmp = tempfile.mkdtemp(prefix="tailgate-faas-")
@@ -315,7 +327,7 @@ class ProcessBackend(Backend):
         spec = dict(self.spec_json, socket=self.socket)
         self.template = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tailgate.faas.live.zygote", "template", json.dumps(spec),
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env={**os.environ, **self.env})
         try:
             line = await asyncio.wait_for(self.template.stdout.readline(), self.create_timeout_s)
         except TimeoutError:
@@ -396,7 +408,10 @@ class BwrapBackend(StdioBackend):
     def command(self, spec: FunctionSpec, sid: int) -> list[str]:
         ro = ["/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", sys.prefix, sys.base_prefix, source_root(),
               *self.manifest.path]
-        argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--tmpfs", "/tmp"]
+        argv = ["bwrap", "--unshare-all", *(["--share-net"] if self.keep_net else []), "--die-with-parent",
+                "--new-session", "--tmpfs", "/tmp"]
+        for k, v in self.env.items():
+            argv += ["--setenv", k, v]
         for p in dict.fromkeys(ro):  # after the /tmp tmpfs, so handler folders under /tmp show through
             argv += ["--ro-bind-try", p, p]
         argv += ["--proc", "/proc", "--dev", "/dev", "--setenv", "PYTHONPATH", source_root(),
@@ -424,7 +439,9 @@ class DockerBackend(StdioBackend):
         await super().start()
 
     def command(self, spec: FunctionSpec, sid: int) -> list[str]:
-        return ["docker", "run", "--rm", "-i", "--network", "none", f"--memory={spec.memory_mb}m",
+        env = [x for k, v in self.env.items() for x in ("-e", f"{k}={v}")]
+        return ["docker", "run", "--rm", "-i", "--network", "host" if self.keep_net else "none", *env,
+                f"--memory={spec.memory_mb}m",
                 f"--cpus={spec.cpu_share:g}", "-e", f"PYTHONPATH={source_root()}", self.image,
                 *self.zygote_argv(spec)]
 

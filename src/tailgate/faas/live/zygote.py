@@ -31,6 +31,11 @@ Two ways to start (``python -m tailgate.faas.live.zygote MODE SPEC_JSON``):
 - ``stdio``: one sandbox on stdin/stdout for ``SPEC["function"]`` (bubblewrap and docker run
   this): it imports the handler and answers ``ready`` as above.
 
+``SPEC["keep_net"]`` (true when the gateway serves a local S3 server) keeps the host's network
+namespace, so the sandbox can reach 127.0.0.1; ``SPEC["reuse"]`` (the arguments of
+:func:`tailgate.faas.io.reuse.enable`, or null) turns the boto3 client-reuse hook on in every ``io``
+sandbox before its first invocation.
+
 Every process here asks the kernel to kill it when its parent dies (``PR_SET_PDEATHSIG``), so a
 gateway killed outright leaves no sandbox behind.
 """
@@ -64,9 +69,20 @@ def die_with_parent() -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def unshare_namespaces() -> bool:
-    """Enter new net, ipc, uts and mount namespaces; False when the kernel refuses (not root)."""
-    return _libc.unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS) == 0
+def unshare_namespaces(keep_net: bool = False) -> bool:
+    """Enter new net (unless ``keep_net``), ipc, uts and mount namespaces; False when the kernel refuses."""
+    flags = CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS | (0 if keep_net else CLONE_NEWNET)
+    return _libc.unshare(flags) == 0
+
+
+def enable_reuse(spec: dict, function: dict) -> None:
+    """Turn on the boto3 client-reuse hook in this sandbox when the gateway asks (``SPEC["reuse"]``, io only)."""
+    if spec.get("reuse") is None or function["kind"] != "io":
+        return
+    # deferred: only a sandbox that reuses pays for the hook's import
+    from tailgate.faas.io import reuse
+
+    reuse.enable(**spec["reuse"])
 
 
 def encode(msg: dict) -> bytes:
@@ -251,8 +267,9 @@ def template_main(spec: dict) -> None:
                 start = read_frame(fd)
                 if start is None:
                     os._exit(0)
-                unshared = unshare_namespaces() if start.get("unshare") else False
+                unshared = unshare_namespaces(spec.get("keep_net", False)) if start.get("unshare") else False
                 f = spec["functions"][start["function"]]
+                enable_reuse(spec, f)
                 runner = Runner(f, handlers[start["function"]], fd)
                 runner.send({"op": "ready", "pid": os.getpid(), "unshared": unshared})
                 runner.serve(fd)
@@ -275,6 +292,7 @@ def stdio_main(spec: dict) -> None:
         print(f"error: function {f['name']}: cannot import handler {f['handler']}: {type(e).__name__}: {e}",
               file=sys.stderr, flush=True)
         sys.exit(2)
+    enable_reuse(spec, f)
     runner = Runner(f, handler, out_fd)
     runner.send({"op": "ready", "pid": os.getpid(), "unshared": True})
     runner.serve(0)

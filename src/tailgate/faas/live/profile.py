@@ -1,0 +1,189 @@
+"""Profile this machine's sandboxes: cold start and exec time of the example functions, as a simulator profile.
+
+Manual
+------
+::
+
+    prof = asyncio.run(measure(manifest, repeats=10))       # or: tailgate faas profile -n 10
+    write_profile(out_dir, prof)                             # profile.json (+ samples.json)
+    simulate(trace, strategy, profile=out_dir / "profile.json")   # or: tailgate faas sim --profile FILE
+
+:func:`measure` starts a ``process`` sandbox backend over the manifest (by default
+``examples/faas/manifest.yaml``) with a local S3 server (:mod:`tailgate.faas.io.s3server`, its
+endpoint in the sandboxes' environment, the boto3 reuse hook on in io sandboxes) and, ``repeats``
+times each:
+
+- **cold start** (create → first reply) of a sandbox of the CPU function and of the I/O function;
+- **exec** of ``fib(n)`` for every ``n`` of ``fib_n`` (default the reference's anchors 20, 30, 34,
+  35), each in a warm CPU sandbox (a forked child per invocation, as served);
+- **exec** of the I/O function (``s3io``: a real put and get of ``size_bytes`` against the local
+  server) as the first invocation of a fresh sandbox (the client is built: ``exec_ms``,
+  ``mem_mb``) and as the second (the client comes from the reuse cache: ``exec_cached_ms``,
+  ``mem_cached_mb``), and the same for ``s3construct`` (the original's client-construction-only
+  function) and of ``noop`` (the sandbox's own overhead).
+
+The profile is the simulator's format (:func:`tailgate.faas.sim.load_profile`): per kind
+``cold_start_ms`` and ``exec_ms`` as ``empirical`` distributions of the samples, the CPU exec as
+``{"dist": "fib", "anchors": [[n, median ms], ...], "sigma": S}`` (S: the spread of log exec time
+around each median), ``exec_cached_ms``, ``mem_mb`` and ``mem_cached_mb`` (medians) for I/O, and
+under ``measured`` (ignored by the simulator) the medians of every function, ``repeats``, the
+I/O function used and the machine. A function the manifest lacks, a sandbox that fails to start
+or an invocation that fails is a :class:`ProfileRunError` naming the function.
+
+Arguments (:data:`PROFILE_ARGS`):
+
+{args}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tailgate.core.args import Arg, bind_args, render_args
+from tailgate.core.errors import TailgateError
+from tailgate.faas.io.s3server import S3Server
+from tailgate.faas.live.registry import FunctionSpec, Manifest
+from tailgate.faas.live.sandbox import Sandbox, SandboxDied, make_backend
+
+PROFILE_ARGS = (
+    Arg("repeats", int, 10, unit="samples", min=1, max=100_000, help="samples of every measurement"),
+    Arg("fib_n", tuple, (20, 30, 34, 35), unit="n", help="fib inputs whose exec time is measured (>= 2 of them)"),
+    Arg("cpu_function", str, "fib", unit="-", help="the manifest's CPU function (event {'n': N})"),
+    Arg("io_function", str, "s3io", unit="-", help="the manifest's I/O function the io profile is made of"),
+    Arg("construct_function", str, "s3construct", unit="-", help="the client-construction-only function ('' to skip)"),
+    Arg("noop_function", str, "noop", unit="-", help="the no-op function ('' to skip)"),
+    Arg("size_bytes", int, 65536, unit="bytes", min=0, help="object size of the I/O function's put and get"),
+    Arg("timeout_s", float, 120.0, unit="s", min=0.1, help="one invocation's limit"),
+)
+__doc__ = __doc__.replace("{args}", render_args(PROFILE_ARGS))
+
+
+class ProfileRunError(TailgateError):
+    """A profile measurement that could not be made (missing function, failed sandbox or invocation)."""
+
+
+def _spec(manifest: Manifest, name: str, kind: str) -> FunctionSpec:
+    spec = manifest.functions.get(name)
+    if spec is None:
+        raise ProfileRunError(f"{manifest.source}: no function {name!r} to profile "
+                              f"(functions: {', '.join(manifest.functions)})")
+    if spec.kind != kind:
+        raise ProfileRunError(f"{manifest.source}: function {name!r} is kind {spec.kind}, profiled as {kind}")
+    return spec
+
+
+async def _invoke(sb: Sandbox, iid: int, event: dict, timeout_s: float) -> dict:
+    (fut,) = sb.run([(iid, event)], "single")
+    try:
+        ans = await asyncio.wait_for(fut, timeout_s)
+    except TimeoutError:
+        raise ProfileRunError(f"profile: {sb.spec.name} {json.dumps(event)} ran past {timeout_s:g} s") from None
+    except SandboxDied as e:
+        raise ProfileRunError(f"profile: {sb.spec.name}: {e}") from None
+    if not ans.get("ok"):
+        raise ProfileRunError(f"profile: {sb.spec.name} {json.dumps(event)} failed: {ans.get('error')}")
+    return ans
+
+
+def _median(xs: list[float]) -> float:
+    return float(np.median(np.asarray(xs, dtype=np.float64)))
+
+
+async def measure(manifest: Manifest, progress=None, **kwargs) -> dict:
+    """Measure the sandboxes (module manual); returns ``{"profile": ..., "samples": ...}``."""
+    a = bind_args("faas profile", PROFILE_ARGS, kwargs)
+    fib_n = sorted({int(n) for n in a["fib_n"]})
+    if len(fib_n) < 2 or fib_n[0] < 0 or fib_n[-1] > 40:
+        raise ProfileRunError(f"--fib-n {','.join(map(str, a['fib_n']))}: give at least two distinct n in 0..40")
+    cpu = _spec(manifest, a["cpu_function"], "cpu")
+    io = _spec(manifest, a["io_function"], "io")
+    extra = [_spec(manifest, n, "io") for n in (a["construct_function"], a["noop_function"]) if n]
+    reps = a["repeats"]
+    say = progress or (lambda text: None)
+    samples: dict[str, list[float]] = {}
+    ids = iter(range(1 << 62))
+    with S3Server() as s3:
+        backend = make_backend("process", manifest, env=s3.endpoint_env(), reuse={}, keep_net=True)
+        await backend.start()
+        try:
+            sid = 0
+
+            async def fresh(spec: FunctionSpec, key: str) -> Sandbox:
+                nonlocal sid
+                sid += 1
+                try:
+                    sb = await backend.create(spec, sid)
+                except TailgateError as e:
+                    raise ProfileRunError(f"profile: a sandbox of {spec.name} did not start: {e}") from None
+                samples.setdefault(f"{key}.cold_start_ms", []).append(sb.cold_start_s * 1e3)
+                return sb
+
+            say(f"cpu: {cpu.name} cold start and fib({','.join(map(str, fib_n))}) x {reps}")
+            sb = None
+            for r in range(reps):
+                sb = await fresh(cpu, "cpu")
+                if r < reps - 1:
+                    await backend.destroy(sb)
+            for n in fib_n:
+                for _ in range(reps):
+                    ans = await _invoke(sb, next(ids), {"n": n}, a["timeout_s"])
+                    samples.setdefault(f"{cpu.name}.{n}.exec_ms", []).append(ans["exec_s"] * 1e3)
+            await backend.destroy(sb)
+            for spec in (io, *extra):
+                say(f"io: {spec.name} cold start, first and cached exec x {reps}")
+                event = {"size_bytes": a["size_bytes"]} if spec is io else {}
+                for _ in range(reps):
+                    sb = await fresh(spec, "io" if spec is io else spec.name)
+                    first = await _invoke(sb, next(ids), event, a["timeout_s"])
+                    second = await _invoke(sb, next(ids), event, a["timeout_s"])
+                    await backend.destroy(sb)
+                    for key, ans in (("exec_ms", first), ("exec_cached_ms", second)):
+                        samples.setdefault(f"{spec.name}.{key}", []).append(ans["exec_s"] * 1e3)
+                    for key, ans in (("mem_mb", first), ("mem_cached_mb", second)):
+                        if ans.get("mem_mb") is not None:
+                            samples.setdefault(f"{spec.name}.{key}", []).append(float(ans["mem_mb"]))
+        finally:
+            await backend.stop()
+    return {"profile": build_profile(samples, cpu.name, io.name, fib_n, reps), "samples": samples}
+
+
+def build_profile(samples: dict[str, list[float]], cpu_name: str, io_name: str, fib_n: list[int], repeats: int) -> dict:
+    """The simulator's profile (module manual) from :func:`measure`'s samples."""
+    anchors, dev = [], []
+    for n in fib_n:
+        xs = np.asarray(samples[f"{cpu_name}.{n}.exec_ms"], dtype=np.float64)
+        xs = np.maximum(xs, 1e-3)
+        med = float(np.median(xs))
+        anchors.append([n, med])
+        dev.extend(np.log(xs / med).tolist())
+    sigma = float(np.sqrt(np.mean(np.square(dev)))) if dev else 0.0
+    io: dict = {"cold_start_ms": {"dist": "empirical", "samples": samples["io.cold_start_ms"]},
+                "exec_ms": {"dist": "empirical", "samples": samples[f"{io_name}.exec_ms"]},
+                "exec_cached_ms": {"dist": "empirical", "samples": samples[f"{io_name}.exec_cached_ms"]}}
+    for key in ("mem_mb", "mem_cached_mb"):
+        if samples.get(f"{io_name}.{key}"):
+            io[key] = _median(samples[f"{io_name}.{key}"])
+    medians = {k: _median(v) for k, v in samples.items() if v}
+    measured = {"repeats": repeats, "io_function": io_name, "cpu_function": cpu_name, "medians": medians,
+                "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
+                "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    io["measured"] = measured
+    return {"cpu": {"cold_start_ms": {"dist": "empirical", "samples": samples["cpu.cold_start_ms"]},
+                    "exec_ms": {"dist": "fib", "anchors": anchors, "sigma": round(sigma, 4) if math.isfinite(sigma) else 0.0},
+                    "measured": measured},
+            "io": io}
+
+
+def write_profile(out_dir: Path, result: dict) -> Path:
+    """``profile.json`` (the simulator's input) and ``samples.json`` (every sample) into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "profile.json").write_text(json.dumps(result["profile"], indent=1) + "\n")
+    (out_dir / "samples.json").write_text(json.dumps(result["samples"], indent=1) + "\n")
+    return out_dir / "profile.json"
