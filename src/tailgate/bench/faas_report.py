@@ -197,7 +197,7 @@ def live(out_dir: Path, quick: bool = False, say: Callable[[str], None] | None =
         names = _live_manifest(kdir / "manifest.yaml", kind, n_fn)
         sims = {r.strategy.name: _point(r) for r in run_strategies(
             tr, ["faasbatch", "vanilla"], [LIVE_INTERVAL_S], profile=profile, pool_args=LIVE_POOL, cores=cores,
-            seed=SEED)}
+            sandbox_cores=1.0, seed=SEED)}  # 1.0: the live manifest's cpu_share (a cgroup quota per sandbox)
         for strategy in ("faasbatch", "vanilla"):
             say(f"live {kind} {strategy}: {n_inv} invocations over {minutes * 60:g} s")
             proc, port = _serve(kdir / "manifest.yaml", strategy, kdir / f"serve-{strategy}")

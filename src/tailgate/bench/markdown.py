@@ -106,7 +106,8 @@ def _faas_setup(rows: list[dict]) -> str:
     sizes = {r["impl"]: r.get("invocations", {}).get("median") for r in rows}
     parts = [f"{impl} {int(n):,} invocations" for impl, n in sorted(sizes.items()) if n]
     return (f"A generated Azure-like CPU trace ({FUNCTIONS} functions, {MINUTES:g} minutes, seeded; "
-            f"{', '.join(parts)}), dispatch interval {INTERVAL_S:g} s, the reference profile. The baseline "
+            f"{', '.join(parts)}), dispatch interval {INTERVAL_S:g} s, the reference profile, no CPU contention "
+            "(`cores=0`: this trace would need ~120 cores). The baseline "
             "(`naive`) is the FaaSBatch model as a plain per-invocation Python event loop (heapq: arrivals, "
             "ticks, sandbox releases; no bounds, no contention) on a shorter trace from the same generator.")
 

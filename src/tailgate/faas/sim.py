@@ -23,12 +23,21 @@ virtual time.
 
 Work inside a sandbox: ``parallel`` starts every invocation at once; ``serial`` runs them one
 after another (queue time); ``single`` holds one. An I/O function in a FaaSBatch sandbox uses the
-shared client cache: the first invocation of a sandbox whose cache is cold runs alone and builds
-the client (full exec and memory), the others wait for it and then run with the cached client
+shared client cache: the threads start together, the first builds the client under the hook's lock
+(its CPU work: ``exec_ms`` less ``exec_cached_ms`` of that invocation), the others block in the hook
+(inside the handler, so exec, not queue) until it is built, then all run with the cached client
 (``exec_cached_ms``, ``mem_cached_mb``); other strategies run the native image, where every
-invocation builds its own. CPU contention is modelled coarsely: an invocation's exec is
-stretched by ``max(1, running / cores)``, the invocations in flight when its batch starts over
-``cores``; SFS stretches only what runs past its ``slice_s`` (the part demoted to the fair class).
+invocation builds its own. CPU contention is processor sharing: the CPU work in flight on the
+machine (every invocation's CPU part, with its start and end) is tracked, and the invocations a
+sandbox starts together each progress at ``min(1, cores / (k + others))`` while ``k`` of them are
+left, ``others`` being the CPU work of other sandboxes (its mean over the time these would take
+alone, held constant for them), and at most ``sandbox_cores / k`` in a sandbox capped by a
+quota; so short invocations leave early and the rest speed up. Only a fraction ``cpu_share`` of
+an I/O invocation's exec is CPU work (profile ``io.cpu_share``, else ``io_cpu_share``); the rest
+is waiting, which does not contend. SFS runs the first ``slice_s`` of each invocation at high
+priority, unshared; only the rest (the part demoted to the fair class) is shared. Each sandbox
+start costs time in proportion to the CPU work in flight, so a trace that overloads ``cores``
+(its backlog grows without end) simulates slower; ``cores=0`` turns contention off.
 
 Columns per invocation (seconds unless named): ``arrival_s``, ``func``, ``input_n``,
 ``schedule_s`` (arrival → its sandbox is ready, less its own cold start: the tick wait and the
@@ -93,7 +102,12 @@ REFERENCE_PROFILE: dict[str, dict[str, Any]] = {
 }
 
 SIM_ARGS = (
-    Arg("cores", int, 32, unit="cores", min=0, help="worker cores for the contention stretch (0: no contention)"),
+    Arg("cores", int, 32, unit="cores", min=0, help="worker cores the invocations share (processor sharing; 0: no contention)"),
+    Arg("sandbox_cores", float, 0.0, unit="cores", min=0.0,
+        help="each sandbox's CPU quota (its cgroup; the manifest's cpu_share); 0: no cap"),
+    Arg("io_cpu_share", float, 0.8, unit="fraction", min=0.0, max=1.0,
+        help="part of an I/O function's exec that is CPU work and contends (the rest waits; 0.8 fits the live "
+             "S3 function here: client construction and a local S3 server are CPU); a profile's io.cpu_share wins"),
     Arg("parallel_creates", int, 1, unit="sandboxes", min=1,
         help="sandbox creations the machine runs at once (1: blocking, one after another, as the original)"),
     Arg("cleaner_period_s", float, 5.0, unit="s", min=1e-3, help="how often idle sandboxes are expired"),
@@ -128,6 +142,9 @@ def load_profile(src: dict | str | Path | None) -> dict:
         for need in ("cold_start_ms", "exec_ms"):
             if need not in spec:
                 raise ProfileError(f"profile {kind}: missing {need!r}")
+        if "cpu_share" in spec and not (isinstance(spec["cpu_share"], (int, float))
+                                        and 0.0 <= float(spec["cpu_share"]) <= 1.0):
+            raise ProfileError(f"profile {kind}.cpu_share: must be a fraction 0..1, got {spec['cpu_share']!r}")
         for name, d in spec.items():
             if name.endswith("_ms"):
                 _check_dist(f"profile {kind}.{name}", d)
@@ -226,11 +243,84 @@ class SimResult:
         return out
 
 
-def _stretched(exec_s: np.ndarray, stretch: float, sfs_slice_s: float | None) -> np.ndarray:
-    """Exec times under CPU contention; with SFS only the part past the slice (the fair class) stretches."""
-    if sfs_slice_s is not None:
-        return np.minimum(exec_s, sfs_slice_s) + np.maximum(exec_s - sfs_slice_s, 0.0) * stretch
-    return exec_s * stretch
+def ps_finish_s(cpu_s: np.ndarray, background: float, cores: int, sandbox_cores: float = 0.0) -> np.ndarray:
+    """Completion times (s after their common start) of jobs needing ``cpu_s`` seconds of CPU each,
+    under processor sharing on ``cores`` with ``background`` other CPU-bound jobs (held constant):
+    while ``k`` of them are left each progresses at ``min(1, cores / (k + background))``, so the
+    short ones leave early and the rest speed up; a sandbox capped at ``sandbox_cores`` (its cgroup
+    quota; 0: no cap) also holds each to ``sandbox_cores / k``. ``cores`` 0: no machine contention."""
+    n = len(cpu_s)
+    if (cores <= 0 and sandbox_cores <= 0) or n == 0:
+        return np.array(cpu_s, dtype=np.float64)
+    o = np.argsort(cpu_s, kind="stable")
+    srt = cpu_s[o]
+    k = np.arange(n, 0, -1, dtype=np.float64)
+    slow = np.maximum(1.0, (k + background) / cores) if cores > 0 else np.ones(n)
+    if sandbox_cores > 0:
+        slow = np.maximum(slow, k / sandbox_cores)
+    inc = srt.copy()
+    inc[1:] -= srt[:-1]
+    out = np.empty(n)
+    out[o] = np.cumsum(inc * slow)
+    return out
+
+
+def _alone_slowdown(bg: float, cores: int, sandbox_cores: float) -> float:
+    """How much slower one thread runs beside ``bg`` others, in a sandbox capped at ``sandbox_cores``."""
+    slow = max(1.0, (1.0 + bg) / cores) if cores > 0 else 1.0
+    return max(slow, 1.0 / sandbox_cores) if sandbox_cores > 0 else slow
+
+
+class CpuLoad:
+    """The CPU-bound work in flight: intervals [start, end) with a weight (1: one busy thread), in
+    growing buffers (rows 0, 1, 2 of ``buf``: start, end, weight; the first ``n`` columns are live)."""
+
+    def __init__(self) -> None:
+        self.buf = np.empty((3, 64))
+        self.n = 0
+        self.first_end = math.inf
+
+    def drop(self, t: float) -> None:
+        """Forget what ended by ``t``."""
+        if self.n and self.first_end <= t:
+            live = self.buf[:, :self.n]
+            keep = live[1] > t
+            k = int(np.count_nonzero(keep))
+            self.buf[:, :k] = live[:, keep]
+            self.n = k
+            self.first_end = float(self.buf[1, :k].min()) if k else math.inf
+
+    def at(self, t: float, horizon_s: float = 0.0) -> float:
+        """The weight running at ``t``, or with ``horizon_s`` its mean over ``[t, t + horizon_s)``."""
+        if not self.n:
+            return 0.0
+        start, end, w = self.buf[0, :self.n], self.buf[1, :self.n], self.buf[2, :self.n]
+        if horizon_s <= 0:
+            return float(w[(start <= t) & (end > t)].sum())
+        over = np.minimum(end, t + horizon_s) - np.maximum(start, t)
+        return float(np.dot(w, np.maximum(over, 0.0)) / horizon_s)
+
+    def _room(self, k: int) -> None:
+        if self.n + k > self.buf.shape[1]:
+            grown = np.empty((3, max(2 * self.buf.shape[1], self.n + k)))
+            grown[:, :self.n] = self.buf[:, :self.n]
+            self.buf = grown
+
+    def add(self, start: float, end: float, w: float) -> None:
+        self._room(1)
+        self.buf[:, self.n] = (start, end, w)
+        self.n += 1
+        self.first_end = min(self.first_end, end)
+
+    def add_many(self, start: float, ends: np.ndarray) -> None:
+        """One thread each from ``start`` to each of ``ends``."""
+        k = len(ends)
+        self._room(k)
+        self.buf[0, self.n:self.n + k] = start
+        self.buf[1, self.n:self.n + k] = ends
+        self.buf[2, self.n:self.n + k] = 1.0
+        self.n += k
+        self.first_end = min(self.first_end, float(ends.min()))
 
 
 def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile: dict | str | Path | None = None,
@@ -281,9 +371,11 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
     uses_cache = strategy.name in ("faasbatch", "faasbatch-slo")
     sfs_slice = strategy.slice_s if isinstance(strategy, SFS) else None
     cores = a["cores"]
+    box = a["sandbox_cores"]
     creators = [0.0] * a["parallel_creates"]  # heap of the times each creation slot frees
     inflight: list[tuple[float, int, int, int]] = []  # (end, func, sandbox, invocations)
-    running = 0
+    load = CpuLoad()
+    io_share = float(prof.get("io", {}).get("cpu_share", a["io_cpu_share"]))
     cache_warm: set[int] = set()
     free_at = np.zeros(trace.n_functions)
     ptr = bounds[:-1].copy()
@@ -310,9 +402,9 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
             heapq.heappush(events, (float(free_at[f]), f))
             continue
         while inflight and inflight[0][0] <= t:
-            end, g, sid, cnt = heapq.heappop(inflight)
+            end, g, sid, _ = heapq.heappop(inflight)
             pool.release(g, sid, end)
-            running -= cnt
+        load.drop(t)
         if next_clean <= t:  # the cleaner's last run at or before t (no acquisition in between)
             period = a["cleaner_period_s"]
             last = next_clean + period * math.floor((t - next_clean) / period)
@@ -352,65 +444,84 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
             free_at[f] = t_acq
             m = len(got)
             inside = "serial" if plan.inside == "single" else plan.inside  # one at a time if they share
-            running += nb
-            stretch = max(1.0, running / cores) if cores > 0 else 1.0
+            share_f = io_share if kind == "io" else 1.0
+
+            def run_group(r_s: float, e: np.ndarray, serial: bool, boxes: int = 1,
+                          share_f: float = share_f) -> tuple[np.ndarray, np.ndarray]:
+                """(exec, queue) of the invocations ``boxes`` sandboxes start at ``r_s``; their CPU load is recorded."""
+                box = a["sandbox_cores"] * boxes
+                if cores <= 0 and box <= 0:  # no contention: nothing to track
+                    return (e.copy(), np.cumsum(e) - e) if serial else (e.copy(), np.zeros(len(e)))
+                hp = np.minimum(e, sfs_slice) if sfs_slice is not None else np.zeros(len(e))
+                rest = e - hp
+                cpu = rest * share_f
+                wait = rest - cpu
+                if serial or len(e) == 1:
+                    own = float(e.sum())
+                    slow = _alone_slowdown(load.at(r_s, own), cores, box)
+                    done = hp + cpu * slow + wait
+                    if serial:
+                        fin = np.cumsum(done)
+                        load.add(r_s, r_s + float(fin[-1]), share_f)
+                        return done, fin - done
+                    load.add(r_s, r_s + float(hp[0] + cpu[0] * slow), 1.0)
+                    return done, np.zeros(1)
+                alone = ps_finish_s(cpu, 0.0, cores, box)
+                bg = load.at(r_s, float((hp + alone).max()))  # the others' mean load while these run alone
+                fin = ps_finish_s(cpu, bg, cores, box) if bg > 0 else alone
+                load.add_many(r_s, r_s + hp + fin)
+                return hp + fin + wait, np.zeros(len(e))
 
             if m == 1:  # one sandbox holds the whole batch
                 sid, r_s, c_s = got[0]
                 cold[p0:hi] = c_s
                 ready[p0:hi] = r_s - c_s
                 sbx[p0:hi] = sid
-                if inside == "serial" and nb > 1:
-                    e = _stretched(ef[p0:hi], stretch, sfs_slice)
-                    ex[p0:hi] = e
-                    cs = np.cumsum(e)
-                    queue[p0:hi] = cs - e
-                    mem[p0:hi] = mem_full[order[p0:hi]]
-                    end = r_s + float(cs[-1])
-                elif uses_cache and trace.kinds[f] == "io":
+                if uses_cache and kind == "io" and inside != "serial":
+                    # the threads start together; the first to reach the hook builds the client under
+                    # its lock (CPU work), the others block in the hook (inside the handler: exec) until
+                    # it is built, then all run with the cached client
                     if sid in cache_warm:
-                        e = ec[p0:hi] * stretch
-                        ex[p0:hi] = e
-                        queue[p0:hi] = 0.0
+                        build = 0.0
                         mem[p0:hi] = mem_cached[order[p0:hi]]
-                        end = r_s + float(e.max())
                     else:
                         cache_warm.add(sid)
-                        first = float(ef[p0]) * stretch
-                        e = ec[p0:hi] * stretch
-                        e[0] = first
-                        ex[p0:hi] = e
-                        queue[p0:hi] = first
-                        queue[p0] = 0.0
+                        build_cpu = max(float(ef[p0] - ec[p0]), 0.0)
+                        bg = load.at(r_s, build_cpu)
+                        build = build_cpu * _alone_slowdown(bg, cores, box)
+                        if build > 0:
+                            load.add(r_s, r_s + build, 1.0)
                         mem[p0:hi] = mem_cached[order[p0:hi]]
                         mem[p0] = mem_full[order[p0]]
-                        end = r_s + first + (float(e[1:].max()) if nb > 1 else 0.0)
+                    e, q = run_group(r_s + build, ec[p0:hi], serial=False)
+                    ex[p0:hi] = e + build
+                    queue[p0:hi] = q
                 else:
-                    e = _stretched(ef[p0:hi], stretch, sfs_slice)
+                    e, q = run_group(r_s, ef[p0:hi], serial=(inside == "serial"))
                     ex[p0:hi] = e
-                    queue[p0:hi] = 0.0
+                    queue[p0:hi] = q
                     mem[p0:hi] = mem_full[order[p0:hi]]
-                    end = r_s + float(e.max())
+                end = r_s + float((queue[p0:hi] + ex[p0:hi]).max())
                 heapq.heappush(inflight, (end, f, sid, nb))
                 strategy.observe(f, c_s, float(ex[p0:hi].mean()))
             else:  # several sandboxes: round robin over them
                 share = np.arange(nb) % m
+                r_of = np.array([g[1] for g in got])[share]  # each invocation's sandbox ready time
+                together = inside != "serial" or nb <= m  # one each: serial and parallel are the same
+                if together:  # the sandboxes ready at one time start together: one sharing group
+                    for r_s in np.unique(r_of):
+                        idx = p0 + np.flatnonzero(r_of == r_s)
+                        boxes = len({got[j][0] for j in share[idx - p0]})
+                        ex[idx], queue[idx] = run_group(float(r_s), ef[idx], serial=False, boxes=boxes)
                 for j, (sid, r_s, c_s) in enumerate(got):
                     idx = p0 + np.flatnonzero(share == j)
-                    e = _stretched(ef[idx], stretch, sfs_slice)
-                    ex[idx] = e
+                    if not together:
+                        ex[idx], queue[idx] = run_group(r_s, ef[idx], serial=True)
                     cold[idx] = c_s
                     ready[idx] = r_s - c_s
                     sbx[idx] = sid
                     mem[idx] = mem_full[order[idx]]
-                    if inside == "serial":
-                        cs = np.cumsum(e)
-                        queue[idx] = cs - e
-                        end = r_s + float(cs[-1])
-                    else:
-                        queue[idx] = 0.0
-                        end = r_s + float(e.max())
-                    heapq.heappush(inflight, (end, f, sid, len(idx)))
+                    heapq.heappush(inflight, (r_s + float((queue[idx] + ex[idx]).max()), f, sid, len(idx)))
                 strategy.observe(f, got[0][2], float(ex[p0:hi].mean()))
         if ptr[f] < bounds[f + 1]:
             di = strategy.interval_s(f)

@@ -1,0 +1,98 @@
+"""The simulator's contention and client-cache model on hand-made cases whose answers are worked by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tailgate.core.errors import ArgError
+from tailgate.faas.sim import ProfileError, load_profile, ps_finish_s, simulate
+from tailgate.faas.strategies import Pool, make_strategy
+from tailgate.faas.trace import Trace
+
+
+def const(ms):
+    return {"dist": "const", "value": float(ms)}
+
+
+def profile(kind, exec_ms, cached_ms=None, cold_ms=0.0, **extra):
+    p = {"cold_start_ms": const(cold_ms), "exec_ms": const(exec_ms), **extra}
+    if cached_ms is not None:
+        p.update(exec_cached_ms=const(cached_ms), mem_mb=15.0, mem_cached_mb=1.0)
+    return {kind: p}
+
+
+def trace(arrivals, kind="cpu"):
+    a = np.asarray(arrivals, dtype=float)
+    return Trace(a, np.zeros(len(a), dtype=np.int32), np.full(len(a), 25), ["f0"], [kind])
+
+
+def test_processor_sharing_short_jobs_leave_and_the_rest_speed_up():
+    # 1 core, 0.1 s and 1.0 s together: both at half speed until 0.2 s, then the long one alone: 1.1 s
+    assert np.allclose(ps_finish_s(np.array([1.0, 0.1]), 0.0, 1), [1.1, 0.2])
+    # 4 equal jobs on 2 cores: each at half speed
+    assert np.allclose(ps_finish_s(np.full(4, 0.1), 0.0, 2), 0.2)
+    # one job beside 3 others on 2 cores: 4 threads on 2 cores, half speed
+    assert np.allclose(ps_finish_s(np.array([0.1]), 3.0, 2), 0.2)
+    # plenty of cores: no slow-down; 0 cores: no contention at all
+    assert np.allclose(ps_finish_s(np.array([0.3, 0.1]), 0.0, 32), [0.3, 0.1])
+    assert np.allclose(ps_finish_s(np.array([0.3, 0.1]), 9.0, 0), [0.3, 0.1])
+    # a sandbox capped at 1 core on a 32-core machine: 2 jobs of 0.1 s share that one core
+    assert np.allclose(ps_finish_s(np.array([0.1, 0.1]), 0.0, 32, sandbox_cores=1.0), 0.2)
+
+
+def test_a_batch_is_shared_over_time_not_stretched_by_its_size():
+    # faasbatch, one sandbox, 1 core: 0.1, 0.1 and 1.0 s of CPU. The old model stretched every one
+    # by 3 (0.3, 0.3, 3.0); sharing gives 0.3, 0.3 (three at a third) and 0.3 + 0.9 = 1.2 s
+    tr = trace([0.01, 0.02, 0.03])
+    prof = {"cpu": {"cold_start_ms": const(0.0),
+                    "exec_ms": {"dist": "empirical", "samples": [100.0]}}}
+    r = simulate(tr, make_strategy("faasbatch"), Pool(), prof, cores=1)
+    assert np.allclose(r.exec_s, 0.3)
+    # unequal sizes through the fib distribution: n=20 -> 0.1 s, n=30 -> 1.0 s (no noise)
+    fib = {"cpu": {"cold_start_ms": const(0.0),
+                   "exec_ms": {"dist": "fib", "anchors": [[20, 100.0], [30, 1000.0]], "sigma": 0.0}}}
+    t2 = Trace(np.array([0.01, 0.02, 0.03]), np.zeros(3, dtype=np.int32), np.array([20, 20, 30]), ["f0"], ["cpu"])
+    r2 = simulate(t2, make_strategy("faasbatch"), Pool(), fib, cores=1)
+    assert np.allclose(r2.exec_s, [0.3, 0.3, 1.2])
+
+
+def test_io_only_the_cpu_share_contends():
+    # vanilla, no cold start: 4 I/O invocations of 0.1 s start together on 1 core. All CPU: 4 at a
+    # quarter speed, 0.4 s; with cpu_share 0.5: 0.05 s of CPU each at a quarter (0.2 s) + 0.05 s wait
+    tr = trace([0.01] * 4, kind="io")
+    full = simulate(tr, make_strategy("vanilla"), Pool(), profile("io", 100.0), cores=1, io_cpu_share=1.0)
+    assert np.allclose(full.exec_s, 0.4)
+    half = simulate(tr, make_strategy("vanilla"), Pool(), profile("io", 100.0), cores=1, io_cpu_share=0.5)
+    assert np.allclose(half.exec_s, 0.25)
+    # the profile's io.cpu_share wins over the argument
+    prof = profile("io", 100.0, cpu_share=0.0)
+    assert np.allclose(simulate(tr, make_strategy("vanilla"), Pool(), prof, cores=1, io_cpu_share=1.0).exec_s, 0.1)
+
+
+def test_client_build_others_wait_only_for_the_build():
+    # faasbatch I/O, 3 invocations in one sandbox, plenty of cores: exec 100 ms, cached 10 ms, so the
+    # build is 90 ms; everyone waits for it in the hook (exec), then runs 10 ms: 100 ms each, no queue
+    tr = trace([0.01, 0.02, 0.03], kind="io")
+    r = simulate(tr, make_strategy("faasbatch"), Pool(), profile("io", 100.0, 10.0), cores=32)
+    assert np.allclose(r.exec_s, 0.1) and np.allclose(r.queue_s, 0.0)
+    # 1 core, all CPU: the build alone 90 ms, then 3 x 10 ms shared: 90 + 30 = 120 ms each
+    r1 = simulate(tr, make_strategy("faasbatch"), Pool(), profile("io", 100.0, 10.0), cores=1, io_cpu_share=1.0)
+    assert np.allclose(r1.exec_s, 0.12)
+
+
+def test_background_is_the_others_mean_load_over_the_run():
+    # two vanilla invocations on 1 core, the second 0.05 s after the first (0 cold start, 0.05 s tick):
+    # the first, 0.1 s alone, is running for the second's first 0.05 s ... the second sees on average
+    # half a thread beside it over its 0.1 s: slow-down 1.5, 0.15 s
+    tr = trace([0.01, 0.06])
+    r = simulate(tr, make_strategy("vanilla", dispatch_interval_s=0.05), Pool(), profile("cpu", 100.0), cores=1)
+    assert np.allclose(r.exec_s, [0.1, 0.15])
+
+
+def test_bad_share_is_one_line():
+    with pytest.raises(ProfileError, match="io.cpu_share"):
+        load_profile(profile("io", 100.0, cpu_share=2.0))
+    with pytest.raises(ArgError, match="io_cpu_share"):
+        simulate(trace([0.0], kind="io"), make_strategy("vanilla"), Pool(), profile("io", 100.0), io_cpu_share=1.5)
+    with pytest.raises(ArgError, match="sandbox_cores"):
+        simulate(trace([0.0]), make_strategy("vanilla"), Pool(), profile("cpu", 100.0), sandbox_cores=-1)
