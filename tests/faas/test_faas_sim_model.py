@@ -81,12 +81,29 @@ def test_client_build_others_wait_only_for_the_build():
 
 
 def test_background_is_the_others_mean_load_over_the_run():
-    # two vanilla invocations on 1 core, the second 0.05 s after the first (0 cold start, 0.05 s tick):
-    # the first, 0.1 s alone, is running for the second's first 0.05 s ... the second sees on average
-    # half a thread beside it over its 0.1 s: slow-down 1.5, 0.15 s
+    # two vanilla invocations on 1 core, the second 0.05 s after the first (0 cold start, 0.05 s tick).
+    # Estimated when each starts (ps_passes=0): the first, 0.1 s alone, is running for the second's
+    # first 0.05 s, so the second sees on average half a thread beside it: slow-down 1.5, 0.15 s
     tr = trace([0.01, 0.06])
-    r = simulate(tr, make_strategy("vanilla", dispatch_interval_s=0.05), Pool(), profile("cpu", 100.0), cores=1)
+    van = make_strategy("vanilla", dispatch_interval_s=0.05)
+    r = simulate(tr, van, Pool(), profile("cpu", 100.0), cores=1, ps_passes=0)
     assert np.allclose(r.exec_s, [0.1, 0.15])
+    # the fixed point also slows the first by the second: it runs 0.05 s alone, then both at half
+    # speed: it ends at 0.15 s, the second 0.05 s later (0.15 s each)
+    r = simulate(tr, make_strategy("vanilla", dispatch_interval_s=0.05), Pool(), profile("cpu", 100.0), cores=1)
+    assert np.allclose(r.exec_s, [0.15, 0.15])
+
+
+def test_a_burst_of_equal_jobs_ends_together():
+    # ten vanilla invocations of 0.1 s arriving 10 ms apart on 1 core (one tick each, no cold start):
+    # processor sharing over the whole run ends the last at 1.0 s of work after the first started,
+    # and none of them gets a slowdown fixed at its start (the first would run alone: 0.1 s)
+    tr = trace([0.001 + 0.01 * k for k in range(10)])
+    r = simulate(tr, make_strategy("vanilla", dispatch_interval_s=0.01), Pool(), profile("cpu", 100.0), cores=1,
+                 ps_passes=10)
+    ends = r.schedule_s + r.exec_s + tr.arrival_s
+    assert ends.max() - (r.schedule_s[0] + tr.arrival_s[0]) == pytest.approx(1.0, rel=0.05)
+    assert r.exec_s[0] > 0.5
 
 
 def test_bad_share_is_one_line():
@@ -96,3 +113,20 @@ def test_bad_share_is_one_line():
         simulate(trace([0.0], kind="io"), make_strategy("vanilla"), Pool(), profile("io", 100.0), io_cpu_share=1.5)
     with pytest.raises(ArgError, match="sandbox_cores"):
         simulate(trace([0.0]), make_strategy("vanilla"), Pool(), profile("cpu", 100.0), sandbox_cores=-1)
+
+
+def test_native_image_first_invocation_builds_cold_later_ones_warm():
+    # vanilla, no contention: one invocation at a time reuses one sandbox. The first builds its
+    # client from a cold image (300 ms, 15 MB), the later ones with the libraries' caches warm (80 ms)
+    prof = profile("io", 300.0, cached_ms=30.0, exec_warm_ms=const(80.0), mem_warm_mb=4.0)
+    tr = trace([0.01, 1.01, 2.01], kind="io")
+    res = simulate(tr, make_strategy("vanilla"), Pool(), prof, cores=0)
+    assert res.sandboxes_created == 1
+    assert np.allclose(res.exec_s, [0.3, 0.08, 0.08])
+    assert np.allclose(res.mem_mb, [15.0, 4.0, 4.0])
+    # kraken-style serial share in a fresh sandbox: the first cold, the ones after it warm
+    two = simulate(trace([0.01, 0.02], kind="io"), make_strategy("vanilla"), Pool(max_per_function=1), prof, cores=0)
+    assert np.allclose(two.exec_s, [0.3, 0.08]) and np.allclose(two.queue_s, [0.0, 0.3])
+    # without exec_warm_ms every native invocation builds from a cold image (as before)
+    old = simulate(tr, make_strategy("vanilla"), Pool(), profile("io", 300.0, cached_ms=30.0), cores=0)
+    assert np.allclose(old.exec_s, 0.3)

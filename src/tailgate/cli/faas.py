@@ -16,9 +16,11 @@ Manual
     tailgate faas serve --manifest FILE [--strategy S] [--dispatch-interval-s X] [--sandbox process|bwrap|docker]
                         [--port P] [--duration S] [--param KEY=VALUE ...] [--s3 none|local]
                         [--reuse/--no-reuse] [--out DIR]
+    tailgate faas serve --manifest FILE --strategy kraken --calibrate-from DIR [--param predictor=perfect|ewma] ...
     tailgate faas load [--host H] [--port P] [--trace gen|FILE | --rate R --duration-s S] [--kind cpu|io]
                        [--function NAME,...] [--event JSON] [--speed X] [--max-invocations N]
                        [--timeout-s S] [--out DIR] [--json]
+    tailgate faas overhead [--rate 2000] [--duration-s 30] [--interval 0.2] [--out DIR] [--json]
 
 ``sim`` runs every strategy at every dispatch interval (``--dispatch-interval-s`` is the same
 option as ``--interval``) over one trace: ``--trace gen`` (default) generates an Azure-like one
@@ -40,14 +42,30 @@ files only with ``--out``. A bad argument or file is one line ``error: ...`` (ex
 ``serve`` runs the live gateway (:mod:`tailgate.faas.live.gateway`: ``POST /invoke/{function}``,
 ``GET /functions``, ``GET /metrics``) over the manifest's functions (:mod:`tailgate.faas.live.registry`)
 in sandboxes of the chosen kind (:mod:`tailgate.faas.live.sandbox`) until SIGINT/SIGTERM or
-``--duration``, then writes ``invocations.csv`` and ``summary.json`` into ``--out`` (default
+``--duration``, then writes ``invocations.csv``, ``batches.csv`` (one row per dispatch: its tick,
+invocations, sandboxes planned and got) and ``summary.json`` into ``--out`` (default
 ``results/faas-serve-YYYYmmdd-HHMMSS``). ``--s3 local`` starts a local S3 server
 (:mod:`tailgate.faas.io.s3server`) before the gateway and stops it after, hands its endpoint and
 test credentials to every sandbox (``S3_ENDPOINT_URL``, ``AWS_*``) and keeps the sandboxes in the
 host's network namespace so they reach it; the manifest's ``s3io`` function then does real put/get.
 ``--reuse`` turns the boto3 client-reuse hook (:mod:`tailgate.faas.io.reuse`, LRU of 10) on inside
 the ``io`` sandboxes; by default it is on for ``faasbatch`` and ``faasbatch-slo`` and off for
-``vanilla`` and ``sfs``, as in the paper (its baselines build a client per invocation).
+``vanilla``, ``kraken`` and ``sfs``, as in the paper (its baselines build a client per invocation).
+
+``--strategy kraken`` is calibrated from a live Vanilla run: ``--calibrate-from DIR`` names the
+``--out`` of ``tailgate faas serve --strategy vanilla`` over the same functions (matched by name;
+:mod:`tailgate.faas.live.calibrate`). Per function its SLO is the ``slo_quantile`` (0.98) of
+Vanilla's schedule + cold start + exec over the completed invocations, its batch size ⌊SLO / mean
+exec⌋, and each dispatch plans ⌈predicted load / batch size⌉ sandboxes that run their share
+serially. ``--param predictor=perfect`` (default) replays Vanilla's logged loads (its
+``batches.csv``) by position: the k-th dispatch of a function under Kraken is predicted to carry
+the k-th load Vanilla logged for it (then, past the log's end, its own size), whatever its tick —
+when a replay's ticks drift from Vanilla's, that positional replay is what "perfect" means live.
+``--param predictor=ewma`` predicts online and needs only the SLO and mean exec. The start-up line
+and ``summary.json`` (``strategy.predictor``, ``strategy.calibrated_from``) say which predictor ran
+and where the calibration came from. Without ``--calibrate-from`` Kraken is refused; a run
+directory that is missing a file, is not a vanilla run, lacks a completed invocation of a served
+function or holds a malformed row is refused in one line naming the file (and line).
 
 ``profile`` measures this machine's ``process`` sandboxes (:mod:`tailgate.faas.live.profile`):
 cold start (create → first reply) of CPU and I/O sandboxes, exec of ``fib(n)`` at each ``--fib-n``,
@@ -59,9 +77,26 @@ simulator's format: ``tailgate faas sim --profile DIR/profile.json``) and ``samp
 ``report`` writes FaaSBatch's reproduction, ``faasbatch.md`` and ``faasbatch/``
 (:mod:`tailgate.bench.faas_report`), into ``--out`` (default ``results/faasbatch-YYYYmmdd-HHMMSS``;
 ``--out docs/`` for the committed one): every strategy × dispatch interval of the paper's experiment
-simulated, beside the artifact's table, and with ``--live`` (default) reduced traces replayed
-through the live gateway (``--s3 local``) with faasbatch and vanilla, compared with the simulator
-on the same trace. ``--quick`` is a small run for tests.
+simulated, beside the artifact's table, and with ``--live`` (default) traces of the reference's
+shape replayed through the live gateway (``--s3 local``) at di = 0.2 s — I/O 400 invocations over
+2 minutes, CPU 200 over 1 minute — with vanilla, kraken (perfect predictor, ``--calibrate-from``
+the vanilla run), faasbatch, sfs and faasbatch-slo, each compared with the simulator on the same
+trace; the issue's live criteria computed from them (FaaSBatch's p98 against each baseline,
+sandboxes, memory per invocation; the latency breakdown under any not met); and the gateway's
+overhead (``overhead``'s run: a no-op at 2,000/s for 30 s). ``--quick`` is a small run for tests
+(I/O only, a few invocations, a tiny overhead run).
+
+``overhead`` measures the gateway's own overhead (:mod:`tailgate.bench.faas_overhead`): it starts
+``tailgate faas serve --strategy faasbatch`` with one no-op function at ``--interval`` (the dispatch
+interval, default 0.2 s), sends it Poisson arrivals at ``--rate`` invocations/s (default 2000) for
+``--duration-s`` (default 30) in open loop, stops it and prints whether the issue's bound holds:
+overhead (client latency − exec) at p50 within the interval + 2 ms, and nothing lost (every
+invocation sent was answered, and the gateway accepted and accounted each one), with the p98, the
+client's send lag and its verdict (a client that lagged measured a burstier load: said, not
+hidden) and the achieved rate. It writes ``overhead.json``, ``manifest.yaml``, ``serve/`` and
+``load/`` into ``--out`` (default ``results/faas-overhead-YYYYmmdd-HHMMSS``); ``--json`` prints
+``overhead.json`` instead. Exit status 0 whether or not the bound holds; a bad argument, or a
+gateway that does not start, is one line ``error: ...`` (exit 2).
 
 ``load`` replays a trace (the same ``--trace``/``--window`` choices as ``sim``, or ``--rate R``:
 Poisson arrivals at R invocations/s for ``--duration-s``, default 10) against
@@ -89,11 +124,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tailgate.bench.faas_overhead import describe as describe_overhead
+from tailgate.bench.faas_overhead import run_overhead
 from tailgate.bench.faas_report import run_report
 from tailgate.bench.provenance import report_dir
-from tailgate.cli.errors import fail
+from tailgate.cli.errors import call_or_fail, fail
+from tailgate.cli.params import parse_params, parse_value
 from tailgate.core.args import render_args
 from tailgate.core.errors import ArgError, TailgateError
+from tailgate.faas.live.calibrate import calibrate_from_run
 from tailgate.faas.live.gateway import Gateway, serve
 from tailgate.faas.live.profile import measure, write_profile
 from tailgate.faas.live.registry import load_manifest
@@ -102,7 +141,7 @@ from tailgate.faas.io.load import LoadConfig, NoAnswer, poisson_trace, replay
 from tailgate.faas.io.load import write_results as write_load_results
 from tailgate.faas.io.s3server import S3Server
 from tailgate.faas.sim import SIM_ARGS, run_strategies, write_results
-from tailgate.faas.strategies import POOL_ARGS, STRATEGIES, Pool, make_strategy, strategy_args
+from tailgate.faas.strategies import POOL_ARGS, STRATEGIES, Kraken, Pool, make_strategy, strategy_args
 from tailgate.faas.trace import KINDS, generate, load_reference_window, load_trace
 
 S3_MODES = ("none", "local")
@@ -139,33 +178,6 @@ def parse_intervals(text: str) -> list[float]:
     return out
 
 
-def _value(raw: str):
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return raw
-
-
-def parse_params(items: list[str] | None, names: list[str]) -> dict[str, dict]:
-    """``STRATEGY.KEY=VALUE`` (or ``KEY=VALUE`` for every chosen strategy that takes KEY)."""
-    out: dict[str, dict] = {n: {} for n in names}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        strat, dot, name = key.rpartition(".")
-        if not sep or not name:
-            raise ArgError(f"--param {item!r}: expected STRATEGY.KEY=VALUE or KEY=VALUE")
-        if dot and strat not in out:
-            raise ArgError(f"--param {item!r}: strategy {strat!r} is not among --strategy {','.join(names)}")
-        targets = [strat] if dot else [n for n in names if name in {a.name for a in strategy_args(n)}]
-        if not targets:
-            raise ArgError(f"--param {item!r}: no chosen strategy takes {name!r}")
-        for t in targets:
-            out[t][name] = _value(raw)
-    return out
-
-
 @faas_app.command("sim")
 def sim_cmd(
     strategy: str = typer.Option("faasbatch,vanilla,kraken,sfs", "--strategy", "-s", help="comma-separated strategies"),
@@ -196,7 +208,7 @@ def sim_cmd(
     try:
         names = parse_names(strategy)
         intervals = parse_intervals(interval)
-        params = parse_params(param, names)
+        params = parse_params(param, names, strategy_args, "strategy")
         for name in names:  # refuse a bad argument before anything runs
             make_strategy(name, **params[name])
         if kind not in KINDS:
@@ -259,8 +271,11 @@ def sim_cmd(
 def serve_cmd(
     manifest: Path = typer.Option(..., "--manifest", "-m", help="the functions' YAML manifest"),
     strategy: Optional[str] = typer.Option(None, "--strategy", "-s",
-                                           help="faasbatch, vanilla, sfs or faasbatch-slo (default: the manifest's, "
-                                                "else faasbatch)"),
+                                           help="faasbatch, vanilla, kraken (with --calibrate-from), sfs or "
+                                                "faasbatch-slo (default: the manifest's, else faasbatch)"),
+    calibrate_from: Optional[Path] = typer.Option(None, "--calibrate-from",
+                                                  help="kraken: the --out of a `faas serve --strategy vanilla` run "
+                                                       "of the same functions (SLOs, mean exec, logged loads)"),
     dispatch_interval_s: Optional[float] = typer.Option(None, "--dispatch-interval-s", "--interval", "-i",
                                                         help="dispatch tick in s (default: the manifest's, else 0.2)"),
     sandbox: str = typer.Option("process", "--sandbox", help="process, bwrap or docker"),
@@ -270,7 +285,8 @@ def serve_cmd(
     param: Optional[list[str]] = typer.Option(None, "--param", help="strategy argument KEY=VALUE (repeatable)"),
     max_body_bytes: int = typer.Option(1 << 20, "--max-body-bytes", help="larger request bodies get 413"),
     grace_s: float = typer.Option(10.0, "--grace-s", help="at stop, time in-flight invocations get to finish (s)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="results directory (invocations.csv, summary.json)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="results directory (invocations.csv, batches.csv, "
+                                                           "summary.json)"),
     s3: str = typer.Option("none", "--s3", help="local: start a local S3 server for the gateway's lifetime; none"),
     reuse: Optional[bool] = typer.Option(None, "--reuse/--no-reuse",
                                          help="boto3 client reuse in io sandboxes (default: on for faasbatch and "
@@ -281,18 +297,32 @@ def serve_cmd(
     try:
         man = load_manifest(manifest)
         name = (strategy or man.strategy.get("name") or "faasbatch").lower()
-        if name == "kraken":
-            raise ArgError("--strategy kraken: needs a calibration from a Vanilla run; not served live "
-                           "(use faasbatch, vanilla, sfs or faasbatch-slo)")
+        if name == "kraken" and calibrate_from is None:
+            raise ArgError("--strategy kraken: needs a calibration from a Vanilla run: --calibrate-from DIR, the "
+                           "--out of `tailgate faas serve --strategy vanilla` over the same functions")
+        if calibrate_from is not None and name != "kraken":
+            raise ArgError(f"--calibrate-from {calibrate_from}: only for --strategy kraken (the strategy is {name})")
         sparams = {k: v for k, v in man.strategy.items() if k != "name"} if name == man.strategy.get("name") else {}
         for item in param or []:
             key, sep, raw = item.partition("=")
             if not sep or not key:
                 raise ArgError(f"--param {item!r}: expected KEY=VALUE")
-            sparams[key] = _value(raw)
+            sparams[key] = parse_value(raw)
         if dispatch_interval_s is not None:
             sparams["dispatch_interval_s"] = dispatch_interval_s
         strat = make_strategy(name, **sparams)
+        kraken_text = ""
+        if isinstance(strat, Kraken):
+            predictor = strat.params["predictor"]
+            cal = calibrate_from_run(calibrate_from, {s.name: s.index for s in man.functions.values()},
+                                     quantile=strat.params["slo_quantile"], need_loads=predictor == "perfect")
+            strat.calibrate(*cal.args(), source=cal.source)
+            kraken_text = f", predictor {predictor}, calibrated from {cal.source}"
+            van_di = cal.interval_s
+            if predictor == "perfect" and van_di is not None and van_di != strat.dispatch_interval_s:
+                typer.echo(f"warning: --calibrate-from {cal.source}: Vanilla ran at dispatch interval "
+                           f"{cal.interval_s:g} s, Kraken serves at {strat.dispatch_interval_s:g} s (its logged "
+                           f"loads are per Vanilla's tick)", err=True)
         if sandbox not in SANDBOXES:
             raise ArgError(f"--sandbox {sandbox!r}: must be one of {', '.join(SANDBOXES)}")
         if not 0 <= port <= 65535:
@@ -315,8 +345,8 @@ def serve_cmd(
             def ready(p: int) -> None:
                 s3_text = f", s3 {s3server.endpoint_url}" if s3server is not None else ""
                 typer.echo(f"faas serve: listening on http://{host}:{p} (strategy {name}, sandbox {sandbox}, "
-                           f"dispatch interval {strat.dispatch_interval_s:g} s, reuse {'on' if use_reuse else 'off'}"
-                           f"{s3_text})", err=True)
+                           f"dispatch interval {strat.dispatch_interval_s:g} s{kraken_text}, reuse "
+                           f"{'on' if use_reuse else 'off'}{s3_text})", err=True)
                 sys.stderr.flush()
 
             return await serve(gw, host, port, duration, stop, ready)
@@ -336,7 +366,7 @@ def serve_cmd(
         raise fail(str(e)) from None
     except OSError as e:
         raise fail(f"faas serve: {e.strerror or e} (port {port}?)") from None
-    typer.echo(f"results: {out_dir}/ (invocations.csv, summary.json)", err=True)
+    typer.echo(f"results: {out_dir}/ (invocations.csv, batches.csv, summary.json)", err=True)
     if summary["in_flight"]:
         raise typer.Exit(1)
 
@@ -504,15 +534,36 @@ def report_cmd(
     def say(text: str) -> None:
         typer.echo(f"faas report: {text}", err=True)
 
-    try:
-        md = run_report(out_dir, with_live=live, quick=quick, command=" ".join(words), say=say)
-    except TailgateError as e:
-        raise fail(str(e)) from None
-    except OSError as e:
-        raise fail(f"faas report into {out_dir}: {e.strerror or e}") from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+    md = call_or_fail(f"faas report into {out_dir}", lambda: run_report(
+        out_dir, with_live=live, quick=quick, command=" ".join(words), say=say, overhead=run_overhead))
     typer.echo(f"wrote: {md} and {md.with_suffix('')}/")
+
+
+@faas_app.command("overhead")
+def overhead_cmd(
+    rate: float = typer.Option(2000.0, "--rate", help="no-op invocations per s (Poisson, open loop)"),
+    duration_s: float = typer.Option(30.0, "--duration-s", help="how long invocations are sent (s)"),
+    interval: float = typer.Option(0.2, "--interval", "--dispatch-interval-s", help="faasbatch's dispatch interval (s)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="results directory (default: "
+                                                           "results/faas-overhead-YYYYmmdd-HHMMSS)"),
+    as_json: bool = typer.Option(False, "--json", help="print overhead.json instead of the summary lines"),
+) -> None:
+    """The gateway's overhead: a no-op at a fixed rate through faasbatch, p50 against interval + 2 ms, nothing lost."""
+
+    out_dir = out or report_dir("faas-overhead")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise fail(f"--out {out_dir}: exists and is not a directory")
+
+    def say(text: str) -> None:
+        typer.echo(f"faas overhead: {text}", err=True)
+
+    result = call_or_fail(f"faas overhead into {out_dir}",
+                          lambda: run_overhead(rate, duration_s, interval, out_dir, say=say), as_json)
+    if as_json:
+        return
+    for line in describe_overhead(result):
+        typer.echo(line)
+    typer.echo(f"results: {out_dir}/ (overhead.json, serve/, load/)")
 
 
 @faas_app.command("strategies")

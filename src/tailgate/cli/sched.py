@@ -63,7 +63,8 @@ from rich.table import Table
 
 from tailgate.bench.provenance import describe, report_dir
 from tailgate.bench.sched_report import make_report
-from tailgate.cli.errors import fail
+from tailgate.cli.errors import call_or_fail, fail
+from tailgate.cli.params import parse_params
 from tailgate.core.args import render_args
 from tailgate.core.errors import ArgError, TailgateError
 from tailgate.dispatch.live.loadgen import LoadConfig
@@ -74,26 +75,6 @@ from tailgate.dispatch.sweep import parse_loads, sustainable, sweep, write_resul
 from tailgate.dispatch.workloads import WORKLOADS, get_workload
 
 sched_app = typer.Typer(no_args_is_help=True, help="Schedule typed requests: simulate policies, serve, load.")
-
-
-def parse_params(items: list[str] | None, policies: list[str]) -> dict[str, dict]:
-    """``POLICY.KEY=VALUE`` (or ``KEY=VALUE`` for every policy that takes KEY) → per-policy dicts."""
-
-    out: dict[str, dict] = {p: {} for p in policies}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ArgError(f"--param {item!r}: expected POLICY.KEY=VALUE or KEY=VALUE")
-        value = _value(raw)
-        pol, dot, name = key.rpartition(".")
-        targets = [pol] if dot else [p for p in policies if name in {a.name for a in policy_args(p)}]
-        if dot and pol not in out:
-            raise ArgError(f"--param {item!r}: policy {pol!r} is not among --policy {','.join(policies)}")
-        if not targets:
-            raise ArgError(f"--param {item!r}: no chosen policy takes {name!r}")
-        for p in targets:
-            out[p][name] = value
-    return out
 
 
 def parse_policies(text: str) -> list[str]:
@@ -140,15 +121,6 @@ def check_jobs(jobs: int | None) -> None:
         raise ArgError(f"--jobs {jobs}: must be >= 1 (leave it out to use every core)")
 
 
-def _value(raw: str):
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return None if raw.lower() == "none" else raw
-
-
 @sched_app.command("sim")
 def sim_cmd(
     workload: str = typer.Option("disp2", "--workload", "-w", help="workload name or YAML file"),
@@ -177,7 +149,7 @@ def sim_cmd(
             raise ArgError(f"--overhead-ns {overhead_ns}: must be >= 0")
         if not slowdown_target > 0:
             raise ArgError(f"--slowdown-target {slowdown_target:g}: must be > 0")
-        params = parse_params(param, pols)
+        params = parse_params(param, pols, policy_args, "policy")
         n_points = len(pols) * len(loads)
         console = Console(stderr=True, highlight=False)
         note = _profiling_note(params.get("darc"), requests) if "darc" in pols else None
@@ -295,7 +267,7 @@ def report_cmd(
                            slowdown_target=slowdown_target, live=live,
                            say=lambda m: console.print(m, markup=False), reuse=reuse, live_runs=live_runs)
 
-    report = _call(f"sched report into {out or 'results/'}", go, as_json=False)
+    report = call_or_fail(f"sched report into {out or 'results/'}", go, as_json=False)
     c = Console(highlight=False, soft_wrap=True)
     c.print(f"report: {report.path} (figures and data: {report.path.parent / 'persephone'}/)", markup=False)
     c.print(f"ran: {describe(report.ran)}", markup=False)
@@ -328,12 +300,12 @@ def serve_cmd(
     that dies is restarted."""
 
     def go() -> dict:
-        params = parse_params(param, [policy.lower()]).get(policy.lower(), {}) if param else {}
+        params = parse_params(param, [policy.lower()], policy_args, "policy").get(policy.lower(), {}) if param else {}
         return serve(policy.lower(), get_workload(workload), workers, host=host, port=port, worker_kind=kind,
                      duration_s=duration_s, run_scale=run_scale, policy_params=params, pin=pin, quiet=as_json,
                      max_queue_delay_us=parse_queue_delay(max_queue_delay_us))
 
-    _call(f"serve on {host}:{port}", go, as_json)
+    call_or_fail(f"serve on {host}:{port}", go, as_json)
 
 
 @sched_app.command("load")
@@ -369,20 +341,5 @@ def load_cmd(
                          csv_path=str(csv_path) if csv_path else None, force=force)
         return run_client(cfg, quiet=as_json)
 
-    _call(f"load against {host}:{port}", go, as_json)
+    call_or_fail(f"load against {host}:{port}", go, as_json)
 
-
-def _call(where: str, fn, as_json: bool):
-    """Run ``fn`` and return its result; a user or OS error becomes one line (exit 2), Ctrl-C exit
-    130; the result printed as JSON if asked."""
-    try:
-        result = fn()
-    except TailgateError as e:
-        raise fail(str(e)) from None
-    except OSError as e:
-        raise fail(f"{where}: {e.strerror or e}") from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    if as_json:
-        typer.echo(json.dumps(result, indent=1))
-    return result

@@ -27,7 +27,9 @@ shared client cache: the threads start together, the first builds the client und
 (its CPU work: ``exec_ms`` less ``exec_cached_ms`` of that invocation), the others block in the hook
 (inside the handler, so exec, not queue) until it is built, then all run with the cached client
 (``exec_cached_ms``, ``mem_cached_mb``); other strategies run the native image, where every
-invocation builds its own. CPU contention is processor sharing: the CPU work in flight on the
+invocation builds its own: the first in a fresh sandbox from a cold image (``exec_ms``), later
+ones in a sandbox that ran one before with the libraries' own caches warm (``exec_warm_ms``,
+``mem_warm_mb``; the same as ``exec_ms`` when the profile has none). CPU contention is processor sharing: the CPU work in flight on the
 machine (every invocation's CPU part, with its start and end) is tracked, and the invocations a
 sandbox starts together each progress at ``min(1, cores / (k + others))`` while ``k`` of them are
 left, ``others`` being the CPU work of other sandboxes (its mean over the time these would take
@@ -48,7 +50,7 @@ functions, as the reference measures I/O only) and ``sandbox``.
 
 The profile (a dict, or a JSON file of one; :data:`REFERENCE_PROFILE` by default, read off the
 reference's figures §8 and §10) gives per kind ``cold_start_ms``, ``exec_ms``, for I/O
-``exec_cached_ms``, and ``mem_mb``/``mem_cached_mb``. A distribution is
+``exec_cached_ms`` and optionally ``exec_warm_ms``, and ``mem_mb``/``mem_cached_mb`` (optionally ``mem_warm_mb``). A distribution is
 ``{"dist": "lognormal", "median": MS, "sigma": S}``, ``{"dist": "const", "value": MS}``,
 ``{"dist": "empirical", "samples": [MS, ...]}`` or, for exec of CPU functions,
 ``{"dist": "fib", "anchors": [[n, MS], ...], "sigma": S}`` (log-linear in ``n`` between anchors).
@@ -72,6 +74,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import csv
 import heapq
 import json
@@ -81,9 +84,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from tailgate.core.args import Arg, bind_args, render_args
 from tailgate.core.errors import ArgError, TailgateError
+from tailgate.faas.contention import ps_exact
 from tailgate.faas.strategies import SFS, FaaSBatchSLO, Kraken, Pool, Strategy, make_strategy
 from tailgate.faas.trace import Trace
 
@@ -112,6 +117,8 @@ SIM_ARGS = (
         help="sandbox creations the machine runs at once (1: blocking, one after another, as the original)"),
     Arg("cleaner_period_s", float, 5.0, unit="s", min=1e-3, help="how often idle sandboxes are expired"),
     Arg("seed", int, 1, unit="-", help="random seed of exec and cold-start draws"),
+    Arg("ps_passes", int, 3, unit="passes", min=0, max=50,
+        help="passes of the processor-sharing fixed point (0: each job's slowdown estimated when it starts)"),
 )
 __doc__ = __doc__.replace("{args}", render_args(SIM_ARGS))
 
@@ -271,6 +278,24 @@ def _alone_slowdown(bg: float, cores: int, sandbox_cores: float) -> float:
     return max(slow, 1.0 / sandbox_cores) if sandbox_cores > 0 else slow
 
 
+@njit(cache=True)
+def mean_load(buf: np.ndarray, n: int, t: float, horizon_s: float) -> float:
+    """Of intervals ``buf[0:2, :n]`` (start, end) weighted ``buf[2, :n]``: the weight running at
+    ``t``, or with ``horizon_s`` > 0 its mean over ``[t, t + horizon_s)`` (one pass, no temporaries)."""
+    acc = 0.0
+    if horizon_s <= 0:
+        for i in range(n):
+            if buf[0, i] <= t < buf[1, i]:
+                acc += buf[2, i]
+        return acc
+    hi = t + horizon_s
+    for i in range(n):
+        over = min(buf[1, i], hi) - max(buf[0, i], t)
+        if over > 0:
+            acc += buf[2, i] * over
+    return acc / horizon_s
+
+
 class CpuLoad:
     """The CPU-bound work in flight: intervals [start, end) with a weight (1: one busy thread), in
     growing buffers (rows 0, 1, 2 of ``buf``: start, end, weight; the first ``n`` columns are live)."""
@@ -279,6 +304,7 @@ class CpuLoad:
         self.buf = np.empty((3, 64))
         self.n = 0
         self.first_end = math.inf
+        self.forget_t = -math.inf
 
     def drop(self, t: float) -> None:
         """Forget what ended by ``t``."""
@@ -290,15 +316,16 @@ class CpuLoad:
             self.n = k
             self.first_end = float(self.buf[1, :k].min()) if k else math.inf
 
+    def forget_until(self, t: float) -> None:
+        """What ended by ``t`` may be forgotten (done at the next :meth:`at`: a query costs, a mark does not)."""
+        self.forget_t = t
+
     def at(self, t: float, horizon_s: float = 0.0) -> float:
         """The weight running at ``t``, or with ``horizon_s`` its mean over ``[t, t + horizon_s)``."""
+        self.drop(min(self.forget_t, t))
         if not self.n:
             return 0.0
-        start, end, w = self.buf[0, :self.n], self.buf[1, :self.n], self.buf[2, :self.n]
-        if horizon_s <= 0:
-            return float(w[(start <= t) & (end > t)].sum())
-        over = np.minimum(end, t + horizon_s) - np.maximum(start, t)
-        return float(np.dot(w, np.maximum(over, 0.0)) / horizon_s)
+        return float(mean_load(self.buf, self.n, t, horizon_s))
 
     def _room(self, k: int) -> None:
         if self.n + k > self.buf.shape[1]:
@@ -331,6 +358,37 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
     pool = pool if pool is not None else Pool()
     if len(trace) == 0:
         raise ArgError("faas sim: the trace has no invocation")
+    slow = None
+    if a["cores"] > 0 or a["sandbox_cores"] > 0:
+        # the fixed point: each pass runs on copies (a strategy and a pool keep state), the last on
+        # the caller's objects; a job's slowdown comes from processor sharing over the last pass
+        for _ in range(a["ps_passes"]):
+            _, jobs = _one_pass(trace, copy.deepcopy(strategy), copy.deepcopy(pool), prof, a, slow)
+            slow = _slowdowns(jobs, len(trace), a, slow)
+    return _one_pass(trace, strategy, pool, prof, a, slow)[0]
+
+
+def _slowdowns(jobs: dict[str, list], n: int, a: dict, prev: np.ndarray | None) -> np.ndarray:
+    """Per invocation (column 0: its exec, 1: its client build) the slowdown of its CPU work under
+    :func:`tailgate.faas.contention.ps_exact` over every job of a pass, averaged with the last
+    pass's (damping, so a pass that flips a sandbox's reuse does not swing the next)."""
+    out = np.full((n, 2), np.nan)
+    if jobs["key"]:
+        start, work = np.asarray(jobs["start"]), np.asarray(jobs["work"])
+        fin = ps_exact(start, work, np.asarray(jobs["box"]), a["sandbox_cores"], a["cores"])
+        key = np.asarray(jobs["key"])
+        out[key // 2, key % 2] = (fin - start) / work
+    if prev is not None:
+        both = np.isfinite(prev) & np.isfinite(out)
+        out[both] = 0.5 * (out[both] + prev[both])
+    return out
+
+
+def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
+              slow_of: np.ndarray | None) -> tuple[SimResult, dict[str, list]]:
+    """One simulation; ``slow_of`` (or None: each job's slowdown estimated when it starts) gives
+    the slowdown of each invocation's CPU work; returns the result and the CPU jobs it started."""
+    jobs: dict[str, list] = {"key": [], "start": [], "work": [], "box": []}
     kinds = np.array([1 if k == "io" else 0 for k in trace.kinds], dtype=np.int8)
     for k in set(trace.kinds):
         if k not in prof:
@@ -341,6 +399,8 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
     exec_cached = np.empty(n)
     mem_full = np.full(n, np.nan)
     mem_cached = np.full(n, np.nan)
+    exec_warm = np.empty(n)
+    mem_warm = np.full(n, np.nan)
     for code, kname in ((0, "cpu"), (1, "io")):
         sel = np.flatnonzero(kinds[trace.func] == code)
         if not len(sel):
@@ -352,6 +412,11 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
         if p.get("mem_mb") is not None:
             mem_full[sel] = float(p["mem_mb"])
             mem_cached[sel] = float(p.get("mem_cached_mb", p["mem_mb"]))
+            mem_warm[sel] = float(p.get("mem_warm_mb", p["mem_mb"]))
+        if "exec_warm_ms" in p:  # its own stream: profiles without it simulate exactly as before
+            exec_warm[sel] = draw_ms(p["exec_warm_ms"], np.random.default_rng(a["seed"] + 7 + code), len(sel)) / 1e3
+        else:
+            exec_warm[sel] = exec_full[sel]
     cold_draw = {k: draw_ms(prof[k]["cold_start_ms"], np.random.default_rng(a["seed"] + 1 + c), max(16, n)) / 1e3
                  for c, k in enumerate(("cpu", "io")) if k in prof}
     cold_next = {k: 0 for k in cold_draw}
@@ -359,7 +424,7 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
     order = np.lexsort((trace.arrival_s, trace.func))  # by function, then arrival
     arr = trace.arrival_s[order]
     funcs = trace.func[order]
-    ef, ec = exec_full[order], exec_cached[order]
+    ef, ec, ew = exec_full[order], exec_cached[order], exec_warm[order]
     bounds = np.searchsorted(funcs, np.arange(trace.n_functions + 1))
     ready = np.empty(n)
     cold = np.zeros(n)
@@ -377,6 +442,29 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
     load = CpuLoad()
     io_share = float(prof.get("io", {}).get("cpu_share", a["io_cpu_share"]))
     cache_warm: set[int] = set()
+    image_warm: set[int] = set()  # sandboxes that ran an invocation (without the reuse hook)
+
+    def record(pos: np.ndarray, role: int, start: np.ndarray, work: np.ndarray, sids) -> None:
+        """CPU jobs for the fixed point: key = 2 * trace index + role (0: exec, 1: client build)."""
+        keep = work > 0
+        if keep.any():
+            jobs["key"].extend((2 * order[pos[keep]] + role).tolist())
+            jobs["start"].extend(np.broadcast_to(start, work.shape)[keep].tolist())
+            jobs["work"].extend(work[keep].tolist())
+            jobs["box"].extend(np.broadcast_to(sids, work.shape)[keep].tolist())
+
+    def native(sid: int, lo: np.ndarray, serial: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(exec, mem) of invocations ``lo`` (sorted positions) in sandbox ``sid`` without the reuse
+        hook: the first in a fresh sandbox builds from a cold image (``exec_ms``); once a sandbox
+        has run one, the libraries' own caches are warm (``exec_warm_ms``); run together in a
+        fresh sandbox, all of them are first."""
+        e, m_mb = ew[lo].copy(), mem_warm[order[lo]]
+        if sid not in image_warm:
+            image_warm.add(sid)
+            first = lo[:1] if serial else lo
+            k = len(first)
+            e[:k], m_mb[:k] = ef[first], mem_full[order[first]]
+        return e, m_mb
     free_at = np.zeros(trace.n_functions)
     ptr = bounds[:-1].copy()
     loads: dict[int, list[int]] = {}
@@ -404,7 +492,7 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
         while inflight and inflight[0][0] <= t:
             end, g, sid, _ = heapq.heappop(inflight)
             pool.release(g, sid, end)
-        load.drop(t)
+        load.forget_until(t)
         if next_clean <= t:  # the cleaner's last run at or before t (no acquisition in between)
             period = a["cleaner_period_s"]
             last = next_clean + period * math.floor((t - next_clean) / period)
@@ -446,9 +534,10 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
             inside = "serial" if plan.inside == "single" else plan.inside  # one at a time if they share
             share_f = io_share if kind == "io" else 1.0
 
-            def run_group(r_s: float, e: np.ndarray, serial: bool, boxes: int = 1,
-                          share_f: float = share_f) -> tuple[np.ndarray, np.ndarray]:
-                """(exec, queue) of the invocations ``boxes`` sandboxes start at ``r_s``; their CPU load is recorded."""
+            def run_group(r_s: float, e: np.ndarray, serial: bool, pos: np.ndarray, sids: np.ndarray,
+                          boxes: int = 1, share_f: float = share_f) -> tuple[np.ndarray, np.ndarray]:
+                """(exec, queue) of the invocations at sorted positions ``pos`` that ``boxes`` sandboxes
+                (``sids``, one per invocation) start at ``r_s``; their CPU load and jobs are recorded."""
                 box = a["sandbox_cores"] * boxes
                 if cores <= 0 and box <= 0:  # no contention: nothing to track
                     return (e.copy(), np.cumsum(e) - e) if serial else (e.copy(), np.zeros(len(e)))
@@ -456,20 +545,29 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
                 rest = e - hp
                 cpu = rest * share_f
                 wait = rest - cpu
+                known = slow_of[order[pos], 0] if slow_of is not None else np.full(len(e), np.nan)
                 if serial or len(e) == 1:
                     own = float(e.sum())
-                    slow = _alone_slowdown(load.at(r_s, own), cores, box)
+                    slow = known if np.isfinite(known).all() else np.where(
+                        np.isfinite(known), known, _alone_slowdown(load.at(r_s, own), cores, box))
                     done = hp + cpu * slow + wait
                     if serial:
                         fin = np.cumsum(done)
                         load.add(r_s, r_s + float(fin[-1]), share_f)
+                        record(pos, 0, r_s + fin - done + hp, cpu, sids)
                         return done, fin - done
-                    load.add(r_s, r_s + float(hp[0] + cpu[0] * slow), 1.0)
+                    load.add(r_s, r_s + float(hp[0] + cpu[0] * slow[0]), 1.0)
+                    record(pos, 0, r_s + hp, cpu, sids)
                     return done, np.zeros(1)
-                alone = ps_finish_s(cpu, 0.0, cores, box)
-                bg = load.at(r_s, float((hp + alone).max()))  # the others' mean load while these run alone
-                fin = ps_finish_s(cpu, bg, cores, box) if bg > 0 else alone
+                if np.isfinite(known).all():
+                    fin = cpu * known
+                else:
+                    alone = ps_finish_s(cpu, 0.0, cores, box)
+                    bg = load.at(r_s, float((hp + alone).max()))  # the others' mean load while these run alone
+                    fin = ps_finish_s(cpu, bg, cores, box) if bg > 0 else alone
+                    fin = np.where(np.isfinite(known), cpu * known, fin)
                 load.add_many(r_s, r_s + hp + fin)
+                record(pos, 0, r_s + hp, cpu, sids)
                 return hp + fin + wait, np.zeros(len(e))
 
             if m == 1:  # one sandbox holds the whole batch
@@ -487,20 +585,25 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
                     else:
                         cache_warm.add(sid)
                         build_cpu = max(float(ef[p0] - ec[p0]), 0.0)
-                        bg = load.at(r_s, build_cpu)
-                        build = build_cpu * _alone_slowdown(bg, cores, box)
+                        known = slow_of[order[p0], 1] if slow_of is not None else math.nan
+                        if math.isfinite(known):
+                            build = build_cpu * float(known)
+                        else:
+                            build = build_cpu * _alone_slowdown(load.at(r_s, build_cpu), cores, box)
                         if build > 0:
                             load.add(r_s, r_s + build, 1.0)
+                            if cores > 0 or box > 0:
+                                record(np.array([p0]), 1, np.array([r_s]), np.array([build_cpu]), sid)
                         mem[p0:hi] = mem_cached[order[p0:hi]]
                         mem[p0] = mem_full[order[p0]]
-                    e, q = run_group(r_s + build, ec[p0:hi], serial=False)
+                    e, q = run_group(r_s + build, ec[p0:hi], False, np.arange(p0, hi), np.full(nb, sid))
                     ex[p0:hi] = e + build
                     queue[p0:hi] = q
                 else:
-                    e, q = run_group(r_s, ef[p0:hi], serial=(inside == "serial"))
+                    e_in, mem[p0:hi] = native(sid, np.arange(p0, hi), inside == "serial")
+                    e, q = run_group(r_s, e_in, inside == "serial", np.arange(p0, hi), np.full(nb, sid))
                     ex[p0:hi] = e
                     queue[p0:hi] = q
-                    mem[p0:hi] = mem_full[order[p0:hi]]
                 end = r_s + float((queue[p0:hi] + ex[p0:hi]).max())
                 heapq.heappush(inflight, (end, f, sid, nb))
                 strategy.observe(f, c_s, float(ex[p0:hi].mean()))
@@ -508,19 +611,23 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
                 share = np.arange(nb) % m
                 r_of = np.array([g[1] for g in got])[share]  # each invocation's sandbox ready time
                 together = inside != "serial" or nb <= m  # one each: serial and parallel are the same
+                e_in = np.empty(nb)
+                for j, (sid, _, _) in enumerate(got):
+                    pos = p0 + np.flatnonzero(share == j)
+                    e_in[pos - p0], mem[pos] = native(sid, pos, not together)
                 if together:  # the sandboxes ready at one time start together: one sharing group
                     for r_s in np.unique(r_of):
                         idx = p0 + np.flatnonzero(r_of == r_s)
                         boxes = len({got[j][0] for j in share[idx - p0]})
-                        ex[idx], queue[idx] = run_group(float(r_s), ef[idx], serial=False, boxes=boxes)
+                        ex[idx], queue[idx] = run_group(float(r_s), e_in[idx - p0], False, idx,
+                                                        np.array([got[j][0] for j in share[idx - p0]]), boxes=boxes)
                 for j, (sid, r_s, c_s) in enumerate(got):
                     idx = p0 + np.flatnonzero(share == j)
                     if not together:
-                        ex[idx], queue[idx] = run_group(r_s, ef[idx], serial=True)
+                        ex[idx], queue[idx] = run_group(r_s, e_in[idx - p0], True, idx, np.full(len(idx), sid))
                     cold[idx] = c_s
                     ready[idx] = r_s - c_s
                     sbx[idx] = sid
-                    mem[idx] = mem_full[order[idx]]
                     heapq.heappush(inflight, (r_s + float((queue[idx] + ex[idx]).max()), f, sid, len(idx)))
                 strategy.observe(f, got[0][2], float(ex[p0:hi].mean()))
         if ptr[f] < bounds[f + 1]:
@@ -536,7 +643,7 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
 
     schedule = back(ready) - trace.arrival_s
     return SimResult(strategy, trace, np.maximum(schedule, 0.0), back(cold), back(queue), back(ex), back(mem),
-                     back(sbx), pool.created, pool.peak_total, batches, loads)
+                     back(sbx), pool.created, pool.peak_total, batches, loads), jobs
 
 
 def kraken_calibration(vanilla: SimResult, quantile: float) -> tuple[dict, dict, dict]:

@@ -28,11 +28,20 @@ vanilla        one sandbox per invocation, warm ones reused LIFO, the rest cold-
 kraken         per function, SLO = the ``slo_quantile`` (0.98) of Vanilla's schedule + exec; batch
                size ⌊SLO / mean exec⌋; sandboxes ⌈predicted load / batch size⌉, each running its
                share serially. ``predictor="perfect"`` replays Vanilla's per-dispatch loads (the
-               original's), ``"ewma"`` predicts online from the loads seen so far (``alpha``)
+               original's), ``"ewma"`` predicts online from the loads seen so far (``alpha``).
+               :meth:`Kraken.calibrate` takes Vanilla's numbers: the simulator's from a simulated
+               run, the live gateway's from a live run's directory (``faas serve
+               --calibrate-from DIR``, :mod:`tailgate.faas.live.calibrate`)
 sfs            one sandbox per invocation, as Vanilla; inside the worker a new invocation runs at
                high priority, first in first out, for ``slice_s``, then is demoted to the fair
                class (a model of SFS's user-level scheduler: the simulator stretches only the
-               demoted part by the CPU contention)
+               demoted part by the CPU contention). Live (process sandbox), each invocation is
+               SCHED_FIFO (RT priority 1) for ``slice_s`` of its own CPU time, then SCHED_OTHER
+               nice 0, with all sandboxes' SCHED_FIFO time capped together at half of each CPU;
+               where SCHED_FIFO cannot be had, nice -10 → 0, else nothing, and the gateway says
+               which (``sfs_means``). Unlike SFS, no preemption among the new ones beyond the
+               FIFO class's, and a demotion can come late (a signal or a thread does it;
+               :mod:`tailgate.faas.live.zygote`)
 faasbatch-slo  beyond the paper: FaaSBatch whose dispatch interval is chosen per function from its
                latency objective ``slo_s`` and measured T0 (cold start) and T1 (its work):
                interval = clamp(slo_s − T0 − T1, min_interval_s, max_interval_s), with T0 and T1
@@ -195,15 +204,24 @@ class Kraken(Strategy):
         self._loads: dict[int, Sequence[int]] = {}
         self._seq: dict[int, int] = {}
         self._ewma: dict[int, float] = {}
+        self.calibrated_from = ""
 
     def calibrate(self, slo_s: Mapping[int, float], mean_exec_s: Mapping[int, float],
-                  loads: Mapping[int, Sequence[int]]) -> None:
+                  loads: Mapping[int, Sequence[int]], source: str = "") -> None:
         """Vanilla's results per function: the SLO (its quantile of schedule + exec), mean exec,
-        and the batch size of each of its dispatches, in order (replayed by the perfect predictor)."""
+        and the batch size of each of its dispatches, in order (replayed by the perfect predictor).
+        ``source`` names where they came from (a live run's directory); :meth:`describe` says it."""
         for f, slo in slo_s.items():
             self.slo_s[f] = float(slo)
             self.batch_size[f] = kraken_batch_size(slo, mean_exec_s[f])
         self._loads = {f: list(v) for f, v in loads.items()}
+        self.calibrated_from = source
+
+    def describe(self) -> dict:
+        out = super().describe()
+        if self.calibrated_from:
+            out["calibrated_from"] = self.calibrated_from
+        return out
 
     def predicted_load(self, func: int, n: int) -> float:
         k = self._seq.get(func, 0)

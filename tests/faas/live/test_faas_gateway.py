@@ -54,6 +54,7 @@ functions:
   - {name: fib, handler: th:fib, kind: cpu}
   - {name: hang, handler: th:slow, kind: io, limits: {timeout_s: 0.3}}
   - {name: pid, handler: th:pid, kind: cpu}
+  - {name: cslow, handler: th:slow, kind: cpu}
 '''
 
 
@@ -139,6 +140,28 @@ def test_five_invocations_in_one_tick(manifest, strategy, sandboxes):
     colds = sorted(a["timing"]["cold_start_s"] for _, a in out)
     assert all(c > 0 for c in colds)  # every sandbox of the batch was new: cold start recorded
     assert summary["sandboxes"]["cold_start_ms"]["p50"] > 0
+
+
+def test_a_short_cpu_invocation_is_answered_before_a_long_one_of_its_batch(manifest):
+    # each cpu invocation is a forked child; one that inherited a sibling's pipe held its answer
+    # back until it exited itself, so a short one came back with the longest of its batch
+    async def body(gw, s, url):
+        async def timed(event):
+            t0 = asyncio.get_running_loop().time()
+            st, ans = await post(s, url, "cslow", event)
+            return st, asyncio.get_running_loop().time() - t0
+
+        # the long ones among the short ones: their forks overlap the short ones' pipes
+        events = [{"s": 2.5} if k % 4 == 3 else {"s": 0.01} for k in range(16)]
+        return await asyncio.gather(*(timed(e) for e in events))
+
+    out, summary = run(manifest, body, interval_s=0.3)
+    assert [st for st, _ in out] == [200] * 16
+    assert summary["sandboxes"]["created"] == 1  # one batch, one sandbox
+    longs = [t for k, (_, t) in enumerate(out) if k % 4 == 3]
+    shorts = [t for k, (_, t) in enumerate(out) if k % 4 != 3]
+    assert min(longs) >= 2.5
+    assert max(shorts) < 1.5, shorts
 
 
 def test_a_warm_sandbox_is_reused_and_has_no_cold_start(manifest):
@@ -273,3 +296,25 @@ def load_manifest_text(folder, text):
     p = folder / "m.yaml"
     p.write_text(text)
     return load_manifest(p)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not (sandbox_mod.CGROUP_ROOT / "cpu" / "cgroup.procs").exists(),
+                    reason="needs root and cgroup v1")
+def test_folders_of_a_dead_gateway_are_reaped_at_start():
+    # a gateway killed with -9 leaves its cgroup folders (which may hold RT time); the next one
+    # removes those of dead gateways and leaves live ones' alone
+    proc = subprocess.Popen(["true"])  # a pid that has exited
+    proc.wait()
+    root = sandbox_mod.CGROUP_ROOT / "cpu"
+    stale = root / f"tgtest-faas-{proc.pid}" / "sb1"
+    alive = root / f"tgtest-faas-{os.getpid()}" / "sb1"
+    try:
+        stale.mkdir(parents=True)
+        alive.mkdir(parents=True)
+        sandbox_mod.Cgroups("tgtest-faas-1")
+        assert not stale.parent.exists()
+        assert alive.exists()
+    finally:
+        for d in (stale, stale.parent, alive, alive.parent):
+            if d.exists():
+                d.rmdir()

@@ -13,18 +13,26 @@ gateway's ``POST http://HOST:PORT/invoke/{function}`` and returns a JSON-able su
    The run is bounded: at most ``max_invocations`` invocations and only those due within
    ``duration_s`` (0: no limit); after the last send it waits for the answers still out, each at
    most ``timeout_s`` from its send.
-2. **Play.** One asyncio loop (aiohttp's client; up to ``connections`` connections, kept alive)
-   starts each invocation as soon as it is due, without waiting for earlier answers (open loop),
-   all those due at one wake-up together. The loop sleeps until ``spin_us`` before the next due
-   time and spins from there (yielding to the answers in flight): asyncio's sleeps wake up to a
-   millisecond late, and a client that always spins takes a core the gateway may need. The actual send is stamped when the request's headers
-   have left (aiohttp's ``on_request_headers_sent``), so a wait for a free connection counts as
-   send lag, not as latency.
+2. **Play.** One asyncio loop starts each invocation as soon as it is due, without waiting for
+   earlier answers (open loop), all those due at one wake-up together. Its HTTP/1.1 client is a
+   small one of its own on asyncio protocols (one invocation at a time per connection, up to
+   ``connections`` connections, opened on demand and kept alive; no task per invocation), so that
+   a client on the gateway's machine sends a few thousand invocations/s on a fraction of a core.
+   An answer is read by its ``Content-Length``, chunked, or up to the connection's close, and its
+   JSON parsed after the run (a batch's answers arrive together; parsing them then would hold
+   up the sends due meanwhile). The loop sleeps until ``spin_us`` before the next due time and
+   spins from there (yielding to the answers in flight, and napping :data:`SPIN_NAP_S` between
+   turns): asyncio's sleeps wake up to a millisecond late, and a client that always spins takes
+   a core the gateway may need. The actual send is stamped when the request has been written to
+   its connection, so a wait for a free connection counts as send lag, not as latency; the
+   timeout counts from the hand-over. With ``preconnect`` the client opens that many connections
+   before the schedule starts (a burst of connects at a high rate would otherwise be part of
+   the measurement).
 3. **Records** per invocation (``write_csv``): id, function, scheduled, sent and answered times
    (s from the start; NaN: none), ``status`` — ``ok`` (HTTP 200), ``failed`` (another HTTP status:
    the gateway's 4xx/5xx, its error text in ``error``), ``timeout`` (no answer within ``timeout_s``),
-   ``error`` (connection refused or reset), ``unsent`` (interrupted first) —, the HTTP status, the
-   client's latency (headers sent → answer read) and the gateway's own timing columns when it
+   ``error`` (connection refused or reset, or an answer that is not HTTP), ``unsent`` (interrupted first) —, the HTTP status, the
+   client's latency (request written → answer read) and the gateway's own timing columns when it
    gives them in ``{"result": ..., "timing": {...}}``: ``schedule_ms``, ``cold_start_ms``,
    ``exec_ms``, ``queue_ms``, ``e2e_ms``, ``mem_used_mb`` (read from keys of those names, or from
    ``schedule_s`` ... ``e2e_s`` and ``mem_mb`` as :mod:`tailgate.faas.live.gateway` gives them).
@@ -58,6 +66,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import collections
 import csv
 import json
 import math
@@ -91,6 +100,8 @@ LOAD_ARGS = (
     Arg("timeout_s", float, 30.0, unit="s", min=0.001, help="an invocation without answer this long after its send is a timeout"),
     Arg("connect_timeout_s", float, 3.0, unit="s", min=0.001, help="the first TCP connection waits this long"),
     Arg("connections", int, 256, unit="connections", min=1, help="HTTP connections kept open at most"),
+    Arg("preconnect", int, 0, unit="connections", min=0,
+        help="connections opened before the first send (at most connections; 0: each opened when first needed)"),
     Arg("lag_budget_ms", float, 1.0, unit="ms", min=0.0, help="p99 send lag a trustworthy run stays under"),
     Arg("spin_us", float, 1500.0, unit="us", min=0.0,
         help="the client spins (yielding to the answers) this long before a send instead of sleeping"),
@@ -121,6 +132,7 @@ class LoadConfig:
     timeout_s: float = 30.0
     connect_timeout_s: float = 3.0
     connections: int = 256
+    preconnect: int = 0
     lag_budget_ms: float = 1.0
     spin_us: float = 1500.0
 
@@ -220,51 +232,309 @@ class Records:
         return (self.done_s - self.sent_s) * 1e3
 
 
-def _bodies(p: Plan, event: dict) -> list[bytes]:
-    """Each invocation's JSON event, encoded before the run starts (the send loop only sends)."""
-    cache: dict[int, bytes] = {}
+def _requests(p: Plan, cfg: LoadConfig) -> list[bytes]:
+    """Each invocation's whole HTTP request (head and JSON event), encoded before the run starts (the
+    send loop only writes bytes)."""
+    heads = [f"POST /invoke/{name} HTTP/1.1\r\nHost: {cfg.address}\r\nContent-Type: application/json\r\n"
+             f"Content-Length: " for name in p.names]
+    cache: dict[tuple[int, int], bytes] = {}
     out = []
-    for n in p.input_n.tolist():
-        body = cache.get(n)
-        if body is None:
-            body = cache[n] = json.dumps({"n": n, "input_n": n, **event}).encode()
-        out.append(body)
+    for f, n in zip(p.func.tolist(), p.input_n.tolist()):
+        req = cache.get((f, n))
+        if req is None:
+            body = json.dumps({"n": n, "input_n": n, **cfg.event}).encode()
+            req = cache[f, n] = f"{heads[f]}{len(body)}\r\n\r\n".encode() + body
+        out.append(req)
     return out
 
 
-_HEADERS = {"Content-Type": "application/json"}
+#: While it spins before a send, the client naps this long between its turns of the event loop (an
+#: answer read then waits at most this long; asyncio's own sleeps are a millisecond coarse).
+SPIN_NAP_S = 50e-6
+#: Connects in progress at once while the client opens its ``preconnect`` connections.
+PRECONNECT_AT_ONCE = 64
+#: A response head longer than this is a protocol error (the gateway's are a few hundred bytes).
+MAX_HEAD_BYTES = 64 << 10
 
 
-async def _one(session, url: str, body: bytes, i: int, t0: float, rec: Records, timeout) -> None:
-    import aiohttp
+class _Conn(asyncio.Protocol):
+    """One kept-alive HTTP/1.1 connection carrying one invocation at a time; parses the answer
+    (Content-Length, chunked, or delimited by the close) and hands it to its :class:`_Client`."""
 
-    stamp: dict = {}
-    t_call = time.perf_counter()
-    try:
-        async with session.post(url, data=body, headers=_HEADERS, timeout=timeout, trace_request_ctx=stamp) as r:
-            raw = await r.read()
-            t_done = time.perf_counter()
-            rec.http[i] = r.status
-            rec.status[i] = STATUSES.index("ok" if r.status == 200 else "failed")
-    except asyncio.TimeoutError:
-        rec.sent_s[i] = stamp.get("sent", t_call) - t0
-        rec.status[i] = STATUSES.index("timeout")
-        return
-    except aiohttp.ClientError as e:
-        rec.sent_s[i] = stamp.get("sent", t_call) - t0
-        rec.status[i] = STATUSES.index("error")
-        rec.errors[i] = f"{type(e).__name__}: {e}"[:200]
-        return
-    rec.sent_s[i] = stamp.get("sent", t_call) - t0
-    rec.done_s[i] = t_done - t0
+    def __init__(self, client: _Client) -> None:
+        self.client = client
+        self.transport = None
+        self.buf = bytearray()
+        self.i = -1                  # the invocation in flight (-1: idle)
+        self.head: tuple | None = None  # (status, content length or -1, chunked, close) once parsed
+        self.closed = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def send(self, i: int, req: bytes) -> None:
+        self.i = i
+        self.buf.clear()
+        self.head = None
+        self.transport.write(req)
+
+    def data_received(self, data: bytes) -> None:
+        if self.i < 0:
+            self.client.drop(self, "an answer nobody asked for")
+            return
+        self.buf += data
+        try:
+            body = self._parse()
+        except ValueError as e:
+            self.client.failed(self, f"bad HTTP answer ({e})")
+            return
+        if body is not None:
+            self.client.answered(self, self.head[0], body, self.head[3])
+
+    def _parse(self) -> bytes | None:
+        if self.head is None:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > MAX_HEAD_BYTES:
+                    raise ValueError(f"head over {MAX_HEAD_BYTES} bytes")
+                return None
+            lines = self.buf[:end].decode("latin-1").split("\r\n")
+            parts = lines[0].split(" ", 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+                raise ValueError(f"status line {lines[0][:60]!r}")
+            length, chunked, close = -1, False, parts[0] == "HTTP/1.0"
+            for line in lines[1:]:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key == "content-length":
+                    length = int(value)
+                elif key == "transfer-encoding":
+                    chunked = "chunked" in value.lower()
+                elif key == "connection":
+                    close = value.strip().lower() == "close"
+            self.head = (int(parts[1]), length, chunked, close or (length < 0 and not chunked))
+            del self.buf[:end + 4]
+        _, length, chunked, _ = self.head
+        if chunked:
+            return self._dechunk()
+        if length >= 0 and len(self.buf) >= length:
+            return bytes(self.buf[:length])
+        return None  # more to come (or, without a length, the close ends it)
+
+    def _dechunk(self) -> bytes | None:
+        out, pos = bytearray(), 0
+        while True:
+            eol = self.buf.find(b"\r\n", pos)
+            if eol < 0:
+                return None
+            size = int(bytes(self.buf[pos:eol]).split(b";")[0], 16)
+            if size == 0:
+                return bytes(out) if self.buf.find(b"\r\n\r\n", eol) >= 0 or self.buf.endswith(b"0\r\n\r\n") \
+                    else None
+            if len(self.buf) < eol + 2 + size + 2:
+                return None
+            out += self.buf[eol + 2:eol + 2 + size]
+            pos = eol + 2 + size + 2
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if self.i >= 0 and self.head is not None and self.head[1] < 0 and not self.head[2]:
+            self.client.answered(self, self.head[0], bytes(self.buf), True)  # delimited by the close
+            return
+        self.client.lost(self, exc)
+
+
+class _Client:
+    """The connections to the gateway (at most ``cfg.connections``, reused, opened on demand) and
+    what each invocation became. Callback-driven: no task per invocation."""
+
+    def __init__(self, cfg: LoadConfig, rec: Records, reqs: list[bytes], t0: float) -> None:
+        self.cfg = cfg
+        self.rec = rec
+        self.reqs = reqs
+        self.t0 = t0
+        self.loop = asyncio.get_running_loop()
+        self.idle: list[_Conn] = []
+        self.waiting: collections.deque[int] = collections.deque()
+        self.n_conns = 0                 # open or opening
+        self.conns: set[_Conn] = set()
+        self.timers: dict[int, asyncio.TimerHandle] = {}
+        self.on: dict[int, _Conn] = {}   # the connection each sent, unanswered invocation is on
+        self.raw: dict[int, bytes] = {}  # each answer's body, until :meth:`parse_answers`
+        self.called = np.zeros(len(reqs))  # perf_counter of the hand-over (the timeout counts from it)
+        self.outstanding = 0
+        self.all_done = self.loop.create_future()
+        self.sending = True
+        self.opening: set[asyncio.Task] = set()
+
+    # --- hand-over ---------------------------------------------------------------------------
+
+    def invoke(self, i: int) -> None:
+        now = time.perf_counter()
+        self.called[i] = now
+        self.outstanding += 1
+        self.timers[i] = self.loop.call_later(self.cfg.timeout_s, self.timed_out, i)
+        if self.idle:
+            self._send(self.idle.pop(), i)
+        elif self.n_conns < self.cfg.connections:
+            self.n_conns += 1
+            self.waiting.append(i)
+            task = self.loop.create_task(self._open())
+            self.opening.add(task)
+            task.add_done_callback(self.opening.discard)
+        else:
+            self.waiting.append(i)
+
+    def _send(self, conn: _Conn, i: int) -> None:
+        conn.send(i, self.reqs[i])
+        self.rec.sent_s[i] = time.perf_counter() - self.t0
+        self.on[i] = conn
+
+    def _next(self, conn: _Conn) -> None:
+        """``conn`` is free: it takes the next waiting invocation, or idles."""
+        while self.waiting:
+            i = self.waiting.popleft()
+            if i in self.timers:  # not timed out while it waited
+                self._send(conn, i)
+                return
+        self.idle.append(conn)
+
+    async def preconnect(self, n: int) -> None:
+        """Open ``n`` connections (at most :data:`PRECONNECT_AT_ONCE` connects at a time), idle."""
+        sem = asyncio.Semaphore(PRECONNECT_AT_ONCE)
+
+        async def one() -> None:
+            async with sem:
+                try:
+                    _, conn = await self.loop.create_connection(lambda: _Conn(self), self.cfg.host, self.cfg.port)
+                except OSError:
+                    self.n_conns -= 1  # opened on demand later, if needed
+                    return
+                self.conns.add(conn)
+                self.idle.append(conn)
+
+        n = min(n, self.cfg.connections)
+        self.n_conns += n
+        await asyncio.gather(*(one() for _ in range(n)))
+
+    async def _open(self) -> None:
+        try:
+            _, conn = await self.loop.create_connection(lambda: _Conn(self), self.cfg.host, self.cfg.port)
+        except OSError as e:
+            self.n_conns -= 1
+            while self.waiting:  # the invocation this connection was opened for (the first still waiting)
+                i = self.waiting.popleft()
+                if i in self.timers:
+                    self._end(i, "error", error=f"{type(e).__name__}: {e.strerror or e}")
+                    break
+            return
+        self.conns.add(conn)
+        self._next(conn)
+
+    # --- outcomes ----------------------------------------------------------------------------
+
+    def _end(self, i: int, status: str, error: str | None = None) -> None:
+        timer = self.timers.pop(i, None)
+        if timer is None:
+            return  # already ended
+        timer.cancel()
+        self.on.pop(i, None)
+        rec = self.rec
+        if not np.isfinite(rec.sent_s[i]):
+            rec.sent_s[i] = self.called[i] - self.t0
+        rec.status[i] = STATUSES.index(status)
+        if error is not None:
+            rec.errors[i] = error[:200]
+        self.outstanding -= 1
+        if not self.sending and self.outstanding == 0 and not self.all_done.done():
+            self.all_done.set_result(None)
+
+    def answered(self, conn: _Conn, http: int, raw: bytes, close: bool) -> None:
+        i, conn.i = conn.i, -1
+        t_done = time.perf_counter()
+        if i in self.timers:
+            self.rec.done_s[i] = t_done - self.t0
+            self.rec.http[i] = http
+            self.raw[i] = raw  # parsed after the run: the send loop stays free when a batch's answers come
+            self._end(i, "ok" if http == 200 else "failed")
+        if close or conn.closed:
+            self.drop(conn, None)
+        else:
+            self._next(conn)
+
+    def failed(self, conn: _Conn, why: str) -> None:
+        i, conn.i = conn.i, -1
+        if i >= 0:
+            self._end(i, "error", error=why)
+        self.drop(conn, None)
+
+    def timed_out(self, i: int) -> None:
+        if i not in self.timers:
+            return
+        conn = self.on.get(i)
+        self._end(i, "timeout")
+        if conn is not None and conn.i == i:  # it may still answer: close it
+            conn.i = -1
+            self.drop(conn, None)
+
+    def lost(self, conn: _Conn, exc) -> None:
+        i, conn.i = conn.i, -1
+        if i >= 0:
+            why = f"{type(exc).__name__}: {exc}" if exc else "ServerDisconnectedError: the gateway closed the connection"
+            self._end(i, "error", error=why)
+        self.drop(conn, None)
+
+    def drop(self, conn: _Conn, why: str | None) -> None:
+        """Close ``conn`` for good; a waiting invocation gets a new connection."""
+        if conn not in self.conns:
+            return
+        self.conns.discard(conn)
+        if conn in self.idle:
+            self.idle.remove(conn)
+        if conn.i >= 0:
+            i, conn.i = conn.i, -1
+            self._end(i, "error", error=why or "the connection closed")
+        if not conn.closed:
+            conn.transport.close()
+        self.n_conns -= 1
+        while self.waiting and self.waiting[0] not in self.timers:
+            self.waiting.popleft()
+        if self.waiting and self.n_conns < self.cfg.connections:
+            self.n_conns += 1
+            task = self.loop.create_task(self._open())
+            self.opening.add(task)
+            task.add_done_callback(self.opening.discard)
+
+    def parse_answers(self) -> None:
+        """The answers' JSON into the records (timing columns, error texts; a 200 that is not a
+        JSON object becomes ``failed``)."""
+        rec = self.rec
+        for i, raw in self.raw.items():
+            _record_answer(rec, i, int(rec.http[i]), raw)
+            if rec.http[i] == 200 and i in rec.errors:
+                rec.status[i] = STATUSES.index("failed")
+        self.raw.clear()
+
+    async def finish(self) -> None:
+        """Wait for every answer still out (each bounded by its timeout), then close the connections."""
+        self.sending = False
+        if self.outstanding and not self.all_done.done():
+            await self.all_done
+        for conn in list(self.conns):
+            if not conn.closed:
+                conn.transport.close()
+        for task in list(self.opening):
+            task.cancel()
+
+
+def _record_answer(rec: Records, i: int, http: int, raw: bytes) -> None:
+    """The gateway's JSON answer into the records: its timing columns, and an error's text."""
     try:
         doc = json.loads(raw)
     except ValueError:
         doc = None
     if not isinstance(doc, dict):
-        if r.status == 200:
-            rec.status[i] = STATUSES.index("failed")
-        rec.errors[i] = f"HTTP {r.status}: answer is not a JSON object: {raw[:120]!r}"
+        rec.errors[i] = f"HTTP {http}: answer is not a JSON object: {raw[:120]!r}"
         return
     timing = doc.get("timing")
     if isinstance(timing, dict):
@@ -274,51 +544,58 @@ async def _one(session, url: str, body: bytes, i: int, t0: float, rec: Records, 
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     rec.timing[c][i] = float(v) * scale
                     break
-    if r.status != 200:
-        rec.errors[i] = f"HTTP {r.status}: {str(doc.get('error', doc))[:200]}"
-
-
-async def _headers_sent(session, ctx, params) -> None:
-    if isinstance(ctx.trace_request_ctx, dict):  # None for the /metrics request
-        ctx.trace_request_ctx["sent"] = time.perf_counter()
+    if http != 200:
+        rec.errors[i] = f"HTTP {http}: {str(doc.get('error', doc))[:200]}"
 
 
 async def _play(p: Plan, cfg: LoadConfig, rec: Records, progress=None) -> dict | None:
-    import aiohttp
-
-    trace_cfg = aiohttp.TraceConfig()
-    trace_cfg.on_request_headers_sent.append(_headers_sent)
-    conn = aiohttp.TCPConnector(limit=cfg.connections, force_close=False)
-    base = f"http://{cfg.address}"
-    urls = [f"{base}/invoke/{name}" for name in p.names]
-    tasks: list[asyncio.Task] = []
-    bodies = _bodies(p, cfg.event)
-    timeout = aiohttp.ClientTimeout(total=cfg.timeout_s)
-    async with aiohttp.ClientSession(connector=conn, trace_configs=[trace_cfg]) as session:
-        loop = asyncio.get_running_loop()
-        spin_s = cfg.spin_us * 1e-6
-        t0 = time.perf_counter() + 0.05  # a little time to get going
-        for i in range(len(p)):
-            due = t0 + p.due_s[i]
-            wait = due - time.perf_counter()
+    reqs = _requests(p, cfg)
+    spin_s = cfg.spin_us * 1e-6
+    client = _Client(cfg, rec, reqs, 0.0)
+    if cfg.preconnect:
+        await client.preconnect(cfg.preconnect)
+    t0 = client.t0 = time.perf_counter() + 0.05  # a little time to get going
+    try:
+        i, n = 0, len(p)
+        due_s = p.due_s
+        while i < n:
+            now = time.perf_counter()
+            wait = t0 + due_s[i] - now
             if wait > spin_s:
                 await asyncio.sleep(wait - spin_s)
-            while time.perf_counter() < due:
-                await asyncio.sleep(0)  # spin, still serving the answers
-            tasks.append(loop.create_task(_one(session, urls[p.func[i]], bodies[i], i, t0, rec, timeout)))
+                continue
+            if wait > 0:
+                await asyncio.sleep(0)  # spin, still serving the answers,
+                if wait > 2 * SPIN_NAP_S:
+                    time.sleep(SPIN_NAP_S)  # napping in between: a spin that leaves the cores to the gateway
+                continue
+            late = now - t0
+            while i < n and due_s[i] <= late:  # every invocation due by now, together
+                client.invoke(i)
+                i += 1
             if progress is not None:
-                progress(i + 1)
-        if tasks:
-            await asyncio.wait(tasks)
+                progress(i)
+            await asyncio.sleep(0)
+        await client.finish()
+    finally:
+        client.sending = False
+        client.parse_answers()
+    if not np.isin(rec.status, _ANSWERED).any():
+        return None  # nothing answered: /metrics would not either
+    return await _metrics(cfg)
+
+
+async def _metrics(cfg: LoadConfig) -> dict | None:
+    """The gateway's ``/metrics`` (None when it does not answer with a JSON object)."""
+    import aiohttp  # deferred: the client needs aiohttp only for this one request
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://{cfg.address}/metrics",
+                                   timeout=aiohttp.ClientTimeout(total=min(2.0, cfg.timeout_s))) as r:
+                metrics = await r.json(content_type=None) if r.status == 200 else None
+    except (TimeoutError, aiohttp.ClientError, ValueError):
         metrics = None
-        if not np.isin(rec.status, _ANSWERED).any():
-            return None  # nothing answered: /metrics would not either
-        try:
-            async with session.get(f"{base}/metrics", timeout=aiohttp.ClientTimeout(total=min(2.0, cfg.timeout_s))) as r:
-                if r.status == 200:
-                    metrics = await r.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-            metrics = None
     return metrics if isinstance(metrics, dict) else None
 
 

@@ -27,6 +27,11 @@ HTTP (aiohttp):
 ``backend_options`` go to :func:`tailgate.faas.live.sandbox.make_backend` (``env``, ``reuse``,
 ``keep_net``: what ``tailgate faas serve --s3 local`` sets).
 
+Strategy ``sfs``: at start the gateway sets up SFS's scheduling in the sandboxes
+(:meth:`tailgate.faas.live.sandbox.Backend.enable_sfs`, one line on stderr) and ``/metrics`` and
+``summary.json`` carry ``sfs_means`` (``"sched_fifo"``, ``"nice"`` or ``"none: why"``) and
+``sfs_invocations`` (how many invocations got each means; one refused SCHED_FIFO gets nice).
+
 Dispatch: every function has its own dispatcher. Each tick (the strategy's ``interval_s`` for the
 function) it takes the invocations queued since the last tick as one batch, asks the strategy for
 a plan (``sandboxes``, ``inside``), acquires the sandboxes one after another from the warm pool
@@ -42,7 +47,16 @@ plus ``function``, ``status``, ``error``): ``schedule_s`` (arrival → its sandb
 own cold start), ``cold_start_s`` (0 when warm), ``queue_s`` (wait inside the sandbox),
 ``exec_s`` (measured in the sandbox), ``e2e_s`` (arrival → answer, as the gateway saw it),
 ``mem_mb`` (I/O functions). The answer's ``timing`` carries them; :meth:`Gateway.write` puts
-every invocation in ``invocations.csv`` and the counters in ``summary.json``.
+every invocation in ``invocations.csv``, every dispatch in ``batches.csv`` and the counters in
+``summary.json`` (its ``strategy`` is the strategy's name and arguments).
+
+``batches.csv`` (:data:`BATCH_COLUMNS`) has one row per dispatch, in the order the dispatches
+happened: ``tick_s`` (the tick, s on the clock of ``arrival_s``: since the gateway was made),
+``func`` and ``function`` (the manifest's index and name), ``invocations`` (the batch's size: the
+load of that dispatch), ``sandboxes_planned`` (what the strategy's plan asked for) and
+``sandboxes_got`` (what the pool gave: fewer at a bound, 0 when a sandbox could not start). A
+Vanilla run's ``batches.csv`` is what Kraken's perfect predictor replays
+(:mod:`tailgate.faas.live.calibrate`).
 
 Timeouts and faults: an invocation still running ``timeout_s`` after its batch started fails
 (504) and its sandbox is destroyed (a hung handler may hold it); the others in that sandbox fail
@@ -77,8 +91,13 @@ from tailgate.measure.percentile import percentiles
 COLUMNS = ("arrival_s", "func", "function", "input_n", "schedule_s", "cold_start_s", "queue_s", "exec_s",
            "e2e_s", "mem_mb", "sandbox", "status", "error")
 STATUS_HTTP = {"completed": 200, "failed": 500, "died": 502, "timeout": 504, "abandoned": 503}
+#: The per-dispatch columns written to batches.csv (module manual).
+BATCH_COLUMNS = ("tick_s", "func", "function", "invocations", "sandboxes_planned", "sandboxes_got")
 PCTS = (50, 90, 98, 99)
 CLEANER_PERIOD_S = 5.0
+#: Connections the kernel holds for the gateway before it accepts them (aiohttp's default, 128, drops
+#: the SYNs of a client that opens hundreds at once: each such connect then waits 1 s, 3 s ... for a retry).
+LISTEN_BACKLOG = 2048
 
 
 @dataclass
@@ -121,12 +140,15 @@ class Gateway:
         self.counts = {k: 0 for k in ("accepted", "completed", "failed", "abandoned", "timed_out", "sandbox_died")}
         self.per_function = {n: {"accepted": 0, "completed": 0, "failed": 0, "abandoned": 0} for n in self.specs}
         self.batches = 0
+        self.dispatch_log: list[tuple[float, int, str, int, int, int]] = []  # BATCH_COLUMNS, in dispatch order
         self.accepting = False
         self.tasks: list[asyncio.Task] = []
         self.batch_tasks: set[asyncio.Task] = set()
         self.runner: web.AppRunner | None = None
         self.port = 0
         self.t0 = time.monotonic()
+        self.sfs_means: str | None = None          # strategy sfs: the scheduling means in effect (start)
+        self.sfs_invocations: dict[str, int] = {}  # strategy sfs: invocations per means they actually got
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -216,6 +238,7 @@ class Gateway:
 
     async def dispatch(self, spec: FunctionSpec, batch: list[Invocation]) -> None:
         self.batches += 1
+        tick_s = time.monotonic() - self.t0
         plan = self.strategy.plan(spec.index, len(batch), self.pool.now_s())
         want = max(1, min(plan.sandboxes, len(batch), self.pool.pool.max_per_function))
         got: list[tuple[Sandbox, bool, float]] = []
@@ -223,6 +246,7 @@ class Gateway:
             try:
                 acq = await (self.pool.acquire(spec) if not got else self.pool.try_acquire(spec))
             except Exception as e:  # a sandbox that cannot start fails this batch, in one line
+                self.dispatch_log.append((tick_s, spec.index, spec.name, len(batch), plan.sandboxes, 0))
                 for inv in batch:
                     self.finish(inv, "died", error=f"sandbox of {spec.name} could not start: {e}")
                 for sb, _, _ in got:
@@ -231,6 +255,7 @@ class Gateway:
             if acq is None:
                 break  # a bound: share what we have
             got.append((acq[0], acq[1], time.monotonic()))
+        self.dispatch_log.append((tick_s, spec.index, spec.name, len(batch), plan.sandboxes, len(got)))
         inside = plan.inside
         if inside == "single" and len(got) < len(batch):
             inside = "serial"
@@ -249,32 +274,69 @@ class Gateway:
         timeout_s = sb.spec.timeout_s
         execs: list[float] = []
         timed_out = False
+        # callbacks, not a task per invocation: each answer settles its invocation as it comes back,
+        # and one timer at a time times out those past their limit
+        loop = asyncio.get_running_loop()
+        t_start = loop.time()
+        # serial: each one's clock starts when the one before it ended (at worst k timeouts in)
+        deadlines = [t_start + (timeout_s * (k + 1) if inside == "serial" else timeout_s) for k in range(len(share))]
+        settled = [False] * len(share)
+        left = len(share)
+        all_done = loop.create_future()
+        timer: asyncio.TimerHandle | None = None
 
-        async def one(k: int, inv: Invocation, fut: asyncio.Future) -> None:
-            nonlocal timed_out
-            base = {"schedule_s": max(0.0, ready - inv.arrival - cold_s), "cold_start_s": cold_s}
+        def base(inv: Invocation) -> dict:
             inv.sandbox = sb.sid
-            # serial: each one's clock starts when the one before it ended (at worst k timeouts in)
-            limit = timeout_s * (k + 1) if inside == "serial" else timeout_s
-            try:
-                ans = await asyncio.wait_for(asyncio.shield(fut), limit)
-            except TimeoutError:
-                timed_out = True
-                self.finish(inv, "timeout", error=f"{inv.spec.name}: timed out after {timeout_s:g} s "
-                                                  f"(sandbox {sb.sid} recycled)", timing=base)
+            return {"schedule_s": max(0.0, ready - inv.arrival - cold_s), "cold_start_s": cold_s}
+
+        def settle(k: int) -> None:
+            nonlocal left
+            settled[k] = True
+            left -= 1
+            if left == 0 and not all_done.done():
+                all_done.set_result(None)
+
+        def answered(k: int, fut: asyncio.Future) -> None:
+            exc = fut.exception() if not fut.cancelled() else SandboxDied(f"sandbox {sb.sid} of {sb.spec.name} was torn down")
+            if settled[k]:
+                return  # timed out before: a late answer (or the recycling's SandboxDied) is dropped
+            inv = share[k]
+            settle(k)
+            if exc is not None:
+                self.finish(inv, "died", error=str(exc), timing=base(inv))
                 return
-            except SandboxDied as e:
-                self.finish(inv, "died", error=str(e), timing=base)
-                return
-            timing = {**base, "queue_s": ans.get("queue_s", 0.0), "exec_s": ans.get("exec_s", 0.0),
+            ans = fut.result()
+            timing = {**base(inv), "queue_s": ans.get("queue_s", 0.0), "exec_s": ans.get("exec_s", 0.0),
                       "mem_mb": ans.get("mem_mb")}
             execs.append(timing["exec_s"])
+            if "sfs" in ans:
+                self.sfs_invocations[ans["sfs"]] = self.sfs_invocations.get(ans["sfs"], 0) + 1
             if ans.get("ok"):
                 self.finish(inv, "completed", result=ans.get("result"), timing=timing)
             else:
                 self.finish(inv, "failed", error=ans.get("error", "?"), timing=timing)
 
-        await asyncio.gather(*(one(k, inv, fut) for k, (inv, fut) in enumerate(zip(share, futs))))
+        def expire() -> None:
+            nonlocal timed_out, timer
+            now = loop.time()
+            for k, inv in enumerate(share):
+                if not settled[k] and deadlines[k] <= now:
+                    timed_out = True
+                    settle(k)
+                    self.finish(inv, "timeout", error=f"{inv.spec.name}: timed out after {timeout_s:g} s "
+                                                      f"(sandbox {sb.sid} recycled)", timing=base(inv))
+            rest = [d for k, d in enumerate(deadlines) if not settled[k]]
+            timer = loop.call_at(min(rest), expire) if rest else None
+
+        for k, fut in enumerate(futs):
+            fut.add_done_callback(lambda f, k=k: answered(k, f))
+        if share:
+            timer = loop.call_at(min(deadlines), expire)
+            try:
+                await all_done
+            finally:
+                if timer is not None:
+                    timer.cancel()
         if timed_out:
             sb.fail_all(f"sandbox {sb.sid} of {sb.spec.name} recycled after an invocation timed out")
             await self.pool.retire(sb)
@@ -293,12 +355,14 @@ class Gateway:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Start the sandboxes' backend, the dispatchers and HTTP; returns the port."""
         await self.backend.start()
+        if self.strategy.name == "sfs":
+            self.sfs_means = self.backend.enable_sfs(self.strategy.params["slice_s"])
         loop = asyncio.get_running_loop()
         self.tasks = [loop.create_task(self.dispatcher(s)) for s in self.specs.values()]
         self.tasks.append(loop.create_task(self.cleaner()))
         self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
+        site = web.TCPSite(self.runner, host, port, backlog=LISTEN_BACKLOG)
         await site.start()
         self.port = self.runner.addresses[0][1]
         self.accepting = True
@@ -339,7 +403,9 @@ class Gateway:
         return {"strategy": self.strategy.describe(), "sandbox": self.backend.kind,
                 "reuse": getattr(self.backend, "spec_json", {}).get("reuse") is not None, **self.counts,
                 "in_flight": len(self.open), "batches": self.batches,
-                "sandboxes": {**self.pool.stats(), "cold_start_ms": cold}, "functions": funcs}
+                "sandboxes": {**self.pool.stats(), "cold_start_ms": cold}, "functions": funcs,
+                **({"sfs_means": self.sfs_means, "sfs_invocations": dict(self.sfs_invocations)}
+                   if self.sfs_means is not None else {})}
 
     def rows(self) -> list[dict]:
         out = []
@@ -353,13 +419,18 @@ class Gateway:
         return out
 
     def write(self, out_dir: Path) -> None:
-        """``invocations.csv`` (:data:`COLUMNS`) and ``summary.json`` (:meth:`metrics`) into ``out_dir``."""
+        """``invocations.csv`` (:data:`COLUMNS`), ``batches.csv`` (:data:`BATCH_COLUMNS`) and
+        ``summary.json`` (:meth:`metrics`) into ``out_dir``."""
         out_dir.mkdir(parents=True, exist_ok=True)
         with open(out_dir / "invocations.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=COLUMNS)
             w.writeheader()
             for r in self.rows():
                 w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+        with open(out_dir / "batches.csv", "w", newline="") as f:
+            bw = csv.writer(f)
+            bw.writerow(BATCH_COLUMNS)
+            bw.writerows(self.dispatch_log)
         (out_dir / "summary.json").write_text(json.dumps(self.metrics(), indent=1) + "\n")
 
 

@@ -32,6 +32,15 @@ None) turns the boto3 client-reuse hook on inside every ``io`` sandbox; ``keep_n
 sandboxes in the host's network namespace (``bwrap --share-net``, ``docker --network host``) so
 they reach a server on 127.0.0.1.
 
+``backend.enable_sfs(slice_s)`` (strategy ``sfs``, before the first sandbox) gives the process
+sandboxes SFS's scheduling (:mod:`tailgate.faas.live.zygote`, "SFS"): on cgroup v1 with RT group
+scheduling it makes ``<gateway>/rt`` with RT runtime :data:`SFS_RT_SHARE` of each CPU (the
+gateway's folder gets the same, so all sandboxes' SCHED_FIFO invocations together never take
+more and the gateway and the load client keep running), probes SCHED_FIFO there, else nice -10;
+it returns the means and says it on stderr. Other kinds get ``none``. The kernel lets the cgroups
+hold at most ``cpu.rt_runtime_us`` of the cpu root (95 % here) together, so while one sfs gateway
+holds its budget a second one on the same machine gets ``nice`` (and says why).
+
 A sandbox whose channel closes while invocations are in it (killed, crashed, OOM-killed) fails
 each of them with :class:`SandboxDied` and a reason; none is lost.
 """
@@ -51,11 +60,13 @@ from pathlib import Path
 
 from tailgate.core.errors import TailgateError
 from tailgate.faas.live.registry import FunctionSpec, Manifest
-from tailgate.faas.live.zygote import HEADER, MAX_FRAME_BYTES, encode
+from tailgate.faas.live.zygote import HEADER, MAX_FRAME_BYTES, SFS_NICE_BOOST, encode, probe_sfs_means
 
 SANDBOXES = ("process", "bwrap", "docker")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CPU_PERIOD_US = 100_000
+#: The share of every CPU's time that all sandboxes' SCHED_FIFO invocations may take together (sfs).
+SFS_RT_SHARE = 0.5
 
 
 class SandboxError(TailgateError):
@@ -73,6 +84,29 @@ class Cgroups:
         self.name = name
         self.version, self.reason = self._detect()
         self.made: list[Path] = []
+        if self.version is not None:
+            self.reap_stale()
+
+    def reap_stale(self) -> int:
+        """Remove the folders of gateways that died without cleaning up (``kill -9``): named
+        ``<prefix>-PID`` for a PID no longer running, and empty of processes. A dead gateway's
+        folder could otherwise hold cgroup RT time that a live one needs. Returns how many went."""
+        prefix, _, _ = self.name.rpartition("-")
+        roots = [CGROUP_ROOT / "cpu", CGROUP_ROOT / "memory"] if self.version == 1 else [CGROUP_ROOT]
+        gone = 0
+        for root in roots:
+            for top in root.glob(f"{prefix}-*"):
+                pid = top.name[len(prefix) + 1:]
+                if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+                    continue
+                for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [top]:
+                    try:
+                        d.rmdir()
+                    except OSError:
+                        break  # a process still in it: leave this gateway's folders alone
+                else:
+                    gone += 1
+        return gone
 
     def _detect(self) -> tuple[int | None, str]:
         if os.geteuid() != 0:
@@ -118,6 +152,33 @@ class Cgroups:
             self.version, self.reason = None, f"cgroup setup failed ({e}); sandboxes run without limits"
             print(f"faas: {self.reason}", file=sys.stderr)
             return []
+
+    def enable_rt(self, share: float) -> tuple[Path | None, str]:
+        """A cgroup v1 cpu folder ``<gateway>/rt`` holding ``share`` of every CPU's time for SCHED_FIFO
+        (of each :data:`CPU_PERIOD_US` period), shared by all sandboxes' invocations in their first
+        slice; the gateway's folder gets the same, so together they can never take more. (folder,
+        "") or (None, why not)."""
+        if self.version != 1:
+            return None, ("RT group scheduling needs the cgroup v1 cpu controller" if self.version else self.reason)
+        top = CGROUP_ROOT / "cpu" / self.name
+        rt = top / "rt"
+        if not (CGROUP_ROOT / "cpu" / "cpu.rt_runtime_us").exists():
+            return None, "the kernel has no RT group scheduling (no cpu.rt_runtime_us)"
+        try:
+            top.mkdir(exist_ok=True)
+            rt.mkdir(exist_ok=True)
+            self.made.append(rt)
+            for d in (top, rt):
+                (d / "cpu.rt_period_us").write_text(str(CPU_PERIOD_US))
+                (d / "cpu.rt_runtime_us").write_text(str(int(share * CPU_PERIOD_US)))
+        except OSError as e:
+            for d in (rt, top):  # give back what was given, so nothing holds RT time for nothing
+                try:
+                    (d / "cpu.rt_runtime_us").write_text("0")
+                except OSError:
+                    pass
+            return None, f"cannot give {top} RT runtime ({e.strerror}: other cgroups may hold the RT time)"
+        return rt, ""
 
     @staticmethod
     def add(dirs: list[Path], pids: list[int]) -> None:
@@ -191,16 +252,30 @@ class Sandbox:
         return futs
 
     async def _read_loop(self) -> None:
+        # whatever has arrived is read at once and every whole frame in it handled: one wake-up
+        # for the many answers of a batch, not two awaits per answer
+        buf = bytearray()
         try:
             while True:
-                head = await self.reader.readexactly(HEADER.size)
-                (n,) = HEADER.unpack(head)
-                if n > MAX_FRAME_BYTES:
-                    raise ValueError(f"frame of {n} bytes")
-                msg = json.loads(await self.reader.readexactly(n))
-                fut = self.pending.pop(msg.get("id"), None)
-                if fut is not None and not fut.done():
-                    fut.set_result(msg)
+                data = await self.reader.read(1 << 20)
+                if not data:
+                    raise asyncio.IncompleteReadError(bytes(buf), None)
+                buf += data
+                pos, end = 0, len(buf)
+                while end - pos >= HEADER.size:
+                    (n,) = HEADER.unpack_from(buf, pos)
+                    if n > MAX_FRAME_BYTES:
+                        raise ValueError(f"frame of {n} bytes")
+                    if end - pos - HEADER.size < n:
+                        break
+                    msg = json.loads(buf[pos + HEADER.size:pos + HEADER.size + n])
+                    pos += HEADER.size + n
+                    if not isinstance(msg, dict):
+                        raise ValueError(f"a frame holding {type(msg).__name__}, not an object")
+                    fut = self.pending.pop(msg.get("id"), None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(msg)
+                del buf[:pos]
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as e:
             why = "closed its channel (killed or crashed)" if isinstance(e, (asyncio.IncompleteReadError,
                                                                             ConnectionError)) else f"sent a bad frame ({e})"
@@ -268,6 +343,7 @@ class Backend:
         self.root = os.geteuid() == 0
         self.env = dict(env or {})      # extra environment of every sandbox (e.g. the local S3 endpoint)
         self.keep_net = keep_net        # sandboxes stay in the host's network namespace (to reach 127.0.0.1)
+        self.sfs: dict | None = None    # SFS's scheduling inside every sandbox (enable_sfs), or None
         self.spec_json = {"path": manifest.path, "reuse": reuse, "keep_net": keep_net,
                           "functions": {n: {"name": n, **f.to_json()} for n, f in manifest.functions.items()}}
 
@@ -278,6 +354,31 @@ class Backend:
 
     def namespaces(self) -> str:
         return "?"
+
+    def enable_sfs(self, slice_s: float) -> str:
+        """Set up SFS's scheduling for every sandbox made from now on; the means in effect
+        (``sched_fifo``, ``nice`` or ``none: why``), also said in one line on stderr."""
+        if self.kind != "process":
+            means = f"none: live SFS scheduling needs --sandbox process (not {self.kind})"
+        else:
+            rt, why_rt = self.cgroups.enable_rt(SFS_RT_SHARE)
+            got, why_probe = probe_sfs_means(str(rt) if rt else None, str(CGROUP_ROOT / "cpu"))
+            why = "; ".join(w for w in (why_rt, why_probe) if w)
+            means = f"none: {why}" if got == "none" else got
+            if got != "none":
+                self.sfs = {"slice_s": slice_s, "means": got, "rt_dir": str(rt) if rt else None,
+                            "cpu_root": str(CGROUP_ROOT / "cpu")}
+            if got == "sched_fifo":
+                print(f"faas: sfs: each invocation SCHED_FIFO (RT priority 1) for its first {slice_s:g} s of CPU "
+                      f"time, then SCHED_OTHER nice 0; all sandboxes together at most {SFS_RT_SHARE:.0%} of each "
+                      f"CPU's time in SCHED_FIFO ({rt})", file=sys.stderr, flush=True)
+                return means
+            if got == "nice":
+                print(f"faas: sfs: each invocation nice {SFS_NICE_BOOST} for its first {slice_s:g} s of CPU time, "
+                      f"then nice 0 (no SCHED_FIFO: {why})", file=sys.stderr, flush=True)
+                return means
+        print(f"faas: sfs: invocations are not prioritised ({means})", file=sys.stderr, flush=True)
+        return means
 
     async def start(self) -> None:
         print(self.isolation(), file=sys.stderr, flush=True)
@@ -341,7 +442,7 @@ class ProcessBackend(Backend):
         t0 = time.perf_counter()
         dirs = self.cgroups.create(sid, spec)
         reader, writer = await asyncio.open_unix_connection(self.socket, limit=MAX_FRAME_BYTES)
-        writer.write(encode({"op": "start", "function": spec.name, "unshare": self.root}))
+        writer.write(encode({"op": "start", "function": spec.name, "unshare": self.root, "sfs": self.sfs}))
         msg = await _read_ready(reader, f"sandbox {sid} of {spec.name}", self.create_timeout_s)
         Cgroups.add(dirs, [msg["pid"]])
         sb = Sandbox(sid, spec, reader, writer, msg["pid"], time.perf_counter() - t0, msg["unshared"])
