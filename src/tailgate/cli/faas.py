@@ -6,7 +6,7 @@ Manual
 
     tailgate faas sim [--strategy faasbatch,vanilla,kraken,sfs,faasbatch-slo] [--interval 0.01,0.05,0.2,0.5]
                       [--trace gen|FILE] [--kind cpu|io] [--invocations N] [--functions N] [--minutes M]
-                      [--window reference] [--app APP] [--profile FILE.json] [--cores N]
+                      [--window reference] [--app APP] [--profile FILE.json] [--cores N] [--ps-passes K]
                       [--max-per-function N] [--max-total N] [--idle-lifetime-s S]
                       [--param STRATEGY.KEY=VALUE ...] [--seed S] [--per-invocation] [--out DIR] [--json]
     tailgate faas profile [--manifest FILE] [--repeats N] [--fib-n 20,30,34,35] [--io-function s3io]
@@ -193,6 +193,8 @@ def sim_cmd(
     app: Optional[str] = typer.Option(None, "--app", help="the app of --window reference (default: the busiest)"),
     profile: Optional[Path] = typer.Option(None, "--profile", help="JSON file of cold-start/exec distributions"),
     cores: int = typer.Option(32, "--cores", help="worker cores for CPU contention (0: none)"),
+    ps_passes: int = typer.Option(3, "--ps-passes", help="passes of the processor-sharing fixed point (0: each job's "
+                                                          "slowdown estimated when it starts)"),
     max_per_function: int = typer.Option(1000, "--max-per-function", help="live sandboxes per function at most"),
     max_total: int = typer.Option(4000, "--max-total", help="live sandboxes in total at most"),
     idle_lifetime_s: float = typer.Option(600.0, "--idle-lifetime-s", help="idle sandboxes are destroyed after (s)"),
@@ -232,11 +234,11 @@ def sim_cmd(
         pool_args = {"max_per_function": max_per_function, "max_total": max_total, "idle_lifetime_s": idle_lifetime_s}
         t0 = time.perf_counter()
         results = run_strategies(tr, names, intervals, profile=str(profile) if profile else None,
-                                 pool_args=pool_args, params=params, cores=cores, seed=seed)
+                                 pool_args=pool_args, params=params, cores=cores, seed=seed, ps_passes=ps_passes)
         wall_s = time.perf_counter() - t0
         config = {"trace": tr.source, "kind": kind, "invocations": len(tr), "functions": tr.n_functions,
                   "bad_rows": tr.bad_rows, "strategies": names, "intervals_s": intervals, "params": params,
-                  "pool": pool_args, "cores": cores, "seed": seed, "profile": str(profile) if profile else "reference"}
+                  "pool": pool_args, "cores": cores, "ps_passes": ps_passes, "seed": seed, "profile": str(profile) if profile else "reference"}
         out_dir = None
         if out is not None or not as_json:
             out_dir = out or Path("results") / f"faas-{label}-{time.strftime('%Y%m%d-%H%M%S')}"
