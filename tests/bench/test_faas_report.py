@@ -55,6 +55,7 @@ def test_cli_refuses_an_out_that_is_a_file(tmp_path):
     assert res.exit_code == 2 and f"--out {f}: exists and is not a directory" in res.output
 
 
+@pytest.mark.slow  # ~1-2 min: a profile and five live gateways (make test-slow)
 def test_live_quick_compares_the_gateway_with_the_simulator(tmp_path):
     pytest.importorskip("moto")
     res = CliRunner().invoke(app, ["faas", "report", "--quick", "--out", str(tmp_path)])

@@ -1,9 +1,10 @@
-"""The README's numbers on request scheduling and Batchy are copies of the generated reports.
+"""The README's numbers on request scheduling, Batchy and FaaSBatch are copies of the generated reports.
 
 Each block of README.md between ``<!-- from docs/FILE.md:NAME -->`` and ``<!-- end docs/FILE.md:NAME -->``
 must equal, line for line, the block that report writes between ``<!-- NAME: begin -->`` and
 ``<!-- NAME: end -->`` (the report states the date and machine it ran on). After regenerating a
-report (``tailgate batchy report --out docs/``, ``tailgate sched report --out docs/``), copy the
+report (``tailgate batchy report --out docs/``, ``tailgate sched report --out docs/``,
+``tailgate faas report --out docs/``), copy the
 blocks over with::
 
     .venv/bin/python tests/bench/test_report_readme.py --write
@@ -17,7 +18,7 @@ README = ROOT / "README.md"
 MARK = re.compile(r"<!-- from (?P<file>docs/[\w./-]+\.md):(?P<name>[\w-]+) -->\n(?P<body>.*?)\n?"
                   r"<!-- end (?P=file):(?P=name) -->", re.S)
 #: the README sections whose numbers must come from the reports
-SECTIONS = ("## Request scheduling", "## SLO-driven batch scheduling (Batchy)")
+SECTIONS = ("## Request scheduling", "## SLO-driven batch scheduling (Batchy)", "## Function batching (FaaSBatch)")
 
 
 def report_block(path: Path, name: str) -> str | None:
@@ -39,7 +40,8 @@ def sections(text: str) -> list[str]:
 def test_every_marked_readme_block_is_the_reports_block():
     text = README.read_text()
     marks = list(MARK.finditer(text))
-    assert {m["file"] for m in marks} == {"docs/batchy.md", "docs/persephone.md"}, [m[0][:60] for m in marks]
+    assert {m["file"] for m in marks} == {"docs/batchy.md", "docs/persephone.md", "docs/faasbatch.md"}, [
+        m[0][:60] for m in marks]
     for m in marks:
         want = report_block(ROOT / m["file"], m["name"])
         assert want is not None, f"{m['file']} has no block {m['name']!r}"

@@ -28,11 +28,14 @@ def test_signal_writes_results_and_exit_code(tmp_path, sig, code, reason):
     script = tmp_path / "forever.py"
     script.write_text(SCRIPT)
     out = tmp_path / "res"
+    # a test run started in the background inherits SIGINT ignored (the shell's rule for `cmd &`);
+    # the child gets the default back, as a terminal's Ctrl-C would find it
     proc = subprocess.Popen(
         [str(TAILGATE), "run", str(script), "--out", str(out), "--quiet"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120

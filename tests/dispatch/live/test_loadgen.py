@@ -177,7 +177,9 @@ def test_ctrl_c_reports_what_was_measured():
         r = load(LoadConfig("disp2", 0.5, 2, "127.0.0.1", 9, duration_s=30, rate_rps=1_000), quiet=True)
         print("RESULT", r["interrupted"], r["unsent"] > 0, r["trustworthy"], flush=True)
     """)
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to default in the child: a test run started in the background inherits it ignored
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert p.stdout.readline().startswith("GO")
         time.sleep(1.0)

@@ -109,7 +109,9 @@ def test_ctrl_c_and_errors_leave_no_segment(no_leaks):
         time.sleep(30)
     """)
     for how in ("sigint", "error"):
-        p = subprocess.Popen([sys.executable, "-c", code, how], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # SIGINT back to default in the child: a test run started in the background inherits it ignored
+        p = subprocess.Popen([sys.executable, "-c", code, how], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         name = p.stdout.readline().strip()
         assert name.startswith("tg_")
         if how == "sigint":
