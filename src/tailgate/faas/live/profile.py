@@ -81,6 +81,14 @@ def _spec(manifest: Manifest, name: str, kind: str) -> FunctionSpec:
     return spec
 
 
+async def _create(backend, spec: FunctionSpec, sid: int) -> Sandbox:
+    """A new sandbox of ``spec``; one that does not start is a :class:`ProfileRunError`."""
+    try:
+        return await backend.create(spec, sid)
+    except TailgateError as e:
+        raise ProfileRunError(f"profile: a sandbox of {spec.name} did not start: {e}") from None
+
+
 async def _invoke(sb: Sandbox, iid: int, event: dict, timeout_s: float) -> dict:
     (fut,) = sb.run([(iid, event)], "single")
     try:
@@ -120,10 +128,7 @@ async def measure(manifest: Manifest, progress=None, **kwargs) -> dict:
             async def fresh(spec: FunctionSpec, key: str) -> Sandbox:
                 nonlocal sid
                 sid += 1
-                try:
-                    sb = await backend.create(spec, sid)
-                except TailgateError as e:
-                    raise ProfileRunError(f"profile: a sandbox of {spec.name} did not start: {e}") from None
+                sb = await _create(backend, spec, sid)
                 samples.setdefault(f"{key}.cold_start_ms", []).append(sb.cold_start_s * 1e3)
                 return sb
 
@@ -161,10 +166,7 @@ async def measure(manifest: Manifest, progress=None, **kwargs) -> dict:
             say(f"io: {io.name} without the reuse hook, second exec in a sandbox x {reps}")
             for _ in range(reps):
                 sid += 1
-                try:
-                    sb = await native.create(io, sid)
-                except TailgateError as e:
-                    raise ProfileRunError(f"profile: a sandbox of {io.name} did not start: {e}") from None
+                sb = await _create(native, io, sid)
                 await _invoke(sb, next(ids), {"size_bytes": a["size_bytes"]}, a["timeout_s"])
                 warm = await _invoke(sb, next(ids), {"size_bytes": a["size_bytes"]}, a["timeout_s"])
                 await native.destroy(sb)
