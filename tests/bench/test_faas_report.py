@@ -129,7 +129,7 @@ def test_a_criterion_not_met_gets_its_breakdown_and_the_component_that_carries_i
     assert "| I/O sandboxes, Vanilla / FaaSBatch | 20 | 60 | 3.0× fewer | ≥ 5× fewer | no |" in sec
     assert "| I/O memory per invocation, FaaSBatch vs Vanilla | 20.00 MB | 14.90 MB | 5.10 MB higher | lower | no |" in sec
     kraken = sec.split("**I/O e2e p98, FaaSBatch vs Kraken: not met.**")[1].split("**")[0]
-    assert "| faasbatch | 75.0 / 150 | 0.5 / 1.0 | 0.5 / 1.0 | 125 / 250 | 200 / 400 |" in kraken
+    assert "| faasbatch | 75.0 / 150 | 0.5 / 1.0 | 0.5 / 1.0 | 125 / 250 | 0.5 / 1.0 | 200 / 400 |" in kraken
     assert "the bound needs ≤ 150 ms (250 ms less)" in kraken
     assert "differ most in queue (Kraken 400 ms, FaaSBatch 1.0 ms: FaaSBatch's 399 ms shorter)" in kraken
     assert "FaaSBatch's own p98 is carried by exec (250 ms)" in kraken
@@ -179,3 +179,12 @@ def test_live_percentiles_are_nearest_rank_as_the_loader_reports():
     v = np.random.default_rng(1).exponential(100.0, 401)
     assert live_pcts(v) == tuple(float(x) for x in percentiles(v, [50, 98]))
     assert live_pcts(np.array([np.nan])) == (None, None)
+
+
+def test_the_live_faasbatch_slo_intervals_come_from_the_gateways_metrics():
+    from tailgate.bench.faas_report import _gateway_said
+    m = {"gateway_metrics": {"strategy": {"strategy": "faasbatch-slo", "slo_s": 1.0},
+                             "functions": {"s3io_0": {"interval_s": 0.5}, "s3io_1": {"interval_s": 0.31}}}}
+    assert _gateway_said(m) == {"slo_s": 1.0, "chosen_interval_s": {"s3io_0": 0.5, "s3io_1": 0.31}}
+    plain = {"gateway_metrics": {"strategy": {"strategy": "faasbatch"}, "functions": {"f": {"interval_s": 0.2}}}}
+    assert _gateway_said(plain) == {}  # a fixed interval is no choice

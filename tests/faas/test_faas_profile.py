@@ -40,6 +40,12 @@ def test_profile_writes_a_profile_that_sim_takes(tmp_path):
     # dearer than the cached client, cheaper than the cold image's first build
     assert len(prof["io"]["exec_warm_ms"]["samples"]) == 2
     assert med["s3io.exec_cached_ms"] < med["s3io.exec_warm_ms"] < med["s3io.exec_ms"]
+    # CPU time of the processes involved and the hand-over, for the simulator's contention
+    assert 0 < prof["io"]["cpu_share"] <= 1  # client construction and the S3 server are CPU work
+    assert prof["io"]["server_ms"]["value"] >= 0 and len(samples["io.server_cpu_ms"]) == 1
+    for kind in ("cpu", "io"):
+        assert 0 <= prof[kind]["cold_start_cpu_share"] <= 1
+        assert len(prof[kind]["answer_ms"]["samples"]) == 2 and all(v >= 0 for v in prof[kind]["answer_ms"]["samples"])
     assert "profile:" in r.stdout and "s3io.exec_ms" in r.stdout
     # the simulator runs on it, from the file, and through the CLI
     t = generate(invocations=100, kind="io", functions=3, seed=1)

@@ -73,7 +73,7 @@ def test_client_build_others_wait_only_for_the_build():
     # faasbatch I/O, 3 invocations in one sandbox, plenty of cores: exec 100 ms, cached 10 ms, so the
     # build is 90 ms; everyone waits for it in the hook (exec), then runs 10 ms: 100 ms each, no queue
     tr = trace([0.01, 0.02, 0.03], kind="io")
-    r = simulate(tr, make_strategy("faasbatch"), Pool(), profile("io", 100.0, 10.0), cores=32)
+    r = simulate(tr, make_strategy("faasbatch"), Pool(), profile("io", 100.0, 10.0), cores=32, io_thread_cores=0)
     assert np.allclose(r.exec_s, 0.1) and np.allclose(r.queue_s, 0.0)
     # 1 core, all CPU: the build alone 90 ms, then 3 x 10 ms shared: 90 + 30 = 120 ms each
     r1 = simulate(tr, make_strategy("faasbatch"), Pool(), profile("io", 100.0, 10.0), cores=1, io_cpu_share=1.0)
@@ -130,3 +130,63 @@ def test_native_image_first_invocation_builds_cold_later_ones_warm():
     # without exec_warm_ms every native invocation builds from a cold image (as before)
     old = simulate(tr, make_strategy("vanilla"), Pool(), profile("io", 300.0, cached_ms=30.0), cores=0)
     assert np.allclose(old.exec_s, 0.3)
+
+
+def test_the_hand_over_is_its_own_component_and_slows_with_the_load():
+    # a 10 ms hand-over after each exec: alone it is 10 ms; 4 invocations ending together on 1 core share it
+    tr = trace([0.01] * 4)
+    p = profile("cpu", 100.0, answer_ms=const(10.0))
+    free = simulate(tr, make_strategy("vanilla"), Pool(), p, cores=0)
+    assert np.allclose(free.answer, 0.01) and np.allclose(free.e2e_s, free.schedule_s + free.exec_s + 0.01)
+    busy = simulate(tr, make_strategy("faasbatch"), Pool(), p, cores=1)
+    assert np.all(busy.answer > 0.01)  # ended together: each hand-over waits for the others'
+    assert np.allclose(busy.e2e_s, busy.schedule_s + busy.cold_start_s + busy.queue_s + busy.exec_s + busy.answer)
+    plain = simulate(tr, make_strategy("faasbatch"), Pool(), profile("cpu", 100.0), cores=1)
+    assert np.all(plain.answer == 0) and np.allclose(plain.exec_s, busy.exec_s)  # without it: as before
+
+
+def test_a_cold_starts_cpu_contends_with_running_invocations():
+    # a 1 s job starts at 0.2 s; a second sandbox's 200 ms cold start at 0.4 s burns a whole core
+    # on a 1-core machine: the running job is slowed only when the start's CPU counts
+    tr = Trace(np.array([0.01, 0.21]), np.array([0, 1], dtype=np.int32), np.full(2, 25), ["f0", "f1"], ["cpu"] * 2)
+    base = {"cold_start_ms": const(200.0), "exec_ms": const(1000.0)}
+    quiet = simulate(tr, make_strategy("vanilla"), Pool(), {"cpu": base}, cores=1)
+    hot = simulate(tr, make_strategy("vanilla"), Pool(), {"cpu": {**base, "cold_start_cpu_share": 1.0}}, cores=1)
+    assert hot.exec_s[0] > quiet.exec_s[0] + 0.05
+    with pytest.raises(ProfileError, match="cpu.cold_start_cpu_share"):
+        load_profile({"cpu": {**base, "cold_start_cpu_share": 1.5}})
+
+
+def test_an_io_sandboxs_threads_share_one_core():
+    # faasbatch I/O, 4 invocations of 100 ms CPU in one sandbox on 4 cores: threads of one process
+    # hold one interpreter lock, so together they get one core: 400 ms each; forked cpu ones 100 ms
+    tr = trace([0.01] * 4, kind="io")
+    p = profile("io", 100.0, cpu_share=1.0)
+    p["io"]["exec_cached_ms"] = const(100.0)
+    gil = simulate(tr, make_strategy("faasbatch"), Pool(), p, cores=4)
+    assert np.allclose(gil.exec_s, 0.4, rtol=0.01)
+    assert np.allclose(simulate(tr, make_strategy("faasbatch"), Pool(), p, cores=4, io_thread_cores=0).exec_s, 0.1)
+    cpu = simulate(trace([0.01] * 4), make_strategy("faasbatch"), Pool(), profile("cpu", 100.0), cores=4)
+    assert np.allclose(cpu.exec_s, 0.1)
+    # one sandbox each (vanilla): no shared lock
+    assert np.allclose(simulate(tr, make_strategy("vanilla"), Pool(), p, cores=4).exec_s, 0.1)
+
+
+def test_baselines_start_sandboxes_without_the_reuse_hook():
+    # the hook's sandboxes (faasbatch) start in cold_start_ms, the baselines' in cold_start_native_ms
+    tr = trace([0.01], kind="io")
+    p = profile("io", 100.0, 10.0, cold_ms=30.0, cold_start_native_ms=const(8.0))
+    assert simulate(tr, make_strategy("faasbatch"), Pool(), p, cores=0).cold_start_s[0] == pytest.approx(0.030)
+    for name in ("vanilla", "sfs"):
+        assert simulate(tr, make_strategy(name), Pool(), p, cores=0).cold_start_s[0] == pytest.approx(0.008)
+
+
+def test_the_shared_servers_work_is_serialised_on_its_core():
+    # two I/O invocations in two sandboxes on 4 cores: 50 ms in the client, then 50 ms in the one
+    # S3 server process (one core for both): the server phases share it, both end at 150 ms
+    tr = trace([0.01, 0.01], kind="io")
+    p = profile("io", 100.0, cpu_share=1.0, server_ms=const(50.0))
+    r = simulate(tr, make_strategy("vanilla"), Pool(), p, cores=4)
+    assert np.allclose(r.exec_s, 0.15, rtol=0.02)
+    assert np.allclose(simulate(tr, make_strategy("vanilla"), Pool(), p, cores=4, server_cores=0).exec_s, 0.1)
+    assert np.allclose(simulate(trace([0.01], kind="io"), make_strategy("vanilla"), Pool(), p, cores=4).exec_s, 0.1)

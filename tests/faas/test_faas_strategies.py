@@ -71,3 +71,20 @@ def test_pool_idle_expiry():
     assert p.expire(600.0) == 0 and p.idle(0) == 1
     assert p.expire(611.0) == 1 and p.idle(0) == 0 and p.live_total == 0
     assert p.acquire(0, 611.0)[1] is True
+
+
+def test_pool_available_counts_what_acquire_would_give():
+    p = Pool(max_per_function=3, max_total=4)
+    assert p.available(0) == 3                       # the per-function bound
+    a, _ = p.acquire(0, 0.0)
+    p.acquire(1, 0.0)
+    p.acquire(1, 0.0)
+    assert p.available(0) == 1                       # the total bound: 3 of 4 live
+    p.release(1, 1, 1.0)
+    assert p.available(0) == 2                       # function 1's idle one may be destroyed for room
+    p.release(0, a, 2.0)
+    assert p.available(0) == 3                       # its own warm one, then two new
+    n = 0
+    while p.acquire(0, 3.0) is not None:
+        n += 1
+    assert n == 3

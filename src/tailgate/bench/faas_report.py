@@ -32,7 +32,10 @@ intervals chosen where the gateway's ``/metrics`` or the simulator give them). A
 gateway does not start (Kraken without a usable calibration) is a row "not run" with the
 gateway's line; vanilla or faasbatch not starting stops the report. The simulator runs on the
 same trace with the same strategies, the measured profile, this machine's core count and the
-gateway's pool bounds. Every live sandbox may use all of the machine's cores (``cpu_share`` = the core
+gateway's pool bounds; its Kraken is calibrated from the live Vanilla run's results, as the live
+Kraken is (from the simulated Vanilla, said, when that run cannot calibrate). Besides schedule,
+cold start, queue and exec, the tables give ``answer``: e2e less those four (live: exec's end until
+the gateway has the answer; simulated: the profile's hand-over slowed by the load then). Every live sandbox may use all of the machine's cores (``cpu_share`` = the core
 count, the simulator's ``sandbox_cores`` the same), as the artifact's containers had no CPU limit. The table gives the live and simulated p50/p98 and their difference; a
 point is "within 15 %" when both |differences| are ≤ 15 % (the issue's criterion). A second,
 shorter table gives the same points under the simulator's simpler contention estimate
@@ -84,7 +87,9 @@ from tailgate.core.errors import TailgateError
 from tailgate.faas.io.load import STATUSES, LoadConfig, replay
 from tailgate.faas.live.profile import measure
 from tailgate.faas.live.registry import load_manifest
-from tailgate.faas.sim import run_strategies
+from tailgate.faas.live.calibrate import CalibrationError, calibrate_from_run
+from tailgate.faas.sim import run_strategies, simulate
+from tailgate.faas.strategies import Pool, make_strategy
 from tailgate.faas.trace import generate
 
 STRATEGIES = ("faasbatch", "vanilla", "kraken", "sfs")
@@ -104,7 +109,8 @@ LIVE_STRATEGIES = ("vanilla", "kraken", "faasbatch", "sfs", "faasbatch-slo")
 IO_P98_REDUCTION = 0.70
 CPU_P98_REDUCTION = 0.60
 SANDBOX_RATIO = 5.0
-BREAKDOWN = ("schedule", "cold_start", "queue", "exec")
+#: the components of e2e; ``answer`` = e2e − the others (exec's end → the gateway has the answer: the hand-over)
+BREAKDOWN = ("schedule", "cold_start", "queue", "exec", "answer")
 KIND_LABEL = {"io": "I/O", "cpu": "CPU"}
 DISPLAY = {"vanilla": "Vanilla", "kraken": "Kraken", "faasbatch": "FaaSBatch", "sfs": "SFS",
            "faasbatch-slo": "FaaSBatch-SLO"}
@@ -159,7 +165,7 @@ def _point(res) -> dict:
     """A simulator result's summary plus p50 and p98 of every component (ms)."""
     out = dict(res.summary())
     cols = {"schedule": res.schedule_s, "cold_start": res.cold_start_s, "queue": res.queue_s, "exec": res.exec_s,
-            "e2e": res.e2e_s}
+            "answer": res.answer, "e2e": res.e2e_s}
     for name, v in cols.items():
         p50, p98 = np.percentile(v * 1e3, [50, 98])
         out[f"{name}_p50_ms"], out[f"{name}_p98_ms"] = float(p50), float(p98)
@@ -254,6 +260,9 @@ def _gateway_said(summary: dict) -> dict:
     strat = m.get("strategy") if isinstance(m.get("strategy"), dict) else {}
     out = {k: strat[k] for k in ("slo_s", "predictor", "calibrated_from") if k in strat}
     chosen = strat.get("chosen_interval_s", m.get("chosen_interval_s"))
+    funcs = m.get("functions") if isinstance(m.get("functions"), dict) else {}
+    if not chosen and strat.get("strategy") == "faasbatch-slo":  # the interval each function has at the end
+        chosen = {f: v["interval_s"] for f, v in funcs.items() if isinstance(v, dict) and "interval_s" in v}
     if isinstance(chosen, dict) and chosen:
         out["chosen_interval_s"] = chosen
     return out
@@ -280,16 +289,19 @@ def live(out_dir: Path, quick: bool = False, say: Callable[[str], None] | None =
         # forked invocations spread over every core, as Vanilla's one-invocation sandboxes do
         names = _live_manifest(kdir / "manifest.yaml", kind, n_fn, used={int(f) for f in np.unique(tr.func)},
                                cpu_share=float(cores))
+        sim_args = {"cores": cores, "sandbox_cores": float(cores), "seed": SEED}  # the live manifest's cpu_share
         sims, sims0 = ({r.strategy.name: _point(r) for r in run_strategies(
-            tr, list(LIVE_STRATEGIES), [LIVE_INTERVAL_S], profile=profile, pool_args=LIVE_POOL, cores=cores,
-            sandbox_cores=float(cores), seed=SEED, ps_passes=passes)}  # the live manifest's cpu_share
-            for passes in (SIM_PS_PASSES, 0))
+            tr, [s for s in LIVE_STRATEGIES if s != "kraken"], [LIVE_INTERVAL_S], profile=profile,
+            pool_args=LIVE_POOL, ps_passes=passes, **sim_args)} for passes in (SIM_PS_PASSES, 0))
         for strategy in LIVE_STRATEGIES:
             say(f"live {kind} {strategy}: {n_inv} invocations over {minutes * 60:g} s")
             row = {"kind": kind, "strategy": strategy, "invocations": n_inv}
             extra: tuple[str, ...] = ()
             if strategy == "kraken":  # calibrated from the Vanilla run just before, perfect predictor
                 extra = ("--calibrate-from", str(kdir / "serve-vanilla"), "--param", "predictor=perfect")
+                # the simulator's Kraken gets the same calibration (the model is checked on the same inputs)
+                sims["kraken"], sims0["kraken"], row["sim_calibration"] = _sim_kraken(
+                    tr, kdir / "serve-vanilla", names, profile, sim_args)
             try:
                 proc, port = serve_gateway(kdir / "manifest.yaml", strategy, kdir / f"serve-{strategy}", extra)
             except ReportError as e:
@@ -318,8 +330,11 @@ def live(out_dir: Path, quick: bool = False, say: Callable[[str], None] | None =
                 row[f"live_e2e_{q}_ms"] = summary[f"e2e_{q}_ms"]
                 row[f"sim_e2e_{q}_ms"] = sim[f"e2e_{q}_ms"]
                 row[f"diff_{q}"] = _diff(summary[f"e2e_{q}_ms"], sim[f"e2e_{q}_ms"])
+            parts = sum(rec.timing[f"{c}_ms"] for c in BREAKDOWN if c != "answer")
+            answer = np.maximum(rec.timing["e2e_ms"] - parts, 0.0)
             for c in BREAKDOWN:
-                row[f"live_{c}_p50_ms"], row[f"live_{c}_p98_ms"] = live_pcts(rec.timing[f"{c}_ms"][ok])
+                v = answer if c == "answer" else rec.timing[f"{c}_ms"]
+                row[f"live_{c}_p50_ms"], row[f"live_{c}_p98_ms"] = live_pcts(v[ok])
                 row[f"sim_{c}_p50_ms"], row[f"sim_{c}_p98_ms"] = sim[f"{c}_p50_ms"], sim[f"{c}_p98_ms"]
             row["within"] = all(d is not None and abs(d) <= WITHIN for d in (row["diff_p50"], row["diff_p98"]))
             for q in ("p50", "p98"):  # the simpler contention estimate, for comparison
@@ -329,6 +344,28 @@ def live(out_dir: Path, quick: bool = False, say: Callable[[str], None] | None =
             rows.append(row)
     return {"profile": profile, "rows": rows, "cores": cores, "interval_s": LIVE_INTERVAL_S,
             "kinds": list(kinds)}
+
+
+def _sim_kraken(tr, vanilla_dir: Path, names: list[str], profile: dict, sim_args: dict) -> tuple[dict, dict, str]:
+    """The simulator's Kraken calibrated as the live one (from the live Vanilla run's results), at
+    both contention models; when that run cannot calibrate, from the simulated Vanilla (said)."""
+    used = {int(f) for f in np.unique(tr.func)}
+    try:
+        cal = calibrate_from_run(vanilla_dir, {n: k for k, n in enumerate(names) if k in used})
+        how = "the live Vanilla run"
+    except CalibrationError as e:
+        cal, how = None, f"the simulated Vanilla run ({e})"
+    out = []
+    for passes in (SIM_PS_PASSES, 0):
+        if cal is None:
+            res = run_strategies(tr, ["kraken"], [LIVE_INTERVAL_S], profile=profile, pool_args=LIVE_POOL,
+                                 ps_passes=passes, params={"kraken": {"predictor": "perfect"}}, **sim_args)[-1]
+        else:
+            strat = make_strategy("kraken", dispatch_interval_s=LIVE_INTERVAL_S, predictor="perfect")
+            strat.calibrate(*cal.args(), source=str(vanilla_dir))
+            res = simulate(tr, strat, Pool(**LIVE_POOL), profile, ps_passes=passes, **sim_args)
+        out.append(_point(res))
+    return out[0], out[1], how
 
 
 def _reduction_of(fb: float | None, other: float | None) -> float | None:
@@ -469,7 +506,7 @@ def markdown(sim_points: list[dict], live_part: dict | None, ran: dict, command:
                      f"{_pct(r['diff_p50'])} | {_ms(r['live_e2e_p98_ms'])} | {_ms(r['sim_e2e_p98_ms'])} | "
                      f"{_pct(r['diff_p98'])} | {'yes' if r['within'] else 'no'} |")
     lines += ["", "p98 of each component, live / simulated (ms):", "",
-              "| kind | strategy | schedule | cold start | queue | exec |", "|---|---|---:|---:|---:|---:|"]
+              "| kind | strategy | schedule | cold start | queue | exec | answer |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in ran_rows:
         lines.append(f"| {r['kind']} | {_live_name(r)} | " + " | ".join(
             f"{_ms(r[f'live_{c}_p98_ms'])} / {_ms(r[f'sim_{c}_p98_ms'])}" for c in BREAKDOWN) + " |")
@@ -515,8 +552,14 @@ def _live_runs_said(rows: list[dict]) -> str:
         ks = [r for r in rows if r["kind"] == kind]
         out.append(f"{KIND_LABEL[kind]}: {ks[0]['invocations']} invocations, "
                    + ", ".join(r["strategy"] for r in ks))
+    cal = {r.get("sim_calibration") for r in rows if r["strategy"] == "kraken" and "error" not in r}
+    sim_cal = ("the simulator's Kraken calibrated the same way" if cal == {"the live Vanilla run"} else
+               "the simulator's Kraken calibrated from " + "; ".join(sorted(c for c in cal if c)))
     return ("Strategies in the order they ran — " + "; ".join(out) +
-            " (Kraken calibrated from the Vanilla run's gateway results, `--calibrate-from`).")
+            f" (Kraken calibrated from the Vanilla run's gateway results, `--calibrate-from`; {sim_cal}). "
+            "`answer` is e2e less the other components: from exec's end until the gateway has the answer "
+            "(the fork's and the child's exit, the frames back; the simulator's hand-over, profiled quiet and "
+            "slowed by the load).")
 
 
 def _slo_said(r: dict) -> str:
@@ -589,7 +632,7 @@ def criteria_markdown(live_part: dict) -> list[str]:
             continue
         fb, ot = by[c["kind"], "faasbatch"], by[c["kind"], c["against"]]
         lines += ["", f"**{c['name']}: not met.** Latency breakdown (gateway timings, ms, p50 / p98):", "",
-                  "| strategy | schedule | cold start | queue | exec | e2e |", "|---|---:|---:|---:|---:|---:|"]
+                  "| strategy | schedule | cold start | queue | exec | answer | e2e |", "|---|---:|---:|---:|---:|---:|---:|"]
         for r in (fb, ot):
             lines.append(f"| {_live_name(r)} | " + " | ".join(
                 f"{_ms(r[f'live_{k}_p50_ms'])} / {_ms(r[f'live_{k}_p98_ms'])}" for k in (*BREAKDOWN, "e2e")) + " |")

@@ -6,7 +6,7 @@ Manual
 
     tailgate faas sim [--strategy faasbatch,vanilla,kraken,sfs,faasbatch-slo] [--interval 0.01,0.05,0.2,0.5]
                       [--trace gen|FILE] [--kind cpu|io] [--invocations N] [--functions N] [--minutes M]
-                      [--window reference] [--app APP] [--profile FILE.json] [--cores N] [--ps-passes K]
+                      [--window reference] [--app APP] [--profile FILE.json] [--cores N] [--ps-passes K] [--io-thread-cores C]
                       [--max-per-function N] [--max-total N] [--idle-lifetime-s S]
                       [--param STRATEGY.KEY=VALUE ...] [--seed S] [--per-invocation] [--out DIR] [--json]
     tailgate faas profile [--manifest FILE] [--repeats N] [--fib-n 20,30,34,35] [--io-function s3io]
@@ -195,6 +195,8 @@ def sim_cmd(
     cores: int = typer.Option(32, "--cores", help="worker cores for CPU contention (0: none)"),
     ps_passes: int = typer.Option(3, "--ps-passes", help="passes of the processor-sharing fixed point (0: each job's "
                                                           "slowdown estimated when it starts)"),
+    io_thread_cores: float = typer.Option(1.0, "--io-thread-cores", help="most cores an I/O sandbox's threads use "
+                                          "together (one interpreter lock; 0: no cap)"),
     max_per_function: int = typer.Option(1000, "--max-per-function", help="live sandboxes per function at most"),
     max_total: int = typer.Option(4000, "--max-total", help="live sandboxes in total at most"),
     idle_lifetime_s: float = typer.Option(600.0, "--idle-lifetime-s", help="idle sandboxes are destroyed after (s)"),
@@ -234,11 +236,13 @@ def sim_cmd(
         pool_args = {"max_per_function": max_per_function, "max_total": max_total, "idle_lifetime_s": idle_lifetime_s}
         t0 = time.perf_counter()
         results = run_strategies(tr, names, intervals, profile=str(profile) if profile else None,
-                                 pool_args=pool_args, params=params, cores=cores, seed=seed, ps_passes=ps_passes)
+                                 pool_args=pool_args, params=params, cores=cores, seed=seed, ps_passes=ps_passes,
+                                 io_thread_cores=io_thread_cores)
         wall_s = time.perf_counter() - t0
         config = {"trace": tr.source, "kind": kind, "invocations": len(tr), "functions": tr.n_functions,
                   "bad_rows": tr.bad_rows, "strategies": names, "intervals_s": intervals, "params": params,
-                  "pool": pool_args, "cores": cores, "ps_passes": ps_passes, "seed": seed, "profile": str(profile) if profile else "reference"}
+                  "pool": pool_args, "cores": cores, "ps_passes": ps_passes,
+                  "io_thread_cores": io_thread_cores, "seed": seed, "profile": str(profile) if profile else "reference"}
         out_dir = None
         if out is not None or not as_json:
             out_dir = out or Path("results") / f"faas-{label}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -252,8 +256,9 @@ def sim_cmd(
         typer.echo(json.dumps(points, indent=1))
         return
     t = Table(box=None, pad_edge=False, header_style="bold")
+    hand = any(p["answer_p98_ms"] > 0 for p in points)  # the profile has a hand-over
     cols = ("strategy", "interval s", "sandboxes", "e2e p50 ms", "e2e p98 ms", "sched p98", "cold p98",
-            "queue p98", "exec p98", "MB/inv")
+            "queue p98", "exec p98", *(("answer p98",) if hand else ()), "MB/inv")
     for c in cols:
         t.add_column(c, justify="left" if c == "strategy" else "right", no_wrap=c == "strategy")
     for p in points:
@@ -261,7 +266,8 @@ def sim_cmd(
         name = p["strategy"] + (f" ({p['predictor']})" if "predictor" in p else "")
         t.add_row(name, f"{p['interval_s']:g}", str(p["sandboxes"]), f"{p['e2e_p50_ms']:,.0f}",
                   f"{p['e2e_p98_ms']:,.0f}", f"{p['schedule_p98_ms']:,.0f}", f"{p['cold_start_p98_ms']:,.0f}",
-                  f"{p['queue_p98_ms']:,.0f}", f"{p['exec_p98_ms']:,.0f}", "-" if mem is None else f"{mem:.1f}")
+                  f"{p['queue_p98_ms']:,.0f}", f"{p['exec_p98_ms']:,.0f}",
+                  *((f"{p['answer_p98_ms']:,.1f}",) if hand else ()), "-" if mem is None else f"{mem:.1f}")
     c = Console(highlight=False, soft_wrap=True)
     c.print(t)
     n_inv = sum(p["invocations"] for p in points)

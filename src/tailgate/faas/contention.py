@@ -9,7 +9,7 @@ Manual
 Jobs ``i`` need ``work_s[i]`` seconds of one core from ``start_s[i]`` on. While ``n`` jobs run,
 each progresses at ``min(1, cores / n)`` (``cores`` 0: no machine limit), and a job of sandbox
 ``box[i]`` (-1: none) at most at ``box_cores / k`` while ``k`` jobs of its sandbox run
-(``box_cores`` 0: no cap; the cap does not hand its unused share to the others, a simplification
+(``box_cores`` one cap for all, or one per job, the same for the jobs of a sandbox; 0: no cap; the cap does not hand its unused share to the others, a simplification
 of the kernel's fair scheduler). Unlike a slowdown fixed when a job starts, a job here is slowed by
 every job that overlaps it, also those that start after it: a burst of equal jobs all end
 together. The simulator (:mod:`tailgate.faas.sim`) uses it for its fixed point: simulate, run the
@@ -30,7 +30,7 @@ from numba import njit
 
 
 @njit(cache=True)
-def _ps_exact(start: np.ndarray, work: np.ndarray, box: np.ndarray, box_cores: float, cores: int,
+def _ps_exact(start: np.ndarray, work: np.ndarray, box: np.ndarray, box_cores: np.ndarray, cores: int,
               n_boxes: int) -> np.ndarray:
     n = len(start)
     order = np.argsort(start)
@@ -62,8 +62,8 @@ def _ps_exact(start: np.ndarray, work: np.ndarray, box: np.ndarray, box_cores: f
         for i in range(na):
             j = active[i]
             r = base
-            if box_cores > 0.0 and box[j] >= 0:
-                r = min(r, box_cores / per_box[box[j]])
+            if box_cores[j] > 0.0 and box[j] >= 0:
+                r = min(r, box_cores[j] / per_box[box[j]])
             rate[j] = r
             dt = min(dt, rem[j] / r)
         if nxt < n:
@@ -157,13 +157,15 @@ def _ps_uncapped(start: np.ndarray, work: np.ndarray, cores: int) -> np.ndarray:
     return finish
 
 
-def ps_exact(start_s: np.ndarray, work_s: np.ndarray, box: np.ndarray, box_cores: float, cores: int) -> np.ndarray:
+def ps_exact(start_s: np.ndarray, work_s: np.ndarray, box: np.ndarray, box_cores: float | np.ndarray,
+             cores: int) -> np.ndarray:
     """Each job's finish time (s) under processor sharing (module manual)."""
     start = np.ascontiguousarray(start_s, dtype=np.float64)
     work = np.ascontiguousarray(work_s, dtype=np.float64)
     boxes = np.ascontiguousarray(box, dtype=np.int64)
+    caps = np.ascontiguousarray(np.broadcast_to(np.asarray(box_cores, dtype=np.float64), start.shape))
     if len(start) == 0:
         return np.empty(0)
-    if box_cores <= 0.0:  # no cap: equal rates, a heap of finishing points (O(n log n))
+    if not (caps > 0.0).any():  # no cap: equal rates, a heap of finishing points (O(n log n))
         return _ps_uncapped(start, work, int(cores))
-    return _ps_exact(start, work, boxes, float(box_cores), int(cores), int(boxes.max()) + 1 if len(boxes) else 1)
+    return _ps_exact(start, work, boxes, caps, int(cores), int(boxes.max()) + 1 if len(boxes) else 1)

@@ -34,10 +34,16 @@ machine (every invocation's CPU part, with its start and end) is tracked, and th
 sandbox starts together each progress at ``min(1, cores / (k + others))`` while ``k`` of them are
 left, ``others`` being the CPU work of other sandboxes (its mean over the time these would take
 alone, held constant for them), and at most ``sandbox_cores / k`` in a sandbox capped by a
-quota; so short invocations leave early and the rest speed up. Only a fraction ``cpu_share`` of
-an I/O invocation's exec is CPU work (profile ``io.cpu_share``, else ``io_cpu_share``); the rest
-is waiting, which does not contend. SFS runs the first ``slice_s`` of each invocation at high
-priority, unshared; only the rest (the part demoted to the fair class) is shared. Each sandbox
+quota (an I/O sandbox's invocations, threads of one Python process, also by its interpreter lock:
+``io_thread_cores``, 1 core together); so short invocations leave early and the rest speed up.
+Only a fraction ``cpu_share`` of an I/O invocation's exec is CPU work (profile ``io.cpu_share``,
+else ``io_cpu_share``); the rest is waiting, which does not contend. Of that CPU work, the
+profile's ``io.server_ms`` is done last by the one server every I/O invocation calls (the local
+S3 server: ``server_cores`` for all of them together). A cold start's CPU work (a fraction
+``cold_start_cpu_share`` of its time; the profile's, else none) contends with the rest, and after
+exec each invocation's *hand-over* (the profile's ``answer_ms``: the fork's and the child's exit,
+the frames back to the gateway; else none) is CPU work slowed by the load then, kept as the
+column ``answer_s``. SFS runs the first ``slice_s`` of each invocation at high priority, unshared; only the rest (the part demoted to the fair class) is shared. Each sandbox
 start costs time in proportion to the CPU work in flight, so a trace that overloads ``cores``
 (its backlog grows without end) simulates slower; ``cores=0`` turns contention off.
 
@@ -45,12 +51,16 @@ Columns per invocation (seconds unless named): ``arrival_s``, ``func``, ``input_
 ``schedule_s`` (arrival → its sandbox is ready, less its own cold start: the tick wait and the
 wait for acquisition, other creations included; the original's ``schedule_time`` is
 ``schedule_s + cold_start_s``), ``cold_start_s`` (0 when warm), ``queue_s`` (in-sandbox wait),
-``exec_s``, ``e2e_s`` (= schedule + cold start + queue + exec), ``mem_mb`` (NaN for CPU
+``exec_s``, ``answer_s`` (exec's end → the gateway has the answer), ``e2e_s`` (= schedule + cold
+start + queue + exec + answer), ``mem_mb`` (NaN for CPU
 functions, as the reference measures I/O only) and ``sandbox``.
 
 The profile (a dict, or a JSON file of one; :data:`REFERENCE_PROFILE` by default, read off the
 reference's figures §8 and §10) gives per kind ``cold_start_ms``, ``exec_ms``, for I/O
-``exec_cached_ms`` and optionally ``exec_warm_ms``, and ``mem_mb``/``mem_cached_mb`` (optionally ``mem_warm_mb``). A distribution is
+``exec_cached_ms`` and optionally ``exec_warm_ms`` and ``cold_start_native_ms`` (a sandbox without the reuse
+hook, as the baselines run, starts in this instead of ``cold_start_ms``), and ``mem_mb``/``mem_cached_mb``
+(optionally ``mem_warm_mb``); optionally ``answer_ms``, ``cold_start_cpu_share`` and, for I/O,
+``cpu_share`` and ``server_ms`` (:mod:`tailgate.faas.live.profile` measures them all). A distribution is
 ``{"dist": "lognormal", "median": MS, "sigma": S}``, ``{"dist": "const", "value": MS}``,
 ``{"dist": "empirical", "samples": [MS, ...]}`` or, for exec of CPU functions,
 ``{"dist": "fib", "anchors": [[n, MS], ...], "sigma": S}`` (log-linear in ``n`` between anchors).
@@ -110,6 +120,12 @@ SIM_ARGS = (
     Arg("cores", int, 32, unit="cores", min=0, help="worker cores the invocations share (processor sharing; 0: no contention)"),
     Arg("sandbox_cores", float, 0.0, unit="cores", min=0.0,
         help="each sandbox's CPU quota (its cgroup; the manifest's cpu_share); 0: no cap"),
+    Arg("io_thread_cores", float, 1.0, unit="cores", min=0.0,
+        help="most cores an I/O sandbox's invocations use together, with contention on: they are threads of "
+             "one Python process and share its interpreter lock (1); 0: no such cap"),
+    Arg("server_cores", float, 1.0, unit="cores", min=0.0,
+        help="cores of the shared server every I/O invocation calls (the local S3 server: one Python process), "
+             "when the profile gives its work per invocation (io.server_ms); 0: not modelled"),
     Arg("io_cpu_share", float, 0.8, unit="fraction", min=0.0, max=1.0,
         help="part of an I/O function's exec that is CPU work and contends (the rest waits; 0.8 fits the live "
              "S3 function here: client construction and a local S3 server are CPU); a profile's io.cpu_share wins"),
@@ -149,9 +165,9 @@ def load_profile(src: dict | str | Path | None) -> dict:
         for need in ("cold_start_ms", "exec_ms"):
             if need not in spec:
                 raise ProfileError(f"profile {kind}: missing {need!r}")
-        if "cpu_share" in spec and not (isinstance(spec["cpu_share"], (int, float))
-                                        and 0.0 <= float(spec["cpu_share"]) <= 1.0):
-            raise ProfileError(f"profile {kind}.cpu_share: must be a fraction 0..1, got {spec['cpu_share']!r}")
+        for share in ("cpu_share", "cold_start_cpu_share"):
+            if share in spec and not (isinstance(spec[share], (int, float)) and 0.0 <= float(spec[share]) <= 1.0):
+                raise ProfileError(f"profile {kind}.{share}: must be a fraction 0..1, got {spec[share]!r}")
         for name, d in spec.items():
             if name.endswith("_ms"):
                 _check_dist(f"profile {kind}.{name}", d)
@@ -216,16 +232,21 @@ class SimResult:
     sandboxes_peak: int
     batches: int
     loads: dict[int, list[int]] = field(default_factory=dict)
+    answer_s: np.ndarray | None = None  # exec's end → the gateway has the answer (None: all 0)
+
+    @property
+    def answer(self) -> np.ndarray:
+        return self.answer_s if self.answer_s is not None else np.zeros(len(self.exec_s))
 
     @property
     def e2e_s(self) -> np.ndarray:
-        return self.schedule_s + self.cold_start_s + self.queue_s + self.exec_s
+        return self.schedule_s + self.cold_start_s + self.queue_s + self.exec_s + self.answer
 
     def columns(self) -> dict[str, np.ndarray]:
         t = self.trace
         return {"arrival_s": t.arrival_s, "func": t.func, "input_n": t.input_n, "schedule_s": self.schedule_s,
                 "cold_start_s": self.cold_start_s, "queue_s": self.queue_s, "exec_s": self.exec_s,
-                "e2e_s": self.e2e_s, "mem_mb": self.mem_mb, "sandbox": self.sandbox}
+                "answer_s": self.answer, "e2e_s": self.e2e_s, "mem_mb": self.mem_mb, "sandbox": self.sandbox}
 
     def summary(self) -> dict[str, Any]:
         s = self.strategy
@@ -238,7 +259,7 @@ class SimResult:
         if isinstance(s, FaaSBatchSLO):
             out["chosen_interval_s"] = {self.trace.names[f]: s.interval_s(f) for f in sorted(s.t1_s)}
         cols = {"schedule": self.schedule_s, "cold_start": self.cold_start_s, "queue": self.queue_s,
-                "exec": self.exec_s, "e2e": self.e2e_s}
+                "exec": self.exec_s, "answer": self.answer, "e2e": self.e2e_s}
         for name, v in cols.items():
             ms = v * 1e3
             out[f"{name}_mean_ms"] = float(ms.mean())
@@ -368,16 +389,26 @@ def simulate(trace: Trace, strategy: Strategy, pool: Pool | None = None, profile
     return _one_pass(trace, strategy, pool, prof, a, slow)[0]
 
 
+#: CPU jobs per invocation in the fixed point: exec, client build, hand-over, its requests in the shared server
+ROLES = 4
+#: the box of the shared server's jobs (one process for every sandbox: ``server_cores`` together)
+SERVER_BOX = -2
+
+
 def _slowdowns(jobs: dict[str, list], n: int, a: dict, prev: np.ndarray | None) -> np.ndarray:
-    """Per invocation (column 0: its exec, 1: its client build) the slowdown of its CPU work under
-    :func:`tailgate.faas.contention.ps_exact` over every job of a pass, averaged with the last
-    pass's (damping, so a pass that flips a sandbox's reuse does not swing the next)."""
-    out = np.full((n, 2), np.nan)
+    """Per invocation (column 0: its exec, 1: its client build, 2: its hand-over, 3: its server work) the slowdown of
+    its CPU work under :func:`tailgate.faas.contention.ps_exact` over every job of a pass (cold
+    starts' CPU, key -1, contends but is read by no one), averaged with the last pass's (damping,
+    so a pass that flips a sandbox's reuse does not swing the next)."""
+    out = np.full((n, ROLES), np.nan)
     if jobs["key"]:
         start, work = np.asarray(jobs["start"]), np.asarray(jobs["work"])
-        fin = ps_exact(start, work, np.asarray(jobs["box"]), a["sandbox_cores"], a["cores"])
         key = np.asarray(jobs["key"])
-        out[key // 2, key % 2] = (fin - start) / work
+        box = np.asarray(jobs["box"], dtype=np.int64)
+        box[box == SERVER_BOX] = int(box.max()) + 1 if len(box) else 0
+        fin = ps_exact(start, work, box, np.asarray(jobs["cap"]), a["cores"])
+        mine = key >= 0
+        out[key[mine] // ROLES, key[mine] % ROLES] = ((fin - start) / work)[mine]
     if prev is not None:
         both = np.isfinite(prev) & np.isfinite(out)
         out[both] = 0.5 * (out[both] + prev[both])
@@ -388,7 +419,7 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
               slow_of: np.ndarray | None) -> tuple[SimResult, dict[str, list]]:
     """One simulation; ``slow_of`` (or None: each job's slowdown estimated when it starts) gives
     the slowdown of each invocation's CPU work; returns the result and the CPU jobs it started."""
-    jobs: dict[str, list] = {"key": [], "start": [], "work": [], "box": []}
+    jobs: dict[str, list] = {"key": [], "start": [], "work": [], "box": [], "cap": []}
     kinds = np.array([1 if k == "io" else 0 for k in trace.kinds], dtype=np.int8)
     for k in set(trace.kinds):
         if k not in prof:
@@ -417,7 +448,22 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
             exec_warm[sel] = draw_ms(p["exec_warm_ms"], np.random.default_rng(a["seed"] + 7 + code), len(sel)) / 1e3
         else:
             exec_warm[sel] = exec_full[sel]
-    cold_draw = {k: draw_ms(prof[k]["cold_start_ms"], np.random.default_rng(a["seed"] + 1 + c), max(16, n)) / 1e3
+    answer_cpu = np.zeros(n)  # each invocation's hand-over, alone (s); own streams: without it, as before
+    for code, kname in ((0, "cpu"), (1, "io")):
+        sel = np.flatnonzero(kinds[trace.func] == code)
+        if len(sel) and "answer_ms" in prof.get(kname, {}):
+            answer_cpu[sel] = draw_ms(prof[kname]["answer_ms"], np.random.default_rng(a["seed"] + 11 + code),
+                                      len(sel)) / 1e3
+    cold_cpu = {k: float(prof[k].get("cold_start_cpu_share", 0.0)) for k in ("cpu", "io") if k in prof}
+    server_cpu = np.zeros(n)  # each I/O invocation's CPU work in the shared server (s), when modelled
+    if a["server_cores"] > 0 and "server_ms" in prof.get("io", {}):
+        sel = np.flatnonzero(kinds[trace.func] == 1)
+        server_cpu[sel] = draw_ms(prof["io"]["server_ms"], np.random.default_rng(a["seed"] + 13), len(sel)) / 1e3
+    uses_cache = strategy.name in ("faasbatch", "faasbatch-slo")
+    # a sandbox without the reuse hook (the baselines') may start faster: the profile's cold_start_native_ms
+    cold_key = {k: ("cold_start_native_ms" if not uses_cache and "cold_start_native_ms" in prof.get(k, {})
+                    else "cold_start_ms") for k in ("cpu", "io")}
+    cold_draw = {k: draw_ms(prof[k][cold_key[k]], np.random.default_rng(a["seed"] + 1 + c), max(16, n)) / 1e3
                  for c, k in enumerate(("cpu", "io")) if k in prof}
     cold_next = {k: 0 for k in cold_draw}
 
@@ -425,6 +471,9 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
     arr = trace.arrival_s[order]
     funcs = trace.func[order]
     ef, ec, ew = exec_full[order], exec_cached[order], exec_warm[order]
+    hand = answer_cpu[order]
+    srv = server_cpu[order]
+    answer = np.zeros(n)
     bounds = np.searchsorted(funcs, np.arange(trace.n_functions + 1))
     ready = np.empty(n)
     cold = np.zeros(n)
@@ -433,10 +482,16 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
     mem = np.empty(n)
     sbx = np.empty(n, dtype=np.int64)
 
-    uses_cache = strategy.name in ("faasbatch", "faasbatch-slo")
     sfs_slice = strategy.slice_s if isinstance(strategy, SFS) else None
     cores = a["cores"]
-    box = a["sandbox_cores"]
+    box = a["sandbox_cores"]  # the cap of the sandboxes of the function being dispatched (kind_cap)
+
+    def kind_cap(kind: str) -> float:
+        """A sandbox's cores: its quota, and for I/O also the interpreter lock its threads share."""
+        sc, it = a["sandbox_cores"], a["io_thread_cores"]
+        if kind == "io" and it > 0 and (cores > 0 or sc > 0):
+            return min(sc, it) if sc > 0 else it
+        return sc
     creators = [0.0] * a["parallel_creates"]  # heap of the times each creation slot frees
     inflight: list[tuple[float, int, int, int]] = []  # (end, func, sandbox, invocations)
     load = CpuLoad()
@@ -444,14 +499,16 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
     cache_warm: set[int] = set()
     image_warm: set[int] = set()  # sandboxes that ran an invocation (without the reuse hook)
 
-    def record(pos: np.ndarray, role: int, start: np.ndarray, work: np.ndarray, sids) -> None:
-        """CPU jobs for the fixed point: key = 2 * trace index + role (0: exec, 1: client build)."""
+    def record(pos: np.ndarray, role: int, start: np.ndarray, work: np.ndarray, sids, cap: float | None = None) -> None:
+        """CPU jobs for the fixed point: key = ROLES * trace index + role (0: exec, 1: client build,
+        2: hand-over)."""
         keep = work > 0
         if keep.any():
-            jobs["key"].extend((2 * order[pos[keep]] + role).tolist())
+            jobs["key"].extend((ROLES * order[pos[keep]] + role).tolist())
             jobs["start"].extend(np.broadcast_to(start, work.shape)[keep].tolist())
             jobs["work"].extend(work[keep].tolist())
             jobs["box"].extend(np.broadcast_to(sids, work.shape)[keep].tolist())
+            jobs["cap"].extend([box if cap is None else cap] * int(np.count_nonzero(keep)))
 
     def native(sid: int, lo: np.ndarray, serial: bool) -> tuple[np.ndarray, np.ndarray]:
         """(exec, mem) of invocations ``lo`` (sorted positions) in sandbox ``sid`` without the reuse
@@ -514,6 +571,7 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
             plan = strategy.plan(f, nb, t)
             want = max(1, min(plan.sandboxes, nb))
             kind = trace.kinds[f]
+            box = kind_cap(kind)
             got: list[tuple[int, float, float]] = []  # (sandbox, ready s, cold s)
             t_acq = t
             while len(got) < want:
@@ -526,6 +584,13 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
                     begin = max(t_acq, heapq.heappop(creators))
                     heapq.heappush(creators, begin + c)
                     t_acq = begin + c
+                    if cold_cpu[kind] > 0 and (cores > 0 or box > 0):  # a start's own CPU contends
+                        load.add(begin, begin + c, cold_cpu[kind])
+                        jobs["key"].append(-1)
+                        jobs["start"].append(begin)
+                        jobs["work"].append(c * cold_cpu[kind])
+                        jobs["box"].append(sid)
+                        jobs["cap"].append(box)
                     got.append((sid, t_acq, c))
                 else:
                     got.append((sid, t_acq, 0.0))
@@ -538,25 +603,43 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
                           boxes: int = 1, share_f: float = share_f) -> tuple[np.ndarray, np.ndarray]:
                 """(exec, queue) of the invocations at sorted positions ``pos`` that ``boxes`` sandboxes
                 (``sids``, one per invocation) start at ``r_s``; their CPU load and jobs are recorded."""
-                box = a["sandbox_cores"] * boxes
+                box = kind_cap(kind) * boxes
                 if cores <= 0 and box <= 0:  # no contention: nothing to track
                     return (e.copy(), np.cumsum(e) - e) if serial else (e.copy(), np.zeros(len(e)))
                 hp = np.minimum(e, sfs_slice) if sfs_slice is not None else np.zeros(len(e))
                 rest = e - hp
                 cpu = rest * share_f
                 wait = rest - cpu
+                sv = np.minimum(srv[pos], cpu)  # the part of the CPU work done by the shared server, after the rest
+                cpu = cpu - sv
                 known = slow_of[order[pos], 0] if slow_of is not None else np.full(len(e), np.nan)
+                ks = slow_of[order[pos], 3] if slow_of is not None else np.full(len(e), np.nan)
+                server_cap = a["server_cores"]
+
+                def served(t0: np.ndarray) -> np.ndarray:
+                    """The server phases starting at ``t0``: their length, recorded as the server's jobs."""
+                    if not sv.any():
+                        return np.zeros(len(e))
+                    est = _alone_slowdown(load.at(float(t0.min())), cores, server_cap)
+                    length = sv * np.where(np.isfinite(ks), ks, est)
+                    record(pos, 3, t0, sv, SERVER_BOX, server_cap)
+                    return length
+
                 if serial or len(e) == 1:
                     own = float(e.sum())
                     slow = known if np.isfinite(known).all() else np.where(
                         np.isfinite(known), known, _alone_slowdown(load.at(r_s, own), cores, box))
-                    done = hp + cpu * slow + wait
-                    if serial:
+                    client = hp + cpu * slow
+                    if serial:  # the server phases' start times depend on the ones before: estimate in order
+                        done = client + wait
+                        starts = r_s + np.cumsum(done) - done + client
+                        done = done + served(starts)
                         fin = np.cumsum(done)
                         load.add(r_s, r_s + float(fin[-1]), share_f)
                         record(pos, 0, r_s + fin - done + hp, cpu, sids)
                         return done, fin - done
-                    load.add(r_s, r_s + float(hp[0] + cpu[0] * slow[0]), 1.0)
+                    done = client + served(r_s + client) + wait
+                    load.add(r_s, r_s + float(done[0] - wait[0]), 1.0)
                     record(pos, 0, r_s + hp, cpu, sids)
                     return done, np.zeros(1)
                 if np.isfinite(known).all():
@@ -566,6 +649,7 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
                     bg = load.at(r_s, float((hp + alone).max()))  # the others' mean load while these run alone
                     fin = ps_finish_s(cpu, bg, cores, box) if bg > 0 else alone
                     fin = np.where(np.isfinite(known), cpu * known, fin)
+                fin = fin + served(r_s + hp + fin)
                 load.add_many(r_s, r_s + hp + fin)
                 record(pos, 0, r_s + hp, cpu, sids)
                 return hp + fin + wait, np.zeros(len(e))
@@ -630,6 +714,19 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
                     sbx[idx] = sid
                     heapq.heappush(inflight, (r_s + float((queue[idx] + ex[idx]).max()), f, sid, len(idx)))
                 strategy.observe(f, got[0][2], float(ex[p0:hi].mean()))
+            if (cores > 0 or box > 0) and hand[p0:hi].any():
+                # the hand-over (fork, exit, frames back) after exec, slowed by the machine's load then
+                pos = np.arange(p0, hi)
+                end_s = ready[p0:hi] + cold[p0:hi] + queue[p0:hi] + ex[p0:hi]
+                known = slow_of[order[pos], 2] if slow_of is not None else np.full(nb, np.nan)
+                for i in np.flatnonzero(~np.isfinite(known)):
+                    known[i] = _alone_slowdown(load.at(float(end_s[i])), cores, box)
+                answer[p0:hi] = hand[p0:hi] * known
+                for i in range(nb):
+                    load.add(float(end_s[i]), float(end_s[i] + answer[p0 + i]), 1.0)
+                record(pos, 2, end_s, hand[p0:hi], sbx[p0:hi])
+            else:
+                answer[p0:hi] = hand[p0:hi]
         if ptr[f] < bounds[f + 1]:
             di = strategy.interval_s(f)
             gap = arr[ptr[f]] - t
@@ -643,7 +740,7 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
 
     schedule = back(ready) - trace.arrival_s
     return SimResult(strategy, trace, np.maximum(schedule, 0.0), back(cold), back(queue), back(ex), back(mem),
-                     back(sbx), pool.created, pool.peak_total, batches, loads), jobs
+                     back(sbx), pool.created, pool.peak_total, batches, loads, back(answer)), jobs
 
 
 def kraken_calibration(vanilla: SimResult, quantile: float) -> tuple[dict, dict, dict]:
@@ -686,10 +783,11 @@ def run_strategies(trace: Trace, names: list[str], intervals_s: list[float], pro
 
 POINT_COLUMNS = ("strategy", "interval_s", "invocations", "sandboxes", "sandboxes_used", "sandboxes_peak", "batches",
                  "e2e_p50_ms", "e2e_p98_ms", "e2e_mean_ms", "schedule_p98_ms", "cold_start_p98_ms", "queue_p98_ms",
-                 "exec_p98_ms", "schedule_mean_ms", "cold_start_mean_ms", "queue_mean_ms", "exec_mean_ms",
+                 "exec_p98_ms", "answer_p98_ms", "schedule_mean_ms", "cold_start_mean_ms", "queue_mean_ms", "exec_mean_ms",
+                 "answer_mean_ms",
                  "mem_per_invocation_mb", "predictor")
-INVOCATION_COLUMNS = ("arrival_s", "func", "input_n", "schedule_s", "cold_start_s", "queue_s", "exec_s", "e2e_s",
-                      "mem_mb", "sandbox")
+INVOCATION_COLUMNS = ("arrival_s", "func", "input_n", "schedule_s", "cold_start_s", "queue_s", "exec_s", "answer_s",
+                      "e2e_s", "mem_mb", "sandbox")
 
 
 def write_results(out_dir: str | Path, results: list[SimResult], config: dict, per_invocation: bool = False) -> Path:

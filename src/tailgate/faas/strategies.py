@@ -346,6 +346,15 @@ class Pool:
             return False
         return self.live_total < self.max_total or any(q for f, q in self.warm.items() if f != func)
 
+    def available(self, func: int) -> int:
+        """How many :meth:`acquire` calls for ``func`` would get a sandbox now, one after another:
+        its warm ones, then new ones up to the per-function bound and the total one (other
+        functions' idle sandboxes destroyed to make room)."""
+        warm = len(self.warm.get(func, ()))
+        room_f = self.max_per_function - self.live.get(func, 0)
+        room_total = self.max_total - self.live_total + sum(len(q) for f, q in self.warm.items() if f != func)
+        return warm + max(0, min(room_f, room_total))
+
     def acquire(self, func: int, now_s: float) -> tuple[int, bool] | None:
         """A sandbox for ``func``: (id, cold) — the newest warm one, else a new one — or None at a bound."""
         q = self.warm.get(func)

@@ -123,6 +123,7 @@ def test_http_answers_and_error_codes(manifest):
     assert {f["name"] for f in out["functions"]["functions"]} == set(manifest.functions)
     m = out["metrics"]
     assert m["functions"]["noop"]["completed"] == 1 and "p50" in m["functions"]["noop"]["e2e_ms"]
+    assert m["functions"]["noop"]["interval_s"] == 0.05  # the dispatch interval in effect
     assert m["functions"]["boom"]["failed"] == 1
     assert (summary["accepted"], summary["completed"], summary["failed"]) == (2, 1, 1)
 
@@ -130,7 +131,8 @@ def test_http_answers_and_error_codes(manifest):
 @pytest.mark.parametrize("strategy, sandboxes", [("faasbatch", 1), ("vanilla", 5)])
 def test_five_invocations_in_one_tick(manifest, strategy, sandboxes):
     async def body(gw, s, url):
-        return await asyncio.gather(*(post(s, url, "fib", {"n": 12}) for _ in range(5)))
+        # long enough that no sandbox of the batch is free again before the last one is created
+        return await asyncio.gather(*(post(s, url, "fib", {"n": 30}) for _ in range(5)))
 
     # a long tick, so the five arrive within one
     out, summary = run(manifest, body, strategy=strategy, interval_s=0.5)
@@ -140,6 +142,19 @@ def test_five_invocations_in_one_tick(manifest, strategy, sandboxes):
     colds = sorted(a["timing"]["cold_start_s"] for _, a in out)
     assert all(c > 0 for c in colds)  # every sandbox of the batch was new: cold start recorded
     assert summary["sandboxes"]["cold_start_ms"]["p50"] > 0
+
+
+def test_a_share_starts_when_its_sandbox_is_ready_not_when_the_batchs_last_is(manifest):
+    # vanilla, five in one tick: five sandboxes created one after another; the first invocation
+    # runs (and is answered) while the later sandboxes are still being created
+    async def body(gw, s, url):
+        return await asyncio.gather(*(post(s, url, "fib", {"n": 12}) for _ in range(5)))
+
+    out, summary = run(manifest, body, strategy="vanilla", interval_s=0.5)
+    assert [st for st, _ in out] == [200] * 5 and summary["batches"] == 1
+    ready = [a["timing"]["schedule_s"] + a["timing"]["cold_start_s"] for _, a in out]
+    done = [a["timing"]["e2e_s"] for _, a in out]
+    assert min(done) < max(ready)
 
 
 def test_a_short_cpu_invocation_is_answered_before_a_long_one_of_its_batch(manifest):

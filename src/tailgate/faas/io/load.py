@@ -37,7 +37,8 @@ gateway's ``POST http://HOST:PORT/invoke/{function}`` and returns a JSON-able su
    ``exec_ms``, ``queue_ms``, ``e2e_ms``, ``mem_used_mb`` (read from keys of those names, or from
    ``schedule_s`` ... ``e2e_s`` and ``mem_mb`` as :mod:`tailgate.faas.live.gateway` gives them).
 4. **Summary**: counts by status; per function and over all, p50/p98 of the client latency and
-   the mean and p98 (p50 too for ``e2e`` and memory) of each gateway column (nearest rank,
+   the mean and p98 (p50 too for ``e2e`` and memory) of each gateway column and of ``answer``
+   (e2e less the other components: exec's end until the gateway had the answer) (nearest rank,
    :func:`tailgate.measure.percentile.percentiles`), over the ``ok`` invocations; the gateway's
    ``/metrics`` after the run when it answers (its ``strategy``, ``interval_s``, ``sandboxes``
    (created), ``sandboxes_used``, ``sandboxes_peak`` and ``batches`` then fill the fields
@@ -623,6 +624,12 @@ def _columns_summary(rec: Records, mask: np.ndarray) -> dict:
         if c in ("e2e_ms", "mem_used_mb"):
             out[f"{stem}_p50_{unit}"] = p50
         out[f"{stem}_p98_{unit}"] = p98
+    # the hand-over: exec's end until the gateway had the answer (e2e less its other components)
+    t = rec.timing
+    ans = (t["e2e_ms"] - t["schedule_ms"] - t["cold_start_ms"] - t["queue_ms"] - t["exec_ms"])[ok]
+    ans = np.maximum(ans[np.isfinite(ans)], 0.0)
+    out["answer_mean_ms"] = float(ans.mean()) if len(ans) else None
+    out["answer_p98_ms"] = _pcts(ans)[1]
     out["mem_per_invocation_mb"] = out["mem_used_mean_mb"]
     return out
 

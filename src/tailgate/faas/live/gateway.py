@@ -21,7 +21,8 @@ HTTP (aiohttp):
 ``GET /functions``             the manifest's functions (name, handler, kind, limits)
 ``GET /metrics``               counters (accepted = completed + failed + abandoned + in flight), the
                                sandboxes (created, used, live, peak, cold start p50/p98) and per
-                               function the end-to-end latency percentiles (ms)
+                               function the end-to-end latency percentiles (ms) and the dispatch
+                               interval in effect (``interval_s``: faasbatch-slo's choice)
 =============================  ===========================================================================
 
 ``backend_options`` go to :func:`tailgate.faas.live.sandbox.make_backend` (``env``, ``reuse``,
@@ -31,12 +32,16 @@ Strategy ``sfs``: at start the gateway sets up SFS's scheduling in the sandboxes
 (:meth:`tailgate.faas.live.sandbox.Backend.enable_sfs`, one line on stderr) and ``/metrics`` and
 ``summary.json`` carry ``sfs_means`` (``"sched_fifo"``, ``"nice"`` or ``"none: why"``) and
 ``sfs_invocations`` (how many invocations got each means; one refused SCHED_FIFO gets nice).
+The gateway's own event loop, the template and the sandboxes' control threads then run above the
+invocations (:meth:`tailgate.faas.live.sandbox.Backend.enable_control`, a second line on stderr),
+so sandbox creation and answers do not wait behind invocations in their first slice; undone at stop.
 
 Dispatch: every function has its own dispatcher. Each tick (the strategy's ``interval_s`` for the
 function) it takes the invocations queued since the last tick as one batch, asks the strategy for
-a plan (``sandboxes``, ``inside``), acquires the sandboxes one after another from the warm pool
-(a cold one is created before the next is asked for, as the original did) and hands the batch
-over, round robin; then it waits for its next tick. A function's dispatches are serialised
+a plan (``sandboxes``, ``inside``), splits the batch round robin over as many sandboxes as the
+plan asks and the bounds allow, acquires them one after another from the warm pool (a cold one is
+created before the next is asked for, as the original did) and hands each its share as soon as it
+is ready; then it waits for its next tick. A function's dispatches are serialised
 (acquisition of one ends before the next tick's starts); batches run concurrently. When a bound
 leaves no room for all the planned sandboxes, the batch shares the ones it got (a strategy of one
 invocation per sandbox then runs them serially, which is queue time). After a batch, the strategy
@@ -241,31 +246,38 @@ class Gateway:
         tick_s = time.monotonic() - self.t0
         plan = self.strategy.plan(spec.index, len(batch), self.pool.now_s())
         want = max(1, min(plan.sandboxes, len(batch), self.pool.pool.max_per_function))
-        got: list[tuple[Sandbox, bool, float]] = []
-        while len(got) < want:
+        # the first sandbox (waiting for room at a bound), then as many more as the plan asks and the
+        # bounds give now; the batch is split over them round robin, and each share starts as soon as
+        # its sandbox is ready, not when the last of the batch's is
+        m, got, shares, inside = 1, 0, [batch], plan.inside
+        last: Sandbox | None = None
+        while got < m:
             try:
                 acq = await (self.pool.acquire(spec) if not got else self.pool.try_acquire(spec))
-            except Exception as e:  # a sandbox that cannot start fails this batch, in one line
-                self.dispatch_log.append((tick_s, spec.index, spec.name, len(batch), plan.sandboxes, 0))
-                for inv in batch:
-                    self.finish(inv, "died", error=f"sandbox of {spec.name} could not start: {e}")
-                for sb, _, _ in got:
-                    await self.pool.release(sb)
+            except Exception as e:  # a sandbox that cannot start fails the invocations not yet handed over
+                self.dispatch_log.append((tick_s, spec.index, spec.name, len(batch), plan.sandboxes, got))
+                for share in shares[got:]:
+                    for inv in share:
+                        self.finish(inv, "died", error=f"sandbox of {spec.name} could not start: {e}")
                 return
-            if acq is None:
-                break  # a bound: share what we have
-            got.append((acq[0], acq[1], time.monotonic()))
-        self.dispatch_log.append((tick_s, spec.index, spec.name, len(batch), plan.sandboxes, len(got)))
-        inside = plan.inside
-        if inside == "single" and len(got) < len(batch):
-            inside = "serial"
-        shares: list[list[Invocation]] = [[] for _ in got]
-        for k, inv in enumerate(batch):
-            shares[k % len(got)].append(inv)
-        for (sb, cold, ready), share in zip(got, shares):
-            task = asyncio.get_running_loop().create_task(self.run_share(sb, cold, ready, share, inside))
-            self.batch_tasks.add(task)
-            task.add_done_callback(self.batch_tasks.discard)
+            if acq is None:  # room went to another function meanwhile: the rest share the last one
+                self.launch(last, False, time.monotonic(), [inv for sh in shares[got:] for inv in sh], "serial")
+                break
+            if not got:
+                m = max(1, min(want, 1 + self.pool.pool.available(spec.index)))
+                if inside == "single" and m < len(batch):
+                    inside = "serial"
+                shares = [batch[k::m] for k in range(m)]
+            last = acq[0]
+            self.launch(acq[0], acq[1], time.monotonic(), shares[got], inside)
+            got += 1
+        self.dispatch_log.append((tick_s, spec.index, spec.name, len(batch), plan.sandboxes, got))
+
+    def launch(self, sb: Sandbox, cold: bool, ready: float, share: list[Invocation], inside: str) -> None:
+        """Hand ``share`` to ``sb`` now (a task of :meth:`run_share`)."""
+        task = asyncio.get_running_loop().create_task(self.run_share(sb, cold, ready, share, inside))
+        self.batch_tasks.add(task)
+        task.add_done_callback(self.batch_tasks.discard)
 
     async def run_share(self, sb: Sandbox, cold: bool, ready: float, share: list[Invocation], inside: str) -> None:
         """Run ``share`` in ``sb``; answer each invocation as soon as its own result is back."""
@@ -397,7 +409,8 @@ class Gateway:
             e2e = np.array([inv.timing["e2e_s"] for inv in self.done if inv.spec.name == name
                             and inv.status == "completed"], dtype=np.float64)
             lat = ({f"p{p}": float(v) * 1e3 for p, v in zip(PCTS, percentiles(e2e, PCTS))} if len(e2e) else {})
-            funcs[name] = {**c, "e2e_ms": lat}
+            # the dispatch interval in effect now (faasbatch-slo chooses one per function)
+            funcs[name] = {**c, "e2e_ms": lat, "interval_s": self.strategy.interval_s(self.specs[name].index)}
         cs = np.array(self.pool.cold_starts_s, dtype=np.float64)
         cold = ({f"p{p}": float(v) * 1e3 for p, v in zip((50, 98), percentiles(cs, (50, 98)))} if len(cs) else {})
         return {"strategy": self.strategy.describe(), "sandbox": self.backend.kind,

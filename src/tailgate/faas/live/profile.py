@@ -21,13 +21,22 @@ times each:
   ``mem_mb``) and as the second (the client comes from the reuse cache: ``exec_cached_ms``,
   ``mem_cached_mb``), and, in a sandbox without the reuse hook (as the baselines serve), as the
   second (the client is rebuilt with the libraries' own caches warm: ``exec_warm_ms``,
-  ``mem_warm_mb``); the same first and cached measurements for ``s3construct`` (the original's client-construction-only
-  function) and of ``noop`` (the sandbox's own overhead).
+  ``mem_warm_mb``; the cold start of such a sandbox: ``cold_start_native_ms``); the same first and cached measurements for ``s3construct`` (the original's client-construction-only
+  function) and of ``noop`` (the sandbox's own overhead);
+- the **CPU time** of the processes involved (the caller, the zygote, the S3 server, the sandbox
+  and the children it reaped) over each cold start and each I/O invocation, and the **hand-over** of an invocation (its round
+  trip, run frame out → answer in, less its exec: for CPU functions the fork, the child's exit and
+  the frames; for I/O the thread hand-off and the frames).
 
 The profile is the simulator's format (:func:`tailgate.faas.sim.load_profile`): per kind
-``cold_start_ms``, ``exec_ms`` (and for I/O ``exec_warm_ms``) as ``empirical`` distributions of the samples, the CPU exec as
+``cold_start_ms``, ``exec_ms`` (and for I/O ``exec_warm_ms`` and ``cold_start_native_ms``) as ``empirical`` distributions of the samples, the CPU exec as
 ``{"dist": "fib", "anchors": [[n, median ms], ...], "sigma": S}`` (S: the spread of log exec time
-around each median), ``exec_cached_ms``, ``mem_mb`` and ``mem_cached_mb`` (medians) for I/O, and
+around each median), ``exec_cached_ms``, ``mem_mb`` and ``mem_cached_mb`` (medians) for I/O,
+``cpu_share`` for I/O (the CPU time over the I/O invocations' round trips, a ratio of sums),
+``server_ms`` for I/O (the S3 server's CPU time per invocation, the mean over :data:`SERVER_RUN`
+cached invocations, as a constant),
+``cold_start_cpu_share`` per kind (the CPU time over the cold starts) and ``answer_ms`` per kind
+(the hand-over samples; empirical), and
 under ``measured`` (ignored by the simulator) the medians of every function, ``repeats``, the
 I/O function used and the machine. A function the manifest lacks, a sandbox that fails to start
 or an invocation that fails is a :class:`ProfileRunError` naming the function.
@@ -42,11 +51,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from tailgate.core.args import Arg, bind_args, render_args
 from tailgate.core.errors import TailgateError
@@ -65,6 +76,10 @@ PROFILE_ARGS = (
     Arg("timeout_s", float, 120.0, unit="s", min=0.1, help="one invocation's limit"),
 )
 __doc__ = __doc__.replace("{args}", render_args(PROFILE_ARGS))
+
+
+#: cached I/O invocations over which the S3 server's CPU per invocation is measured
+SERVER_RUN = 40
 
 
 class ProfileRunError(TailgateError):
@@ -102,6 +117,28 @@ async def _invoke(sb: Sandbox, iid: int, event: dict, timeout_s: float) -> dict:
     return ans
 
 
+def tree_cpu_s(pids: list[int]) -> float:
+    """CPU time (s) of processes ``pids`` and of their children they reaped (clock ticks, 10 ms):
+    the caller, the zygote, the S3 server and a sandbox, whatever else the machine runs."""
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+async def _timed(sb: Sandbox, iid: int, event: dict, timeout_s: float, pids: list[int]) -> tuple[dict, float, float]:
+    """:func:`_invoke` plus its round trip (s: run frame out → answer in) and the CPU time of
+    ``pids`` and the sandbox over it (s)."""
+    who = [*pids, sb.pid]
+    c0, t0 = tree_cpu_s(who), time.perf_counter()
+    ans = await _invoke(sb, iid, event, timeout_s)
+    return ans, time.perf_counter() - t0, tree_cpu_s(who) - c0
+
+
 def _median(xs: list[float]) -> float:
     return float(np.median(np.asarray(xs, dtype=np.float64)))
 
@@ -124,12 +161,16 @@ async def measure(manifest: Manifest, progress=None, **kwargs) -> dict:
         await backend.start()
         try:
             sid = 0
+            pids = [os.getpid(), *(p.pid for p in (getattr(backend, "template", None), s3.proc) if p is not None)]
 
             async def fresh(spec: FunctionSpec, key: str) -> Sandbox:
                 nonlocal sid
                 sid += 1
+                c0 = tree_cpu_s(pids)
                 sb = await _create(backend, spec, sid)
                 samples.setdefault(f"{key}.cold_start_ms", []).append(sb.cold_start_s * 1e3)
+                # the sandbox's CPU so far is all its start's
+                samples.setdefault(f"{key}.cold_start_cpu_ms", []).append((tree_cpu_s([*pids, sb.pid]) - c0) * 1e3)
                 return sb
 
             say(f"cpu: {cpu.name} cold start and fib({','.join(map(str, fib_n))}) x {reps}")
@@ -140,22 +181,40 @@ async def measure(manifest: Manifest, progress=None, **kwargs) -> dict:
                     await backend.destroy(sb)
             for n in fib_n:
                 for _ in range(reps):
-                    ans = await _invoke(sb, next(ids), {"n": n}, a["timeout_s"])
+                    ans, rt_s, _ = await _timed(sb, next(ids), {"n": n}, a["timeout_s"], pids)
                     samples.setdefault(f"{cpu.name}.{n}.exec_ms", []).append(ans["exec_s"] * 1e3)
+                    if n == fib_n[0]:  # the fork, the child's exit and the frames back: the hand-over
+                        samples.setdefault("cpu.answer_ms", []).append(max(0.0, rt_s - ans["exec_s"]) * 1e3)
             await backend.destroy(sb)
             for spec in (io, *extra):
                 say(f"io: {spec.name} cold start, first and cached exec x {reps}")
                 event = {"size_bytes": a["size_bytes"]} if spec is io else {}
                 for _ in range(reps):
                     sb = await fresh(spec, "io" if spec is io else spec.name)
-                    first = await _invoke(sb, next(ids), event, a["timeout_s"])
-                    second = await _invoke(sb, next(ids), event, a["timeout_s"])
+                    first, rt1, cpu1 = await _timed(sb, next(ids), event, a["timeout_s"], pids)
+                    second, rt2, cpu2 = await _timed(sb, next(ids), event, a["timeout_s"], pids)
                     await backend.destroy(sb)
+                    if spec is io:  # the CPU part of a real put/get (the client, the S3 server) and the hand-over
+                        for key, ans, rt_s, c_s in (("exec", first, rt1, cpu1), ("exec_cached", second, rt2, cpu2)):
+                            samples.setdefault(f"{spec.name}.{key}_cpu_ms", []).append(c_s * 1e3)
+                            samples.setdefault(f"{spec.name}.{key}_rt_ms", []).append(rt_s * 1e3)
+                        samples.setdefault("io.answer_ms", []).append(max(0.0, rt2 - second["exec_s"]) * 1e3)
                     for key, ans in (("exec_ms", first), ("exec_cached_ms", second)):
                         samples.setdefault(f"{spec.name}.{key}", []).append(ans["exec_s"] * 1e3)
                     for key, ans in (("mem_mb", first), ("mem_cached_mb", second)):
                         if ans.get("mem_mb") is not None:
                             samples.setdefault(f"{spec.name}.{key}", []).append(float(ans["mem_mb"]))
+            # the S3 server's own CPU per invocation (its requests): over a run of cached invocations,
+            # as /proc counts 10 ms ticks
+            say(f"io: the S3 server's CPU over {SERVER_RUN} invocations of {io.name}")
+            sid += 1
+            sb = await _create(backend, io, sid)
+            await _invoke(sb, next(ids), {"size_bytes": a["size_bytes"]}, a["timeout_s"])
+            s0 = tree_cpu_s([s3.proc.pid])
+            for _ in range(SERVER_RUN):
+                await _invoke(sb, next(ids), {"size_bytes": a["size_bytes"]}, a["timeout_s"])
+            samples["io.server_cpu_ms"] = [(tree_cpu_s([s3.proc.pid]) - s0) * 1e3 / SERVER_RUN]
+            await backend.destroy(sb)
         finally:
             await backend.stop()
         # the baselines serve without the reuse hook: a second invocation in a sandbox rebuilds its
@@ -167,6 +226,7 @@ async def measure(manifest: Manifest, progress=None, **kwargs) -> dict:
             for _ in range(reps):
                 sid += 1
                 sb = await _create(native, io, sid)
+                samples.setdefault("io.cold_start_native_ms", []).append(sb.cold_start_s * 1e3)
                 await _invoke(sb, next(ids), {"size_bytes": a["size_bytes"]}, a["timeout_s"])
                 warm = await _invoke(sb, next(ids), {"size_bytes": a["size_bytes"]}, a["timeout_s"])
                 await native.destroy(sb)
@@ -191,11 +251,26 @@ def build_profile(samples: dict[str, list[float]], cpu_name: str, io_name: str, 
     io: dict = {"cold_start_ms": {"dist": "empirical", "samples": samples["io.cold_start_ms"]},
                 "exec_ms": {"dist": "empirical", "samples": samples[f"{io_name}.exec_ms"]},
                 "exec_cached_ms": {"dist": "empirical", "samples": samples[f"{io_name}.exec_cached_ms"]}}
+    if samples.get("io.cold_start_native_ms"):
+        io["cold_start_native_ms"] = {"dist": "empirical", "samples": samples["io.cold_start_native_ms"]}
     if samples.get(f"{io_name}.exec_warm_ms"):
         io["exec_warm_ms"] = {"dist": "empirical", "samples": samples[f"{io_name}.exec_warm_ms"]}
     for key in ("mem_mb", "mem_cached_mb", "mem_warm_mb"):
         if samples.get(f"{io_name}.{key}"):
             io[key] = _median(samples[f"{io_name}.{key}"])
+    share = _ratio(samples, [f"{io_name}.exec_cpu_ms", f"{io_name}.exec_cached_cpu_ms"],
+                   [f"{io_name}.exec_rt_ms", f"{io_name}.exec_cached_rt_ms"])
+    if share is not None:
+        io["cpu_share"] = round(min(1.0, share), 4)
+    if samples.get("io.server_cpu_ms"):  # one mean over a run of invocations, as a constant
+        io["server_ms"] = {"dist": "const", "value": round(float(np.mean(samples["io.server_cpu_ms"])), 3)}
+    cpu_part: dict = {}
+    for kind, part in (("cpu", cpu_part), ("io", io)):
+        cold = _ratio(samples, [f"{kind}.cold_start_cpu_ms"], [f"{kind}.cold_start_ms"])
+        if cold is not None:
+            part["cold_start_cpu_share"] = round(min(1.0, cold), 4)
+        if samples.get(f"{kind}.answer_ms"):
+            part["answer_ms"] = {"dist": "empirical", "samples": samples[f"{kind}.answer_ms"]}
     medians = {k: _median(v) for k, v in samples.items() if v}
     measured = {"repeats": repeats, "io_function": io_name, "cpu_function": cpu_name, "medians": medians,
                 "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
@@ -203,8 +278,17 @@ def build_profile(samples: dict[str, list[float]], cpu_name: str, io_name: str, 
     io["measured"] = measured
     return {"cpu": {"cold_start_ms": {"dist": "empirical", "samples": samples["cpu.cold_start_ms"]},
                     "exec_ms": {"dist": "fib", "anchors": anchors, "sigma": round(sigma, 4) if math.isfinite(sigma) else 0.0},
-                    "measured": measured},
+                    **cpu_part, "measured": measured},
             "io": io}
+
+
+def _ratio(samples: dict[str, list[float]], num: list[str], den: list[str]) -> float | None:
+    """Σ samples of ``num`` over Σ of ``den`` (a CPU share: /proc/stat counts in 10 ms ticks, so a
+    ratio of sums over every repeat, not a median of noisy ratios); None when either is missing."""
+    if not all(samples.get(k) for k in num + den):
+        return None
+    d = sum(sum(samples[k]) for k in den)
+    return sum(sum(samples[k]) for k in num) / d if d > 0 else None
 
 
 def write_profile(out_dir: Path, result: dict) -> Path:

@@ -23,7 +23,13 @@ Kinds:
 Each sandbox goes into a cgroup of its own (cpu quota = the function's ``cpu_share`` cores,
 memory limit = its ``memory_mb``) when the machine lets the gateway make one: cgroup v1
 (``/sys/fs/cgroup/cpu``, ``/sys/fs/cgroup/memory``) or v2 (``cpu.max``, ``memory.max``). When
-not, :meth:`Backend.start` says so on stderr and sandboxes run without limits.
+not, :meth:`Backend.start` says so on stderr and sandboxes run without limits. The cpu folder has a
+child, ``inv`` (:data:`INVOCATIONS_CGROUP`), that a process sandbox's forked invocations move into;
+on v2, where a folder with children holds no processes, the sandbox's process goes to a second
+child, ``ctl``, so there its own threads compete with its invocations as one entity. On v1 the
+process sandboxes' control threads go further (:class:`tailgate.faas.live.zygote.ControlClass`):
+into ``<gateway>/ctl``, a folder of weight :data:`CONTROL_CPU_SHARES` beside the sandboxes', so a
+control thread that wakes runs before the invocations of every sandbox.
 
 ``make_backend(kind, manifest, env=..., reuse=..., keep_net=...)``: ``env`` is added to every
 sandbox's environment (``tailgate faas serve --s3 local`` puts the local S3 server's endpoint and
@@ -37,7 +43,16 @@ sandboxes SFS's scheduling (:mod:`tailgate.faas.live.zygote`, "SFS"): on cgroup 
 scheduling it makes ``<gateway>/rt`` with RT runtime :data:`SFS_RT_SHARE` of each CPU (the
 gateway's folder gets the same, so all sandboxes' SCHED_FIFO invocations together never take
 more and the gateway and the load client keep running), probes SCHED_FIFO there, else nice -10;
-it returns the means and says it on stderr. Other kinds get ``none``. The kernel lets the cgroups
+it returns the means and says it on stderr. Other kinds get ``none``. The control plane then goes
+above the invocations (:meth:`Backend.enable_control`, one more line on stderr): with SCHED_FIFO
+invocations it gives ``<gateway>/ctl`` RT runtime :data:`CONTROL_RT_SHARE` of each CPU
+(the gateway's folder then holds both budgets) and puts the calling thread (the gateway's event
+loop) and the template's main thread there at SCHED_FIFO RT priority
+:data:`~tailgate.faas.live.zygote.CONTROL_RT_PRIORITY`; every sandbox's control threads follow as
+they start. When that budget cannot be had it is nice
+:data:`~tailgate.faas.live.zygote.CONTROL_NICE` (also when the invocations get nice), else
+nothing. :meth:`Backend.stop` puts the gateway's thread back (SCHED_OTHER, nice 0, its cgroup)
+before removing the folders. The kernel lets the cgroups
 hold at most ``cpu.rt_runtime_us`` of the cpu root (95 % here) together, so while one sfs gateway
 holds its budget a second one on the same machine gets ``nice`` (and says why).
 
@@ -55,18 +70,42 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from tailgate.core.errors import TailgateError
 from tailgate.faas.live.registry import FunctionSpec, Manifest
-from tailgate.faas.live.zygote import HEADER, MAX_FRAME_BYTES, SFS_NICE_BOOST, encode, probe_sfs_means
+from tailgate.faas.live.zygote import (
+    CONTROL_NICE,
+    CONTROL_RT_PRIORITY,
+    HEADER,
+    MAX_FRAME_BYTES,
+    SFS_NICE_BOOST,
+    SFS_RT_PRIORITY,
+    cpu_cgroup_dir,
+    encode,
+    enter_control,
+    leave_control,
+    probe_sfs_means,
+)
 
 SANDBOXES = ("process", "bwrap", "docker")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CPU_PERIOD_US = 100_000
 #: The share of every CPU's time that all sandboxes' SCHED_FIFO invocations may take together (sfs).
 SFS_RT_SHARE = 0.5
+#: The share of every CPU's time the control plane (gateway, template, sandboxes' control threads) may
+#: take in SCHED_FIFO under sfs, beside the invocations' :data:`SFS_RT_SHARE`.
+CONTROL_RT_SHARE = 0.2
+#: The cgroup v1 cpu weight (``cpu.shares``) of ``<gateway>/ctl``, the folder of every sandbox's control
+#: threads, beside each sandbox's folder at 1024: a control thread that wakes is run before the invocations.
+CONTROL_CPU_SHARES = 8192
+#: The child cgroup of a sandbox's cpu folder that its forked invocations move into.
+INVOCATIONS_CGROUP = "inv"
+#: cgroup v2 only (no processes in a folder with children there): the child folder the sandbox's own
+#: process goes into, beside :data:`INVOCATIONS_CGROUP`.
+CONTROL_CGROUP = "ctl"
 
 
 class SandboxError(TailgateError):
@@ -135,6 +174,7 @@ class Cgroups:
                 (cpu / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
                 (cpu / "cpu.cfs_quota_us").write_text(str(quota))
                 (memory / "memory.limit_in_bytes").write_text(str(mem))
+                self._children(cpu, [INVOCATIONS_CGROUP])
                 return [cpu, memory]
             top = CGROUP_ROOT / self.name
             if not top.exists():
@@ -147,11 +187,87 @@ class Cgroups:
             self.made.append(d)
             (d / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
             (d / "memory.max").write_text(str(mem))
+            self._children(d, [CONTROL_CGROUP, INVOCATIONS_CGROUP], "+cpu")
             return [d]
         except OSError as e:
             self.version, self.reason = None, f"cgroup setup failed ({e}); sandboxes run without limits"
             print(f"faas: {self.reason}", file=sys.stderr)
             return []
+
+    def _children(self, d: Path, names: list[str], subtree: str = "") -> None:
+        """Make the child folders ``names`` of ``d`` (after enabling ``subtree`` controllers in ``d``,
+        v2); none when the kernel refuses one (the sandbox then stays in ``d`` as a whole)."""
+        made = []
+        try:
+            if subtree:
+                (d / "cgroup.subtree_control").write_text(subtree)
+            for n in names:
+                (d / n).mkdir(exist_ok=True)
+                made.append(d / n)
+        except OSError:
+            for c in made:
+                try:
+                    c.rmdir()
+                except OSError:
+                    pass
+            return
+        self.made.extend(made)
+
+    def members(self, dirs: list[Path]) -> list[Path]:
+        """The folders a sandbox's own process goes into, for its folders ``dirs`` (of :meth:`create`)."""
+        if self.version == 2:
+            return [d / CONTROL_CGROUP if (d / CONTROL_CGROUP) in self.made else d for d in dirs]
+        return dirs
+
+    def invocations_dir(self, dirs: list[Path]) -> Path | None:
+        """The folder a sandbox's forked invocations go into (a child of its cpu folder), or None."""
+        inv = dirs[0] / INVOCATIONS_CGROUP if dirs else None
+        return inv if inv is not None and inv in self.made else None
+
+    def control_folder(self) -> Path | None:
+        """The cgroup v1 cpu folder ``<gateway>/ctl`` for the sandboxes' control threads, weight
+        :data:`CONTROL_CPU_SHARES`; None without cgroup v1 (on v2 a process's threads share a folder)."""
+        if self.version != 1:
+            return None
+        ctl = CGROUP_ROOT / "cpu" / self.name / "ctl"
+        try:
+            ctl.mkdir(parents=True, exist_ok=True)
+            if ctl not in self.made:
+                self.made.append(ctl)
+            (ctl / "cpu.shares").write_text(str(CONTROL_CPU_SHARES))
+        except OSError:
+            return None
+        return ctl
+
+    def enable_control(self, share: float) -> tuple[Path | None, str]:
+        """Give ``<gateway>/ctl`` (:meth:`control_folder`) ``share`` of every CPU's time for the control
+        plane's SCHED_FIFO (sfs), beside ``rt`` (:meth:`enable_rt`, first): the gateway's folder holds
+        both budgets. (folder, "") or (None, why not); the gateway's budget is left as it was when
+        refused."""
+        top = CGROUP_ROOT / "cpu" / self.name
+        ctl = top / "ctl"
+        if self.version != 1 or not (top / "cpu.rt_runtime_us").exists():
+            return None, "the control plane's RT runtime needs the invocations' (cgroup v1 RT group scheduling)"
+        try:
+            before = int((top / "cpu.rt_runtime_us").read_text())
+            (top / "cpu.rt_runtime_us").write_text(str(before + int(share * CPU_PERIOD_US)))
+        except (OSError, ValueError) as e:
+            why = getattr(e, "strerror", None) or e
+            return None, (f"cannot give {top} RT runtime for the control plane ({why}: other cgroups may hold "
+                          f"the RT time)")
+        try:
+            ctl.mkdir(exist_ok=True)
+            if ctl not in self.made:
+                self.made.append(ctl)
+            (ctl / "cpu.rt_period_us").write_text(str(CPU_PERIOD_US))
+            (ctl / "cpu.rt_runtime_us").write_text(str(int(share * CPU_PERIOD_US)))
+        except OSError as e:
+            try:
+                (top / "cpu.rt_runtime_us").write_text(str(before))
+            except OSError:
+                pass
+            return None, f"cannot give {ctl} RT runtime ({e.strerror})"
+        return ctl, ""
 
     def enable_rt(self, share: float) -> tuple[Path | None, str]:
         """A cgroup v1 cpu folder ``<gateway>/rt`` holding ``share`` of every CPU's time for SCHED_FIFO
@@ -190,16 +306,29 @@ class Cgroups:
                     pass  # the process already exited
 
     def remove(self, dirs: list[Path]) -> None:
-        for d in dirs:
-            try:
-                d.rmdir()
-            except OSError:
-                continue  # still has processes: retried by cleanup()
-            if d in self.made:
-                self.made.remove(d)
+        """Remove a sandbox's folders ``dirs`` (of :meth:`create`) and their children."""
+        for top in dirs:
+            for d in [c for c in self.made if c.parent == top] + [top]:
+                try:
+                    d.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    break  # still has processes: retried by cleanup()
+                if d in self.made:
+                    self.made.remove(d)
 
     def cleanup(self) -> None:
-        """Remove every folder made (deepest first)."""
+        """Remove every folder made (deepest first), giving back their RT runtime first: the kernel
+        counts a removed folder's until it has released it, which would refuse the next gateway's."""
+        if self.version == 1:
+            top = CGROUP_ROOT / "cpu" / self.name
+            for d in sorted((p for p in self.made if top in p.parents), key=lambda p: -len(p.parts)) + [top]:
+                try:
+                    if int((d / "cpu.rt_runtime_us").read_text()):
+                        (d / "cpu.rt_runtime_us").write_text("0")
+                except (OSError, ValueError):
+                    pass
         for d in sorted(self.made, key=lambda p: -len(p.parts)):
             for _ in range(50):
                 try:
@@ -344,6 +473,8 @@ class Backend:
         self.env = dict(env or {})      # extra environment of every sandbox (e.g. the local S3 endpoint)
         self.keep_net = keep_net        # sandboxes stay in the host's network namespace (to reach 127.0.0.1)
         self.sfs: dict | None = None    # SFS's scheduling inside every sandbox (enable_sfs), or None
+        self.control: dict | None = None  # the sandboxes' control threads' class (ControlClass's config)
+        self.controlled: list[tuple[int, str | None]] = []  # sfs: this process's control threads, their home
         self.spec_json = {"path": manifest.path, "reuse": reuse, "keep_net": keep_net,
                           "functions": {n: {"name": n, **f.to_json()} for n, f in manifest.functions.items()}}
 
@@ -369,16 +500,55 @@ class Backend:
                 self.sfs = {"slice_s": slice_s, "means": got, "rt_dir": str(rt) if rt else None,
                             "cpu_root": str(CGROUP_ROOT / "cpu")}
             if got == "sched_fifo":
-                print(f"faas: sfs: each invocation SCHED_FIFO (RT priority 1) for its first {slice_s:g} s of CPU "
-                      f"time, then SCHED_OTHER nice 0; all sandboxes together at most {SFS_RT_SHARE:.0%} of each "
-                      f"CPU's time in SCHED_FIFO ({rt})", file=sys.stderr, flush=True)
-                return means
-            if got == "nice":
+                print(f"faas: sfs: each invocation SCHED_FIFO (RT priority {SFS_RT_PRIORITY}) for its first "
+                      f"{slice_s:g} s of CPU time, then SCHED_OTHER nice 0; all sandboxes together at most "
+                      f"{SFS_RT_SHARE:.0%} of each CPU's time in SCHED_FIFO ({rt})", file=sys.stderr, flush=True)
+            elif got == "nice":
                 print(f"faas: sfs: each invocation nice {SFS_NICE_BOOST} for its first {slice_s:g} s of CPU time, "
                       f"then nice 0 (no SCHED_FIFO: {why})", file=sys.stderr, flush=True)
+            if self.sfs is not None:
+                self.enable_control(got)
                 return means
         print(f"faas: sfs: invocations are not prioritised ({means})", file=sys.stderr, flush=True)
         return means
+
+    def enable_control(self, invocations: str) -> str:
+        """Put the control plane above the invocations' class ``invocations`` (sfs): this thread (the
+        gateway's event loop) and the template's main thread now, every sandbox's control threads
+        as they start (:class:`tailgate.faas.live.zygote.ControlClass`); says it in one line on
+        stderr. The means it got."""
+        rt, why = (self.cgroups.enable_control(CONTROL_RT_SHARE) if invocations == "sched_fifo"
+                   else (None, "the invocations have no SCHED_FIFO"))
+        ctl = rt or (Path(self.control["ctl_dir"]) if self.control else None)
+        want = "sched_fifo" if rt is not None else "nice"
+        tid = threading.get_native_id()
+        home = cpu_cgroup_dir(str(CGROUP_ROOT / "cpu"), tid) if ctl is not None else None
+        got = enter_control(want, str(ctl) if ctl else None, tid)
+        if got != "none":
+            self.controlled.append((tid, home))
+            tpl = getattr(self, "template", None)
+            if tpl is not None and tpl.returncode is None:
+                enter_control(got, str(ctl) if ctl else None, tpl.pid)
+        if got == "sched_fifo":
+            text = (f"SCHED_FIFO (RT priority {CONTROL_RT_PRIORITY}), at most {CONTROL_RT_SHARE:.0%} of each CPU's "
+                    f"time ({ctl})")
+        elif got == "nice":
+            text = f"nice {CONTROL_NICE}" + (f" (no SCHED_FIFO: {why})" if why else "")
+        else:
+            text = f"not prioritised (no SCHED_FIFO: {why}; nice {CONTROL_NICE} refused)"
+        if invocations == "sched_fifo" and got != "sched_fifo":
+            text += "; invocations in their first slice can delay it"
+        print(f"faas: sfs: control plane (gateway, template, sandboxes' control threads) {text}",
+              file=sys.stderr, flush=True)
+        self.control = {"means": got, "ctl_dir": str(ctl) if ctl else None}
+        return got
+
+    def disable_control(self) -> None:
+        """Undo :meth:`enable_control` for this process's threads (the template and sandboxes go with
+        their processes)."""
+        for tid, home in self.controlled:
+            leave_control(tid, home)
+        self.controlled.clear()
 
     async def start(self) -> None:
         print(self.isolation(), file=sys.stderr, flush=True)
@@ -410,6 +580,7 @@ class Backend:
         self.cgroups.remove(sb.cgroups)
 
     async def stop(self) -> None:
+        self.disable_control()
         self.cgroups.cleanup()
 
 
@@ -436,15 +607,21 @@ class ProcessBackend(Backend):
         if line.strip() != b"ready":
             await self.stop()
             raise SandboxError(line.decode().strip().removeprefix("error: ") or "the process zygote did not start")
+        ctl = self.cgroups.control_folder()
+        self.control = {"means": "cfs", "ctl_dir": str(ctl)} if ctl else None
         await super().start()
 
     async def create(self, spec: FunctionSpec, sid: int) -> Sandbox:
         t0 = time.perf_counter()
         dirs = self.cgroups.create(sid, spec)
         reader, writer = await asyncio.open_unix_connection(self.socket, limit=MAX_FRAME_BYTES)
-        writer.write(encode({"op": "start", "function": spec.name, "unshare": self.root, "sfs": self.sfs}))
+        inv = self.cgroups.invocations_dir(dirs)
+        writer.write(encode({"op": "start", "function": spec.name, "unshare": self.root, "sfs": self.sfs,
+                             "control": self.control,
+                             "invocations_cgroup": str(inv) if inv else None,
+                             "sandbox_cgroup": str(dirs[0]) if self.cgroups.version == 1 else None}))
         msg = await _read_ready(reader, f"sandbox {sid} of {spec.name}", self.create_timeout_s)
-        Cgroups.add(dirs, [msg["pid"]])
+        Cgroups.add(self.cgroups.members(dirs), [msg["pid"]])
         sb = Sandbox(sid, spec, reader, writer, msg["pid"], time.perf_counter() - t0, msg["unshared"])
         sb.cgroups = dirs
         return sb
@@ -470,7 +647,7 @@ class StdioBackend(Backend):
         dirs = self.cgroups.create(sid, spec)
         proc = await asyncio.create_subprocess_exec(*self.command(spec, sid), stdin=subprocess.PIPE,
                                                     stdout=subprocess.PIPE, limit=MAX_FRAME_BYTES)
-        Cgroups.add(dirs, [proc.pid])
+        Cgroups.add(self.cgroups.members(dirs), [proc.pid])
         try:
             msg = await _read_ready(proc.stdout, f"{self.kind} sandbox {sid} of {spec.name}", self.create_timeout_s)
         except SandboxError:
@@ -479,7 +656,7 @@ class StdioBackend(Backend):
             await proc.wait()
             self.cgroups.remove(dirs)
             raise
-        Cgroups.add(dirs, descendants(proc.pid))
+        Cgroups.add(self.cgroups.members(dirs), descendants(proc.pid))
         sb = Sandbox(sid, spec, proc.stdout, proc.stdin, proc.pid, time.perf_counter() - t0, msg["unshared"])
         sb.proc = proc
         sb.cgroups = dirs
