@@ -30,6 +30,11 @@ system-deps:
 	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
 	   (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1)) || \
 	  echo "note: bubblewrap not installed; the bwrap sandbox tests will be skipped"; }
+# docker.io (client and dockerd) runs `tailgate faas serve --sandbox docker`; its tests start dockerd themselves.
+	@command -v dockerd >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null 2>&1)) || \
+	  echo "note: docker.io not installed; the docker sandbox tests will be skipped"; }
 
 demo: $(STAMP)
 	$(VENV)/bin/tailgate run examples/pipeline.py seconds=0.2 --clock virtual --out results/demo --plot

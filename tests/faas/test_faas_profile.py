@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,7 @@ def test_profile_writes_a_profile_that_sim_takes(tmp_path):
     assert med["s3io.exec_cached_ms"] < med["s3io.exec_warm_ms"] < med["s3io.exec_ms"]
     # CPU time of the processes involved and the hand-over, for the simulator's contention
     assert 0 < prof["io"]["cpu_share"] <= 1  # client construction and the S3 server are CPU work
+    assert "capacity_cores" not in prof["cpu"]  # fib(18) is too short to measure a capacity with
     assert prof["io"]["server_ms"]["value"] >= 0 and len(samples["io.server_cpu_ms"]) == 1
     for kind in ("cpu", "io"):
         assert 0 <= prof[kind]["cold_start_cpu_share"] <= 1
@@ -65,3 +67,35 @@ def test_profile_bad_arguments_are_one_line(tmp_path):
         r = subprocess.run([*CLI, "faas", "profile", "--manifest", m, "--out", str(tmp_path / "p"), *extra],
                            check=False, capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_capacity_is_the_work_over_the_wall_time_of_parallel_sandboxes():
+    import asyncio
+
+    from tailgate.faas.live.profile import CAPACITY_REPEATS, _capacity
+    from tailgate.faas.live.registry import load_manifest
+    from tailgate.faas.live.sandbox import make_backend
+
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        pytest.skip("one core: no capacity to measure")
+    man = load_manifest(ROOT / "examples/faas/manifest.yaml")
+
+    async def main():
+        backend = make_backend("process", man, keep_net=True)
+        await backend.start()
+        try:
+            ids = iter(range(1, 1 << 30))
+            samples = {"fib.29.exec_ms": [60.0]}  # as if measured alone
+            said = []
+            got = await _capacity(backend, man.functions["fib"], [20, 29], samples, 60.0, said.append, lambda: next(ids))
+            short = await _capacity(backend, man.functions["fib"], [12], {"fib.12.exec_ms": [0.1]}, 60.0,
+                                    said.append, lambda: next(ids))
+            return got, samples, short, said
+        finally:
+            await backend.stop()
+
+    got, samples, short, said = asyncio.run(main())
+    assert len(samples["cpu.capacity_cores"]) == CAPACITY_REPEATS
+    assert 0 < got <= cores and got == sorted(samples["cpu.capacity_cores"])[CAPACITY_REPEATS // 2]
+    assert short is None and "no capacity measured" in said[-1]

@@ -190,3 +190,12 @@ def test_the_shared_servers_work_is_serialised_on_its_core():
     assert np.allclose(r.exec_s, 0.15, rtol=0.02)
     assert np.allclose(simulate(tr, make_strategy("vanilla"), Pool(), p, cores=4, server_cores=0).exec_s, 0.1)
     assert np.allclose(simulate(trace([0.01], kind="io"), make_strategy("vanilla"), Pool(), p, cores=4).exec_s, 0.1)
+
+
+def test_a_fractional_capacity_slows_parallel_work():
+    # 4 invocations of 100 ms at once on a capacity of 1.6 cores: 400 ms of work over 1.6 cores
+    tr = trace([0.01] * 4)
+    r = simulate(tr, make_strategy("faasbatch"), Pool(), profile("cpu", 100.0), cores=1.6)
+    assert np.allclose(r.exec_s, 0.25, rtol=0.01)
+    with pytest.raises(ProfileError, match="cpu.capacity_cores"):
+        load_profile(profile("cpu", 100.0, capacity_cores=0))

@@ -31,8 +31,9 @@ faasbatch, sfs, faasbatch-slo (its default ``slo_s``; the report says it, and th
 intervals chosen where the gateway's ``/metrics`` or the simulator give them). A baseline whose
 gateway does not start (Kraken without a usable calibration) is a row "not run" with the
 gateway's line; vanilla or faasbatch not starting stops the report. The simulator runs on the
-same trace with the same strategies, the measured profile, this machine's core count and the
-gateway's pool bounds; its Kraken is calibrated from the live Vanilla run's results, as the live
+same trace with the same strategies, the measured profile, this machine's cores at their measured
+capacity (the profile's ``cpu.capacity_cores``: several sandboxes at once get less than a core each)
+and the gateway's pool bounds; its Kraken is calibrated from the live Vanilla run's results, as the live
 Kraken is (from the simulated Vanilla, said, when that run cannot calibrate). Besides schedule,
 cold start, queue and exec, the tables give ``answer``: e2e less those four (live: exec's end until
 the gateway has the answer; simulated: the profile's hand-over slowed by the load then). Every live sandbox may use all of the machine's cores (``cpu_share`` = the core
@@ -289,7 +290,9 @@ def live(out_dir: Path, quick: bool = False, say: Callable[[str], None] | None =
         # forked invocations spread over every core, as Vanilla's one-invocation sandboxes do
         names = _live_manifest(kdir / "manifest.yaml", kind, n_fn, used={int(f) for f in np.unique(tr.func)},
                                cpu_share=float(cores))
-        sim_args = {"cores": cores, "sandbox_cores": float(cores), "seed": SEED}  # the live manifest's cpu_share
+        # the machine's measured capacity for sandboxed work (parallel sandboxes run below one core each)
+        capacity = float(profile.get("cpu", {}).get("capacity_cores", cores))  # the median of its repeats
+        sim_args = {"cores": capacity, "sandbox_cores": float(cores), "seed": SEED}  # the live manifest's cpu_share
         sims, sims0 = ({r.strategy.name: _point(r) for r in run_strategies(
             tr, [s for s in LIVE_STRATEGIES if s != "kraken"], [LIVE_INTERVAL_S], profile=profile,
             pool_args=LIVE_POOL, ps_passes=passes, **sim_args)} for passes in (SIM_PS_PASSES, 0))
@@ -342,7 +345,9 @@ def live(out_dir: Path, quick: bool = False, say: Callable[[str], None] | None =
                 row[f"diff0_{q}"] = _diff(summary[f"e2e_{q}_ms"], row[f"sim0_e2e_{q}_ms"])
             row["within0"] = all(d is not None and abs(d) <= WITHIN for d in (row["diff0_p50"], row["diff0_p98"]))
             rows.append(row)
-    return {"profile": profile, "rows": rows, "cores": cores, "interval_s": LIVE_INTERVAL_S,
+    return {"profile": profile, "rows": rows, "cores": cores,
+            "capacity_cores": float(profile.get("cpu", {}).get("capacity_cores", cores)),
+            "capacity_samples": prof["samples"].get("cpu.capacity_cores", []), "interval_s": LIVE_INTERVAL_S,
             "kinds": list(kinds)}
 
 
@@ -492,7 +497,9 @@ def markdown(sim_points: list[dict], live_part: dict | None, ran: dict, command:
     lines += ["## Live against the simulator", "",
               f"Reduced traces of the reference's shape replayed through `tailgate faas serve --s3 local` at "
               f"di = {live_part['interval_s']:g} s (open loop, `tailgate faas load`), and the simulator on the same "
-              f"trace with this machine's profile (`profile.json` beside this file) and {live_part['cores']} cores. "
+              f"trace with this machine's profile (`profile.json` beside this file) and {live_part['cores']} cores "
+              f"at their measured capacity for sandboxed work, {live_part.get('capacity_cores', live_part['cores']):.2f} "
+              f"cores (`faas profile`'s `capacity_cores`, the median of {_range_said(live_part.get('capacity_samples', []))}). "
               + _live_runs_said(rows) +
               f" Within {WITHIN:.0%} at both p50 and p98: {within} of {len(ran_rows)} points.", "",
               "| kind | strategy | ok | sandboxes live / sim | e2e p50 live | sim | diff | e2e p98 live | sim | diff "
@@ -536,6 +543,14 @@ def markdown(sim_points: list[dict], live_part: dict | None, ran: dict, command:
     lines += criteria_markdown(live_part)
     lines += overhead_markdown(overhead)
     return "\n".join(lines)
+
+
+def _range_said(samples: list[float]) -> str:
+    """How the capacity varied over the profile's repeats: the machine gives parallel work more or
+    fewer cores from one second to the next, which moves a live run's p98."""
+    if not samples:
+        return "its repeats"
+    return f"{len(samples)} repeats, {min(samples):.2f}–{max(samples):.2f}"
 
 
 def _live_name(r: dict) -> str:

@@ -30,7 +30,7 @@ from numba import njit
 
 
 @njit(cache=True)
-def _ps_exact(start: np.ndarray, work: np.ndarray, box: np.ndarray, box_cores: np.ndarray, cores: int,
+def _ps_exact(start: np.ndarray, work: np.ndarray, box: np.ndarray, box_cores: np.ndarray, cores: float,
               n_boxes: int) -> np.ndarray:
     n = len(start)
     order = np.argsort(start)
@@ -118,7 +118,7 @@ def _heap_pop(key: np.ndarray, val: np.ndarray, size: int) -> int:
 
 
 @njit(cache=True)
-def _ps_uncapped(start: np.ndarray, work: np.ndarray, cores: int) -> np.ndarray:
+def _ps_uncapped(start: np.ndarray, work: np.ndarray, cores: float) -> np.ndarray:
     """Every running job progresses at the same rate: track the work each has received since the
     start (one number, ``served``) and end jobs in order of served-at-start + work (a heap)."""
     n = len(start)
@@ -158,7 +158,7 @@ def _ps_uncapped(start: np.ndarray, work: np.ndarray, cores: int) -> np.ndarray:
 
 
 def ps_exact(start_s: np.ndarray, work_s: np.ndarray, box: np.ndarray, box_cores: float | np.ndarray,
-             cores: int) -> np.ndarray:
+             cores: float) -> np.ndarray:
     """Each job's finish time (s) under processor sharing (module manual)."""
     start = np.ascontiguousarray(start_s, dtype=np.float64)
     work = np.ascontiguousarray(work_s, dtype=np.float64)
@@ -167,5 +167,5 @@ def ps_exact(start_s: np.ndarray, work_s: np.ndarray, box: np.ndarray, box_cores
     if len(start) == 0:
         return np.empty(0)
     if not (caps > 0.0).any():  # no cap: equal rates, a heap of finishing points (O(n log n))
-        return _ps_uncapped(start, work, int(cores))
-    return _ps_exact(start, work, boxes, caps, int(cores), int(boxes.max()) + 1 if len(boxes) else 1)
+        return _ps_uncapped(start, work, float(cores))
+    return _ps_exact(start, work, boxes, caps, float(cores), int(boxes.max()) + 1 if len(boxes) else 1)

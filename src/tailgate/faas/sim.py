@@ -117,7 +117,8 @@ REFERENCE_PROFILE: dict[str, dict[str, Any]] = {
 }
 
 SIM_ARGS = (
-    Arg("cores", int, 32, unit="cores", min=0, help="worker cores the invocations share (processor sharing; 0: no contention)"),
+    Arg("cores", float, 32, unit="cores", min=0,
+        help="worker cores the invocations share (processor sharing; fractional: a measured capacity; 0: no contention)"),
     Arg("sandbox_cores", float, 0.0, unit="cores", min=0.0,
         help="each sandbox's CPU quota (its cgroup; the manifest's cpu_share); 0: no cap"),
     Arg("io_thread_cores", float, 1.0, unit="cores", min=0.0,
@@ -165,6 +166,9 @@ def load_profile(src: dict | str | Path | None) -> dict:
         for need in ("cold_start_ms", "exec_ms"):
             if need not in spec:
                 raise ProfileError(f"profile {kind}: missing {need!r}")
+        if "capacity_cores" in spec and not (isinstance(spec["capacity_cores"], (int, float))
+                                             and float(spec["capacity_cores"]) > 0):
+            raise ProfileError(f"profile {kind}.capacity_cores: must be a number of cores > 0, got {spec['capacity_cores']!r}")
         for share in ("cpu_share", "cold_start_cpu_share"):
             if share in spec and not (isinstance(spec[share], (int, float)) and 0.0 <= float(spec[share]) <= 1.0):
                 raise ProfileError(f"profile {kind}.{share}: must be a fraction 0..1, got {spec[share]!r}")
@@ -271,7 +275,7 @@ class SimResult:
         return out
 
 
-def ps_finish_s(cpu_s: np.ndarray, background: float, cores: int, sandbox_cores: float = 0.0) -> np.ndarray:
+def ps_finish_s(cpu_s: np.ndarray, background: float, cores: float, sandbox_cores: float = 0.0) -> np.ndarray:
     """Completion times (s after their common start) of jobs needing ``cpu_s`` seconds of CPU each,
     under processor sharing on ``cores`` with ``background`` other CPU-bound jobs (held constant):
     while ``k`` of them are left each progresses at ``min(1, cores / (k + background))``, so the
@@ -293,7 +297,7 @@ def ps_finish_s(cpu_s: np.ndarray, background: float, cores: int, sandbox_cores:
     return out
 
 
-def _alone_slowdown(bg: float, cores: int, sandbox_cores: float) -> float:
+def _alone_slowdown(bg: float, cores: float, sandbox_cores: float) -> float:
     """How much slower one thread runs beside ``bg`` others, in a sandbox capped at ``sandbox_cores``."""
     slow = max(1.0, (1.0 + bg) / cores) if cores > 0 else 1.0
     return max(slow, 1.0 / sandbox_cores) if sandbox_cores > 0 else slow

@@ -64,6 +64,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
+import os
 import threading
 from typing import Any
 
@@ -86,6 +87,15 @@ _SECRET_ARGS = ("aws_secret_access_key", "aws_session_token")
 _LOCK = threading.Lock()
 _STATE: dict[str, Any] = {"hook": None, "originals": None}
 _BUILDING = threading.local()  # set while a miss builds: nested constructor calls pass straight through
+
+
+def _fresh_lock() -> None:
+    """In a forked child: a lock another thread held at the fork would stay held for ever."""
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock)
 
 
 class ReuseError(TailgateError):

@@ -23,6 +23,9 @@ times each:
   second (the client is rebuilt with the libraries' own caches warm: ``exec_warm_ms``,
   ``mem_warm_mb``; the cold start of such a sandbox: ``cold_start_native_ms``); the same first and cached measurements for ``s3construct`` (the original's client-construction-only
   function) and of ``noop`` (the sandbox's own overhead);
+- the machine's **capacity** for sandboxed work (``cpu.capacity_cores``): :data:`CAPACITY_PER_CORE`
+  invocations of fib per core at once, one per fresh sandbox, their work alone over the wall time
+  (less than the core count where parallel sandboxes run less efficiently than one alone);
 - the **CPU time** of the processes involved (the caller, the zygote, the S3 server, the sandbox
   and the children it reaped) over each cold start and each I/O invocation, and the **hand-over** of an invocation (its round
   trip, run frame out → answer in, less its exec: for CPU functions the fork, the child's exit and
@@ -35,6 +38,7 @@ around each median), ``exec_cached_ms``, ``mem_mb`` and ``mem_cached_mb`` (media
 ``cpu_share`` for I/O (the CPU time over the I/O invocations' round trips, a ratio of sums),
 ``server_ms`` for I/O (the S3 server's CPU time per invocation, the mean over :data:`SERVER_RUN`
 cached invocations, as a constant),
+``capacity_cores`` for CPU (the capacity measured; ``faas report`` simulates with it as ``cores``),
 ``cold_start_cpu_share`` per kind (the CPU time over the cold starts) and ``answer_ms`` per kind
 (the hand-over samples; empirical), and
 under ``measured`` (ignored by the simulator) the medians of every function, ``repeats``, the
@@ -80,6 +84,11 @@ __doc__ = __doc__.replace("{args}", render_args(PROFILE_ARGS))
 
 #: cached I/O invocations over which the S3 server's CPU per invocation is measured
 SERVER_RUN = 40
+#: the capacity measurement: invocations per core run at once, and how many times
+CAPACITY_PER_CORE = 4
+CAPACITY_REPEATS = 5
+#: the least exec time alone of the fib used (s): shorter, the overheads would be measured, not the work
+CAPACITY_MIN_S = 0.05
 
 
 class ProfileRunError(TailgateError):
@@ -143,6 +152,40 @@ def _median(xs: list[float]) -> float:
     return float(np.median(np.asarray(xs, dtype=np.float64)))
 
 
+async def _capacity(backend, cpu: FunctionSpec, fib_n: list[int], samples: dict, timeout_s: float, say,
+                    next_id) -> float | None:
+    """The machine's capacity for sandboxed work (cores): :data:`CAPACITY_PER_CORE` x cores
+    invocations of fib (the largest profiled n up to 34), one per fresh sandbox, all at once; their
+    work alone (its median exec, measured just before) over the wall time until the last ends.
+    The median of :data:`CAPACITY_REPEATS`; None on one core or when that fib is shorter than
+    :data:`CAPACITY_MIN_S`."""
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        return None
+    n = max(k for k in fib_n if k <= 34) if min(fib_n) <= 34 else min(fib_n)
+    alone_s = float(np.median(samples[f"{cpu.name}.{n}.exec_ms"])) / 1e3
+    if alone_s < CAPACITY_MIN_S:  # the fork and the answer would weigh more than the work
+        say(f"cpu: no capacity measured (fib({n}) takes {alone_s * 1e3:.1f} ms < {CAPACITY_MIN_S * 1e3:g} ms)")
+        return None
+    k = CAPACITY_PER_CORE * cores
+    say(f"cpu: capacity, {k} x fib({n}) at once in {k} sandboxes x {CAPACITY_REPEATS}")
+    out = []
+    sid = 1 << 40  # ids of their own
+    for _ in range(CAPACITY_REPEATS):
+        sbs = []
+        for _ in range(k):
+            sid += 1
+            sbs.append(await _create(backend, cpu, sid))
+        t0 = time.perf_counter()
+        await asyncio.gather(*(_invoke(sb, next_id(), {"n": n}, timeout_s) for sb in sbs))
+        wall_s = time.perf_counter() - t0
+        for sb in sbs:
+            await backend.destroy(sb)
+        out.append(min(float(cores), k * alone_s / wall_s))
+    samples["cpu.capacity_cores"] = out
+    return float(np.median(out))
+
+
 async def measure(manifest: Manifest, progress=None, **kwargs) -> dict:
     """Measure the sandboxes (module manual); returns ``{"profile": ..., "samples": ...}``."""
     a = bind_args("faas profile", PROFILE_ARGS, kwargs)
@@ -186,6 +229,7 @@ async def measure(manifest: Manifest, progress=None, **kwargs) -> dict:
                     if n == fib_n[0]:  # the fork, the child's exit and the frames back: the hand-over
                         samples.setdefault("cpu.answer_ms", []).append(max(0.0, rt_s - ans["exec_s"]) * 1e3)
             await backend.destroy(sb)
+            await _capacity(backend, cpu, fib_n, samples, a["timeout_s"], say, lambda: next(ids))
             for spec in (io, *extra):
                 say(f"io: {spec.name} cold start, first and cached exec x {reps}")
                 event = {"size_bytes": a["size_bytes"]} if spec is io else {}
@@ -265,6 +309,8 @@ def build_profile(samples: dict[str, list[float]], cpu_name: str, io_name: str, 
     if samples.get("io.server_cpu_ms"):  # one mean over a run of invocations, as a constant
         io["server_ms"] = {"dist": "const", "value": round(float(np.mean(samples["io.server_cpu_ms"])), 3)}
     cpu_part: dict = {}
+    if samples.get("cpu.capacity_cores"):
+        cpu_part["capacity_cores"] = round(_median(samples["cpu.capacity_cores"]), 3)
     for kind, part in (("cpu", cpu_part), ("io", io)):
         cold = _ratio(samples, [f"{kind}.cold_start_cpu_ms"], [f"{kind}.cold_start_ms"])
         if cold is not None:

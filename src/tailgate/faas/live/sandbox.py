@@ -17,8 +17,11 @@ Kinds:
   net/ipc/uts/mount namespaces when the gateway runs as root.
 - ``bwrap``: one ``bwrap --unshare-all`` per sandbox running the zygote on stdin/stdout, with
   the system, the virtual environment, the source and the handlers' folders bound read-only.
-- ``docker``: one ``docker run -i`` per sandbox (an image with this tree and its venv at the same
-  paths, ``--image``, default ``tailgate-faas``); only when a daemon answers ``docker info``.
+- ``docker``: one ``docker run -i`` per sandbox (:mod:`tailgate.faas.live.docker`): an image of
+  mount points only (``tailgate-faas``, made by ``docker import`` when missing), the host's
+  interpreter, venv, source and handler folders bound read-only at the same paths, docker's
+  ``--memory``/``--cpus`` as limits, containers named ``tailgate-faas-<gateway pid>-<sid>``
+  (removed at destroy and stop, and by the next gateway when one dies); only when a daemon answers.
 
 Each sandbox goes into a cgroup of its own (cpu quota = the function's ``cpu_share`` cores,
 memory limit = its ``memory_mb``) when the machine lets the gateway make one: cgroup v1
@@ -75,6 +78,17 @@ import time
 from pathlib import Path
 
 from tailgate.core.errors import TailgateError
+from tailgate.faas.live.docker import (
+    IMAGE,
+    DockerError,
+    bind_paths,
+    container_name,
+    containers,
+    daemon_answers,
+    ensure_image,
+    reap_stale,
+    remove,
+)
 from tailgate.faas.live.registry import FunctionSpec, Manifest
 from tailgate.faas.live.zygote import (
     CONTROL_NICE,
@@ -362,6 +376,7 @@ class Sandbox:
         self.dead: str | None = None
         self.cgroups: list[Path] = []
         self.proc: asyncio.subprocess.Process | None = None  # bwrap/docker: our child
+        self.container: str | None = None  # docker: the container's name
         self.read_task = asyncio.get_running_loop().create_task(self._read_loop())
 
     def run(self, items: list[tuple[int, dict]], inside: str) -> list[asyncio.Future]:
@@ -698,30 +713,83 @@ class BwrapBackend(StdioBackend):
 
 
 class DockerBackend(StdioBackend):
+    """One ``docker run --rm -i`` per sandbox (:mod:`tailgate.faas.live.docker`): the image is made
+    when missing, the host's interpreter, venv, source and handler folders are bound read-only,
+    limits are docker's ``--memory``/``--cpus``, and each container is named
+    ``tailgate-faas-<gateway pid>-<sid>`` so it is removed at destroy and stop (and by the next
+    gateway, when this one dies)."""
+
     kind = "docker"
 
-    def __init__(self, manifest: Manifest, image: str = "tailgate-faas", **kw) -> None:
+    def __init__(self, manifest: Manifest, image: str = IMAGE, **kw) -> None:
         super().__init__(manifest, **kw)
         self.image = image
+        # docker's own cgroups hold the limits (--memory, --cpus); ours would only hold the client
+        self.cgroups.version, self.cgroups.reason = None, "docker's --memory/--cpus per container"
+        self.gateway_pid = os.getpid()
 
     def namespaces(self) -> str:
-        return f"docker run (image {self.image}), no network"
+        net = "host network (--s3 local)" if self.keep_net else "no network"
+        return f"docker run (image {self.image}), {net}, host interpreter/venv/source read-only"
+
+    def isolation(self) -> str:
+        return f"faas: sandbox {self.kind}: {self.namespaces()}; limits: {self.cgroups.reason}"
 
     async def start(self) -> None:
         if shutil.which("docker") is None:
-            raise SandboxError("--sandbox docker: the docker client is not installed")
-        proc = await asyncio.create_subprocess_exec("docker", "info", stdout=subprocess.DEVNULL,
-                                                    stderr=subprocess.DEVNULL)
-        if await proc.wait() != 0:
-            raise SandboxError("--sandbox docker: no docker daemon answers (start dockerd)")
+            raise SandboxError("--sandbox docker: the docker client is not installed (apt-get install docker.io)")
+        up, why = await daemon_answers()
+        if not up:
+            raise SandboxError(f"--sandbox docker: no docker daemon answers ({why}); start one, e.g. "
+                               f"`dockerd --bridge=none --iptables=false &`")
+        try:
+            made_s = await ensure_image(self.image)
+            stale = await reap_stale()
+        except DockerError as e:
+            raise SandboxError(f"--sandbox docker: {e}") from None
+        if made_s is not None:
+            print(f"faas: docker: created image {self.image} (docker import of mount points only, "
+                  f"{made_s * 1e3:.0f} ms)", file=sys.stderr, flush=True)
+        if stale:
+            print(f"faas: docker: removed {len(stale)} container(s) of gateways that died", file=sys.stderr, flush=True)
+        self.binds = bind_paths(source_root(), list(self.manifest.path))
         await super().start()
 
     def command(self, spec: FunctionSpec, sid: int) -> list[str]:
         env = [x for k, v in self.env.items() for x in ("-e", f"{k}={v}")]
-        return ["docker", "run", "--rm", "-i", "--network", "host" if self.keep_net else "none", *env,
-                f"--memory={spec.memory_mb}m",
-                f"--cpus={spec.cpu_share:g}", "-e", f"PYTHONPATH={source_root()}", self.image,
-                *self.zygote_argv(spec)]
+        binds = [x for p in self.binds for x in ("-v", f"{p}:{p}:ro")]
+        return ["docker", "run", "--rm", "-i", "--name", container_name(self.gateway_pid, sid),
+                "--log-driver", "none", "--network", "host" if self.keep_net else "none",
+                "--hostname", f"sb{sid}", *binds, *env,
+                f"--memory={spec.memory_mb}m", f"--cpus={spec.cpu_share:g}", "-e", f"PYTHONPATH={source_root()}",
+                self.image, *self.zygote_argv(spec)]
+
+    async def create(self, spec: FunctionSpec, sid: int) -> Sandbox:
+        try:
+            sb = await super().create(spec, sid)
+        except SandboxError:
+            await self._remove([container_name(self.gateway_pid, sid)])
+            raise
+        sb.container = container_name(self.gateway_pid, sid)
+        return sb
+
+    async def destroy(self, sb: Sandbox) -> None:
+        """Remove ``sb``'s container (killing what runs in it), then its client process."""
+        await self._remove([sb.container] if sb.container else [])
+        await super().destroy(sb)
+
+    async def stop(self) -> None:
+        try:
+            await self._remove(await containers(self.gateway_pid))
+        except DockerError as e:
+            print(f"faas: docker: {e}", file=sys.stderr, flush=True)
+        await super().stop()
+
+    async def _remove(self, names: list[str]) -> None:
+        try:
+            await remove(names)
+        except DockerError as e:
+            print(f"faas: docker: {e}", file=sys.stderr, flush=True)
 
 
 def make_backend(kind: str, manifest: Manifest, **kw) -> Backend:

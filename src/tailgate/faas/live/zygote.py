@@ -625,6 +625,8 @@ class Runner:
                 os.close(w)
         if pid == 0:  # the child: compute, write, exit without cleanup
             born_s = time.perf_counter()
+            # a lock another thread of the sandbox held at the fork stays held in this copy: fresh ones
+            self.lock = threading.Lock()
             try:
                 os.close(r)
                 die_with_parent()
@@ -632,7 +634,10 @@ class Runner:
                     means = self.sfs.begin_process()
                 elif self.invocations_dir:
                     move_process(self.invocations_dir)
-                ans = self.call(item, born_s)
+                try:
+                    ans = self.call(item, born_s)
+                except Exception as e:  # the sandbox's own failure (not the handler's): said, not lost
+                    ans = {"ok": False, "error": f"sandbox: {type(e).__name__}: {e}", "exec_s": 0.0, "mem_mb": None}
                 if self.sfs is not None:
                     ans["sfs"] = means or "none"
                 body = json.dumps(ans).encode()
