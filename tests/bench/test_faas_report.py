@@ -188,3 +188,11 @@ def test_the_live_faasbatch_slo_intervals_come_from_the_gateways_metrics():
     assert _gateway_said(m) == {"slo_s": 1.0, "chosen_interval_s": {"s3io_0": 0.5, "s3io_1": 0.31}}
     plain = {"gateway_metrics": {"strategy": {"strategy": "faasbatch"}, "functions": {"f": {"interval_s": 0.2}}}}
     assert _gateway_said(plain) == {}  # a fixed interval is no choice
+
+
+def test_a_faasbatch_p98_above_the_baseline_reads_above():
+    rows = [_row("io", "vanilla", 1000.0, sandboxes=60, mem=14.9), _row("io", "kraken", 500.0),
+            _row("io", "faasbatch", 200.0, sandboxes=10, mem=1.0), _row("io", "sfs", 1000.0),
+            _row("cpu", "vanilla", 1000.0), _row("cpu", "faasbatch", 1300.0)]
+    text = markdown(simulated(quick=True), _live_part(rows), RAN, "tailgate faas report")
+    assert "| CPU e2e p98, FaaSBatch vs Vanilla | 1,300 ms | 1,000 ms | 30.0 % above | ≥ 60 % below | no |" in text

@@ -594,7 +594,8 @@ def _crit_cells(c: dict) -> tuple[str, str, str, str]:
     """(FaaSBatch's value, the baseline's, the result, the bound) of a criterion, as text."""
     if c["how"] == "reduction":
         fmt = lambda v: "–" if v is None else f"{_ms(v)} ms"
-        res = "–" if c["value"] is None else f"{c['value'] * 100:.1f} % below"
+        res = ("–" if c["value"] is None else f"{c['value'] * 100:.1f} % below" if c["value"] >= 0
+               else f"{-c['value'] * 100:.1f} % above")
         return fmt(c["faasbatch"]), fmt(c["other"]), res, f"≥ {c['bound'] * 100:.0f} % below"
     if c["how"] == "ratio":
         fmt = lambda v: "–" if v is None else f"{v:g}"
