@@ -279,6 +279,9 @@ def live(out_dir: Path, quick: bool = False, say: Callable[[str], None] | None =
     kinds = ("io",) if quick else ("io", "cpu")
     rows = []
     cores = os.cpu_count() or 1
+    # the machine's measured capacity for sandboxed work (parallel sandboxes run below one core each;
+    # the median of the profile's repeats)
+    capacity = float(profile.get("cpu", {}).get("capacity_cores", cores))
     for kind in kinds:
         n_inv = 12 if quick else LIVE_INVOCATIONS[kind]
         n_fn = PAPER[kind]["functions"]
@@ -290,8 +293,6 @@ def live(out_dir: Path, quick: bool = False, say: Callable[[str], None] | None =
         # forked invocations spread over every core, as Vanilla's one-invocation sandboxes do
         names = _live_manifest(kdir / "manifest.yaml", kind, n_fn, used={int(f) for f in np.unique(tr.func)},
                                cpu_share=float(cores))
-        # the machine's measured capacity for sandboxed work (parallel sandboxes run below one core each)
-        capacity = float(profile.get("cpu", {}).get("capacity_cores", cores))  # the median of its repeats
         sim_args = {"cores": capacity, "sandbox_cores": float(cores), "seed": SEED}  # the live manifest's cpu_share
         sims, sims0 = ({r.strategy.name: _point(r) for r in run_strategies(
             tr, [s for s in LIVE_STRATEGIES if s != "kraken"], [LIVE_INTERVAL_S], profile=profile,
@@ -333,10 +334,8 @@ def live(out_dir: Path, quick: bool = False, say: Callable[[str], None] | None =
                 row[f"live_e2e_{q}_ms"] = summary[f"e2e_{q}_ms"]
                 row[f"sim_e2e_{q}_ms"] = sim[f"e2e_{q}_ms"]
                 row[f"diff_{q}"] = _diff(summary[f"e2e_{q}_ms"], sim[f"e2e_{q}_ms"])
-            parts = sum(rec.timing[f"{c}_ms"] for c in BREAKDOWN if c != "answer")
-            answer = np.maximum(rec.timing["e2e_ms"] - parts, 0.0)
             for c in BREAKDOWN:
-                v = answer if c == "answer" else rec.timing[f"{c}_ms"]
+                v = rec.answer_ms() if c == "answer" else rec.timing[f"{c}_ms"]
                 row[f"live_{c}_p50_ms"], row[f"live_{c}_p98_ms"] = live_pcts(v[ok])
                 row[f"sim_{c}_p50_ms"], row[f"sim_{c}_p98_ms"] = sim[f"{c}_p50_ms"], sim[f"{c}_p98_ms"]
             row["within"] = all(d is not None and abs(d) <= WITHIN for d in (row["diff_p50"], row["diff_p98"]))
@@ -346,7 +345,7 @@ def live(out_dir: Path, quick: bool = False, say: Callable[[str], None] | None =
             row["within0"] = all(d is not None and abs(d) <= WITHIN for d in (row["diff0_p50"], row["diff0_p98"]))
             rows.append(row)
     return {"profile": profile, "rows": rows, "cores": cores,
-            "capacity_cores": float(profile.get("cpu", {}).get("capacity_cores", cores)),
+            "capacity_cores": capacity,
             "capacity_samples": prof["samples"].get("cpu.capacity_cores", []), "interval_s": LIVE_INTERVAL_S,
             "kinds": list(kinds)}
 

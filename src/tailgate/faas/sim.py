@@ -364,8 +364,8 @@ class CpuLoad:
         self.n += 1
         self.first_end = min(self.first_end, end)
 
-    def add_many(self, start: float, ends: np.ndarray) -> None:
-        """One thread each from ``start`` to each of ``ends``."""
+    def add_many(self, start: float | np.ndarray, ends: np.ndarray) -> None:
+        """One thread each from ``start`` (one time, or one per thread) to each of ``ends``."""
         k = len(ends)
         self._room(k)
         self.buf[0, self.n:self.n + k] = start
@@ -503,12 +503,13 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
     cache_warm: set[int] = set()
     image_warm: set[int] = set()  # sandboxes that ran an invocation (without the reuse hook)
 
-    def record(pos: np.ndarray, role: int, start: np.ndarray, work: np.ndarray, sids, cap: float | None = None) -> None:
+    def record(pos: np.ndarray, role: int, start, work: np.ndarray, sids, cap: float | None = None) -> None:
         """CPU jobs for the fixed point: key = ROLES * trace index + role (0: exec, 1: client build,
-        2: hand-over)."""
+        2: hand-over, 3: server work; ``pos`` None: key -1, contending but read by no one)."""
         keep = work > 0
         if keep.any():
-            jobs["key"].extend((ROLES * order[pos[keep]] + role).tolist())
+            keys = np.full(len(work), -1) if pos is None else ROLES * order[pos] + role
+            jobs["key"].extend(keys[keep].tolist())
             jobs["start"].extend(np.broadcast_to(start, work.shape)[keep].tolist())
             jobs["work"].extend(work[keep].tolist())
             jobs["box"].extend(np.broadcast_to(sids, work.shape)[keep].tolist())
@@ -590,11 +591,7 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
                     t_acq = begin + c
                     if cold_cpu[kind] > 0 and (cores > 0 or box > 0):  # a start's own CPU contends
                         load.add(begin, begin + c, cold_cpu[kind])
-                        jobs["key"].append(-1)
-                        jobs["start"].append(begin)
-                        jobs["work"].append(c * cold_cpu[kind])
-                        jobs["box"].append(sid)
-                        jobs["cap"].append(box)
+                        record(None, 0, begin, np.array([c * cold_cpu[kind]]), sid)
                     got.append((sid, t_acq, c))
                 else:
                     got.append((sid, t_acq, 0.0))
@@ -726,8 +723,7 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
                 for i in np.flatnonzero(~np.isfinite(known)):
                     known[i] = _alone_slowdown(load.at(float(end_s[i])), cores, box)
                 answer[p0:hi] = hand[p0:hi] * known
-                for i in range(nb):
-                    load.add(float(end_s[i]), float(end_s[i] + answer[p0 + i]), 1.0)
+                load.add_many(end_s, end_s + answer[p0:hi])
                 record(pos, 2, end_s, hand[p0:hi], sbx[p0:hi])
             else:
                 answer[p0:hi] = hand[p0:hi]

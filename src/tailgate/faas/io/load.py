@@ -232,6 +232,12 @@ class Records:
     def latency_ms(self) -> np.ndarray:
         return (self.done_s - self.sent_s) * 1e3
 
+    def answer_ms(self) -> np.ndarray:
+        """The hand-over per invocation: exec's end until the gateway had the answer (e2e less its
+        other components, at least 0; NaN where the gateway gave no timing)."""
+        t = self.timing
+        return np.maximum(t["e2e_ms"] - t["schedule_ms"] - t["cold_start_ms"] - t["queue_ms"] - t["exec_ms"], 0.0)
+
 
 def _requests(p: Plan, cfg: LoadConfig) -> list[bytes]:
     """Each invocation's whole HTTP request (head and JSON event), encoded before the run starts (the
@@ -624,10 +630,8 @@ def _columns_summary(rec: Records, mask: np.ndarray) -> dict:
         if c in ("e2e_ms", "mem_used_mb"):
             out[f"{stem}_p50_{unit}"] = p50
         out[f"{stem}_p98_{unit}"] = p98
-    # the hand-over: exec's end until the gateway had the answer (e2e less its other components)
-    t = rec.timing
-    ans = (t["e2e_ms"] - t["schedule_ms"] - t["cold_start_ms"] - t["queue_ms"] - t["exec_ms"])[ok]
-    ans = np.maximum(ans[np.isfinite(ans)], 0.0)
+    ans = rec.answer_ms()[ok]
+    ans = ans[np.isfinite(ans)]
     out["answer_mean_ms"] = float(ans.mean()) if len(ans) else None
     out["answer_p98_ms"] = _pcts(ans)[1]
     out["mem_per_invocation_mb"] = out["mem_used_mean_mb"]

@@ -127,8 +127,8 @@ async def _invoke(sb: Sandbox, iid: int, event: dict, timeout_s: float) -> dict:
 
 
 def tree_cpu_s(pids: list[int]) -> float:
-    """CPU time (s) of processes ``pids`` and of their children they reaped (clock ticks, 10 ms):
-    the caller, the zygote, the S3 server and a sandbox, whatever else the machine runs."""
+    """CPU time (s) of processes ``pids`` and of the children they reaped (clock ticks, 10 ms): the
+    caller, the zygote, the S3 server and a sandbox, not whatever else the machine runs."""
     total = 0.0
     for pid in pids:
         try:
@@ -329,8 +329,8 @@ def build_profile(samples: dict[str, list[float]], cpu_name: str, io_name: str, 
 
 
 def _ratio(samples: dict[str, list[float]], num: list[str], den: list[str]) -> float | None:
-    """Σ samples of ``num`` over Σ of ``den`` (a CPU share: /proc/stat counts in 10 ms ticks, so a
-    ratio of sums over every repeat, not a median of noisy ratios); None when either is missing."""
+    """Σ samples of ``num`` over Σ of ``den`` (a CPU share: a process's CPU time counts in 10 ms
+    ticks, so a ratio of sums over every repeat, not a median of noisy ratios); None when either is missing."""
     if not all(samples.get(k) for k in num + den):
         return None
     d = sum(sum(samples[k]) for k in den)
