@@ -10,7 +10,7 @@ Manual
                       [--max-per-function N] [--max-total N] [--idle-lifetime-s S]
                       [--param STRATEGY.KEY=VALUE ...] [--seed S] [--per-invocation] [--out DIR] [--json]
     tailgate faas profile [--manifest FILE] [--repeats N] [--fib-n 20,30,34,35] [--io-function s3io]
-                          [--size-bytes B] [--out DIR]
+                          [--size-bytes B] [--cpu-sandbox process|bwrap|docker] [--out DIR]
     tailgate faas report [--out DIR] [--live/--no-live] [--quick]
     tailgate faas strategies         (each strategy's arguments, the pool's and the simulator's)
     tailgate faas serve --manifest FILE [--strategy S] [--dispatch-interval-s X] [--sandbox process|bwrap|docker]
@@ -73,6 +73,10 @@ of the I/O function (real put/get against a local S3 server it starts) built and
 ``s3construct`` and ``noop``, ``--repeats`` times each, and writes ``profile.json`` (the
 simulator's format: ``tailgate faas sim --profile DIR/profile.json``) and ``samples.json`` into
 ``--out`` (default ``results/faas-profile-YYYYmmdd-HHMMSS``); it prints the medians (ms, MB).
+``--cpu-sandbox bwrap|docker`` runs the CPU part (cold start, fib, capacity) in sandboxes of that
+kind (the I/O part stays in ``process`` sandboxes); with ``docker`` it uses the daemon that
+answers or starts a private one for the measurement and stops it after
+(:func:`tailgate.faas.live.docker.daemon`), saying so on stderr.
 
 ``report`` writes FaaSBatch's reproduction, ``faasbatch.md`` and ``faasbatch/``
 (:mod:`tailgate.bench.faas_report`), into ``--out`` (default ``results/faasbatch-YYYYmmdd-HHMMSS``;
@@ -126,13 +130,14 @@ from rich.table import Table
 
 from tailgate.bench.faas_overhead import describe as describe_overhead
 from tailgate.bench.faas_overhead import run_overhead
-from tailgate.bench.faas_report import run_report
+from tailgate.bench.faas_report import CPU_SANDBOXES, LIVE_RUNS, run_report
 from tailgate.bench.provenance import report_dir
 from tailgate.cli.errors import call_or_fail, fail
 from tailgate.cli.params import parse_params, parse_value
 from tailgate.core.args import render_args
 from tailgate.core.errors import ArgError, TailgateError
 from tailgate.faas.live.calibrate import calibrate_from_run
+from tailgate.faas.live.docker import daemon as docker_daemon
 from tailgate.faas.live.gateway import Gateway, serve
 from tailgate.faas.live.profile import measure, write_profile
 from tailgate.faas.live.registry import load_manifest
@@ -490,6 +495,9 @@ def profile_cmd(
                                            help="the client-construction-only function ('' to skip)"),
     noop_function: str = typer.Option("noop", "--noop-function", help="the no-op function ('' to skip)"),
     size_bytes: int = typer.Option(65536, "--size-bytes", help="object size of the I/O function's put and get"),
+    cpu_sandbox: str = typer.Option("process", "--cpu-sandbox",
+                                    help="the CPU part's sandbox kind: process, bwrap or docker (a daemon is "
+                                         "started when none answers)"),
     out: Optional[Path] = typer.Option(None, "--out", help="results directory (profile.json, samples.json)"),
 ) -> None:
     """Measure this machine's sandboxes (cold start, exec) into a profile for `faas sim --profile`."""
@@ -507,10 +515,15 @@ def profile_cmd(
         def progress(text: str) -> None:
             typer.echo(f"faas profile: {text}", err=True)
 
-        result = asyncio.run(measure(man, progress=progress, repeats=repeats, fib_n=tuple(ns),
-                                     cpu_function=cpu_function, io_function=io_function,
-                                     construct_function=construct_function, noop_function=noop_function,
-                                     size_bytes=size_bytes))
+        kw = {"progress": progress, "repeats": repeats, "fib_n": tuple(ns), "cpu_function": cpu_function,
+              "io_function": io_function, "construct_function": construct_function, "noop_function": noop_function,
+              "size_bytes": size_bytes, "cpu_sandbox": cpu_sandbox}
+        if cpu_sandbox == "docker":  # the daemon that answers, or one started for the measurement
+            with docker_daemon(start=True, say=progress) as env:
+                progress(f"cpu part in docker sandboxes, daemon at {env.get('DOCKER_HOST', 'the one that answers')}")
+                result = asyncio.run(measure(man, **kw))
+        else:
+            result = asyncio.run(measure(man, **kw))
         path = write_profile(out_dir, result)
     except TailgateError as e:
         raise fail(str(e)) from None
@@ -529,11 +542,23 @@ def report_cmd(
     live: bool = typer.Option(True, "--live/--no-live", help="also replay reduced traces through the live gateway "
                                                               "and compare with the simulator"),
     quick: bool = typer.Option(False, "--quick", help="a small run (for tests): a tenth of the invocations, one interval"),
+    live_runs: Optional[int] = typer.Option(None, "--live-runs", help="times each live strategy runs (default 3; "
+                                                                       "1 with --quick); live values are their medians"),
+    cpu_sandbox: str = typer.Option("auto", "--cpu-sandbox", help="the live CPU part's sandboxes: auto (docker when "
+                                                                 "a daemon answers or can be started, else process), "
+                                                                 "process, bwrap or docker"),
 ) -> None:
     """FaaSBatch's reproduction: the paper's experiment simulated beside the artifact's table, and a live check."""
 
     out_dir = out or report_dir("faasbatch")
+    runs = live_runs if live_runs is not None else (1 if quick else LIVE_RUNS)
+    if not 1 <= runs <= 20:
+        raise fail(f"--live-runs {runs}: give 1 to 20")
+    if cpu_sandbox not in CPU_SANDBOXES:
+        raise fail(f"--cpu-sandbox {cpu_sandbox!r}: must be one of {', '.join(CPU_SANDBOXES)}")
     words = ["tailgate", "faas", "report"] + ([] if live else ["--no-live"]) + (["--quick"] if quick else [])
+    words += (["--live-runs", str(live_runs)] if live_runs is not None else []) + (
+        ["--cpu-sandbox", cpu_sandbox] if cpu_sandbox != "auto" else [])
     if out is not None:
         words += ["--out", str(out)]
     if out_dir.exists() and not out_dir.is_dir():
@@ -543,7 +568,8 @@ def report_cmd(
         typer.echo(f"faas report: {text}", err=True)
 
     md = call_or_fail(f"faas report into {out_dir}", lambda: run_report(
-        out_dir, with_live=live, quick=quick, command=" ".join(words), say=say, overhead=run_overhead))
+        out_dir, with_live=live, quick=quick, command=" ".join(words), say=say, overhead=run_overhead,
+        live_runs=runs, cpu_sandbox=cpu_sandbox))
     typer.echo(f"wrote: {md} and {md.with_suffix('')}/")
 
 

@@ -15,7 +15,9 @@ for it (and takes everything queued by then). Sandboxes come from the bounded LI
 :class:`~tailgate.faas.strategies.Pool`; a new one is cold-started, and creation blocks as in the
 original: the dispatch waits for each creation before the next, and the machine runs at most
 ``parallel_creates`` creations at once (1: one Docker daemon creating serially), so a burst of
-cold starts queues. A dispatch that can get no sandbox (a bound reached, nothing idle to take or
+cold starts queues. A batch of one invocation per sandbox (vanilla, sfs) hands each invocation
+over as soon as its sandbox is ready, as the gateway does, so a later one of the batch takes a
+sandbox that an earlier one freed meanwhile (warm) instead of creating its own. A dispatch that can get no sandbox (a bound reached, nothing idle to take or
 to destroy) waits for the first in-flight sandbox to finish; a batch that gets fewer sandboxes
 than its plan shares them, and a strategy of one invocation per sandbox then runs them one after
 another (their wait is queue time). The idle cleaner runs every ``cleaner_period_s`` (5 s) of
@@ -546,6 +548,17 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
         cold_next[kind] = k + 1
         return float(cold_draw[kind][k])
 
+    def create(kind: str, at_s: float, sid: int) -> tuple[float, float]:
+        """A cold start of ``sid`` asked for at ``at_s``: (its length s, when it is ready), behind the
+        creations in progress (``parallel_creates`` at once); a start's own CPU contends."""
+        c = take_cold(kind)
+        begin = max(at_s, heapq.heappop(creators))
+        heapq.heappush(creators, begin + c)
+        if cold_cpu[kind] > 0 and (cores > 0 or kind_cap(kind) > 0):
+            load.add(begin, begin + c, cold_cpu[kind])
+            record(None, 0, begin, np.array([c * cold_cpu[kind]]), sid)
+        return c, begin + c
+
     while events:
         t, f = heapq.heappop(events)
         if free_at[f] > t:  # the last dispatch of f is still acquiring: this one waits for it
@@ -579,19 +592,17 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
             box = kind_cap(kind)
             got: list[tuple[int, float, float]] = []  # (sandbox, ready s, cold s)
             t_acq = t
-            while len(got) < want:
+            # one invocation per sandbox with room for all: each is handed over as soon as its sandbox
+            # is ready, as the gateway does, so a later one of the batch may take the sandbox an
+            # earlier one freed meanwhile (warm) instead of waiting for a creation of its own
+            one_each = plan.inside == "single" and want == nb > 1 and pool.available(f) >= nb
+            while len(got) < want and not one_each:
                 r = pool.acquire(f, t_acq)
                 if r is None:  # a bound: the batch shares the sandboxes it got
                     break
                 sid, is_cold = r
                 if is_cold:
-                    c = take_cold(kind)
-                    begin = max(t_acq, heapq.heappop(creators))
-                    heapq.heappush(creators, begin + c)
-                    t_acq = begin + c
-                    if cold_cpu[kind] > 0 and (cores > 0 or box > 0):  # a start's own CPU contends
-                        load.add(begin, begin + c, cold_cpu[kind])
-                        record(None, 0, begin, np.array([c * cold_cpu[kind]]), sid)
+                    c, t_acq = create(kind, t_acq, sid)
                     got.append((sid, t_acq, c))
                 else:
                     got.append((sid, t_acq, 0.0))
@@ -655,22 +666,24 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
                 record(pos, 0, r_s + hp, cpu, sids)
                 return hp + fin + wait, np.zeros(len(e))
 
-            if m == 1:  # one sandbox holds the whole batch
-                sid, r_s, c_s = got[0]
-                cold[p0:hi] = c_s
-                ready[p0:hi] = r_s - c_s
-                sbx[p0:hi] = sid
+            def one_sandbox(sid: int, r_s: float, c_s: float, lo: int, up: int, inside: str,
+                            kind: str = kind, box: float = box, f: int = f) -> None:
+                """Invocations at sorted positions ``lo:up`` in sandbox ``sid``, ready at ``r_s`` after a
+                cold start of ``c_s`` (0: warm); its end goes in flight."""
+                cold[lo:up] = c_s
+                ready[lo:up] = r_s - c_s
+                sbx[lo:up] = sid
                 if uses_cache and kind == "io" and inside != "serial":
                     # the threads start together; the first to reach the hook builds the client under
                     # its lock (CPU work), the others block in the hook (inside the handler: exec) until
                     # it is built, then all run with the cached client
                     if sid in cache_warm:
                         build = 0.0
-                        mem[p0:hi] = mem_cached[order[p0:hi]]
+                        mem[lo:up] = mem_cached[order[lo:up]]
                     else:
                         cache_warm.add(sid)
-                        build_cpu = max(float(ef[p0] - ec[p0]), 0.0)
-                        known = slow_of[order[p0], 1] if slow_of is not None else math.nan
+                        build_cpu = max(float(ef[lo] - ec[lo]), 0.0)
+                        known = slow_of[order[lo], 1] if slow_of is not None else math.nan
                         if math.isfinite(known):
                             build = build_cpu * float(known)
                         else:
@@ -678,19 +691,43 @@ def _one_pass(trace: Trace, strategy: Strategy, pool: Pool, prof: dict, a: dict,
                         if build > 0:
                             load.add(r_s, r_s + build, 1.0)
                             if cores > 0 or box > 0:
-                                record(np.array([p0]), 1, np.array([r_s]), np.array([build_cpu]), sid)
-                        mem[p0:hi] = mem_cached[order[p0:hi]]
-                        mem[p0] = mem_full[order[p0]]
-                    e, q = run_group(r_s + build, ec[p0:hi], False, np.arange(p0, hi), np.full(nb, sid))
-                    ex[p0:hi] = e + build
-                    queue[p0:hi] = q
+                                record(np.array([lo]), 1, np.array([r_s]), np.array([build_cpu]), sid)
+                        mem[lo:up] = mem_cached[order[lo:up]]
+                        mem[lo] = mem_full[order[lo]]
+                    e, q = run_group(r_s + build, ec[lo:up], False, np.arange(lo, up), np.full(up - lo, sid))
+                    ex[lo:up] = e + build
+                    queue[lo:up] = q
                 else:
-                    e_in, mem[p0:hi] = native(sid, np.arange(p0, hi), inside == "serial")
-                    e, q = run_group(r_s, e_in, inside == "serial", np.arange(p0, hi), np.full(nb, sid))
-                    ex[p0:hi] = e
-                    queue[p0:hi] = q
-                end = r_s + float((queue[p0:hi] + ex[p0:hi]).max())
-                heapq.heappush(inflight, (end, f, sid, nb))
+                    e_in, mem[lo:up] = native(sid, np.arange(lo, up), inside == "serial")
+                    e, q = run_group(r_s, e_in, inside == "serial", np.arange(lo, up), np.full(up - lo, sid))
+                    ex[lo:up] = e
+                    queue[lo:up] = q
+                end = r_s + float((queue[lo:up] + ex[lo:up]).max())
+                heapq.heappush(inflight, (end, f, sid, up - lo))
+
+            if one_each:
+                first_cold = None
+                for p in range(p0, hi):
+                    mine = [x for x in inflight if x[1] == f and x[0] <= t_acq]
+                    if mine:  # this function's sandboxes that finished before now: warm again
+                        inflight[:] = [x for x in inflight if not (x[1] == f and x[0] <= t_acq)]
+                        heapq.heapify(inflight)
+                        for end, g, sid, _ in sorted(mine):
+                            pool.release(g, sid, end)
+                    r = pool.acquire(f, t_acq)
+                    if r is None:  # cannot happen: available() counted a sandbox for each
+                        raise RuntimeError(f"faas sim: no sandbox for {trace.names[f]} after available() said {nb}")
+                    sid, is_cold = r
+                    c = 0.0
+                    if is_cold:
+                        c, t_acq = create(kind, t_acq, sid)
+                    one_sandbox(sid, t_acq, c, p, p + 1, "single")
+                    first_cold = c if first_cold is None else first_cold
+                free_at[f] = t_acq
+                strategy.observe(f, first_cold, float(ex[p0:hi].mean()))
+            elif m == 1:  # one sandbox holds the whole batch
+                sid, r_s, c_s = got[0]
+                one_sandbox(sid, r_s, c_s, p0, hi, inside)
                 strategy.observe(f, c_s, float(ex[p0:hi].mean()))
             else:  # several sandboxes: round robin over them
                 share = np.arange(nb) % m

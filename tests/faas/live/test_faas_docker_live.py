@@ -3,9 +3,10 @@ start measured, a container's zygote killed with -9 mid-batch, no container left
 one clear line for each thing that can be missing (client, daemon, image).
 
 A module fixture uses the docker daemon that answers; when none does it starts ``dockerd``
-itself (root only, ``--bridge=none --iptables=false``, its socket, data and exec roots in a
-temporary folder, ``DOCKER_HOST`` pointing there), and stops and removes it at the end. Without
-dockerd or root the live tests are skipped, saying why.
+itself with :func:`tailgate.faas.live.docker.daemon` (root only, ``--bridge=none
+--iptables=false``, its socket, data and exec roots in a temporary folder, ``DOCKER_HOST``
+pointing there), and stops and removes it at the end. Without dockerd or root the live tests are
+skipped, saying why.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 import time
 import urllib.error
@@ -38,7 +38,6 @@ from tailgate.faas.strategies import Pool, make_strategy
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "faas"
 CLI = [str(Path(sys.executable).with_name("tailgate"))]
-DOCKERD_START_TIMEOUT_S = 30.0
 
 HANDLERS = '''
 import time
@@ -61,61 +60,15 @@ functions:
 '''
 
 
-def _docker_answers(env: dict | None = None) -> bool:
-    try:
-        return subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
-                              timeout=10, env=env, check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 @pytest.fixture(scope="module")
 def dockerd():
-    """A docker daemon for this module: the one that answers, else one started here (and stopped)."""
-    if shutil.which("docker") is None:
-        pytest.skip("no docker client (apt-get install docker.io)")
-    if _docker_answers():
-        yield None
-        return
-    if os.geteuid() != 0:
-        pytest.skip("no docker daemon answers, and starting one needs root")
-    if shutil.which("dockerd") is None:
-        pytest.skip("no docker daemon answers and dockerd is not installed (apt-get install docker.io)")
-    tmp = tempfile.mkdtemp(prefix="tg-dockerd-", dir="/tmp")  # short: the socket path has a length limit
-    host = f"unix://{tmp}/docker.sock"
-    with open(os.path.join(tmp, "dockerd.log"), "wb") as log:  # dockerd holds its own copy of the file
-        proc = subprocess.Popen(["dockerd", "--bridge=none", "--iptables=false", "--ip6tables=false",
-                                 "--data-root", f"{tmp}/data", "--exec-root", f"{tmp}/exec",
-                                 "--pidfile", f"{tmp}/dockerd.pid", "-H", host],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    env = {**os.environ, "DOCKER_HOST": host}
-    deadline = time.monotonic() + DOCKERD_START_TIMEOUT_S
-    while time.monotonic() < deadline and proc.poll() is None and not _docker_answers(env):
-        time.sleep(0.2)
-    old = os.environ.get("DOCKER_HOST")
+    """A docker daemon for this module (:func:`docker_mod.daemon`): the one that answers, else one
+    started here (and stopped); the live tests are skipped, saying why, when none can be had."""
     try:
-        if not _docker_answers(env):
-            tail = Path(tmp, "dockerd.log").read_text(errors="replace").strip().splitlines()[-1:]
-            pytest.skip(f"dockerd did not start within {DOCKERD_START_TIMEOUT_S:g} s: {' '.join(tail)}")
-        os.environ["DOCKER_HOST"] = host
-        yield host
-    finally:
-        if old is None:
-            os.environ.pop("DOCKER_HOST", None)
-        else:
-            os.environ["DOCKER_HOST"] = old
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        with open("/proc/self/mounts") as f:  # what dockerd leaves mounted (its netns file)
-            mounts = [line.split()[1] for line in f if line.split()[1].startswith(tmp + "/")]
-        for m in sorted(mounts, key=len, reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True, check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
+        with docker_mod.daemon() as env:
+            yield env.get("DOCKER_HOST")
+    except docker_mod.DockerError as e:
+        pytest.skip(str(e))
 
 
 @pytest.fixture

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +42,7 @@ import urllib.request
 
 from tailgate.core.args import Arg, bind_args, render_args
 from tailgate.core.errors import TailgateError
+from tailgate.core.procs import stop_group
 
 #: Credentials for the local server (moto accepts any), and the region the examples use.
 TEST_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
@@ -153,21 +152,7 @@ class S3Server:
         """Stop the server (SIGTERM, then SIGKILL); harmless when it is not running."""
         proc, self.proc = self.proc, None
         if proc is not None:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    proc.wait(self.stop_timeout_s)
-                except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    proc.wait()
-            else:
-                proc.wait()
+            stop_group(proc, self.stop_timeout_s)
         try:
             atexit.unregister(self.stop)
         except Exception:  # noqa: BLE001 - at interpreter exit

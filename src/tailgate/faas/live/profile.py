@@ -31,6 +31,16 @@ times each:
   trip, run frame out → answer in, less its exec: for CPU functions the fork, the child's exit and
   the frames; for I/O the thread hand-off and the frames).
 
+The CPU part (the cold starts of the CPU function, the exec of ``fib``, the capacity) runs in
+sandboxes of the kind ``cpu_sandbox`` (``process``, the default, the same backend as the I/O part;
+``bwrap``; ``docker``, one container per sandbox, with no network); the I/O part always runs in
+``process`` sandboxes. :func:`measure` starts no docker daemon: the caller does (``with
+tailgate.faas.live.docker.daemon(): ...``; ``tailgate faas profile --cpu-sandbox docker`` does).
+A docker sandbox's cold-start CPU time also counts the docker daemon's processes (``dockerd``,
+``containerd``, ``containerd-shim*``, ``runc``, found by name) and the processes of the container
+that appeared during the start: CPU the machine spends on a start. The profile records the kind
+as ``measured.cpu_sandbox``.
+
 The profile is the simulator's format (:func:`tailgate.faas.sim.load_profile`): per kind
 ``cold_start_ms``, ``exec_ms`` (and for I/O ``exec_warm_ms`` and ``cold_start_native_ms``) as ``empirical`` distributions of the samples, the CPU exec as
 ``{"dist": "fib", "anchors": [[n, median ms], ...], "sigma": S}`` (S: the spread of log exec time
@@ -66,8 +76,9 @@ import psutil
 from tailgate.core.args import Arg, bind_args, render_args
 from tailgate.core.errors import TailgateError
 from tailgate.faas.io.s3server import S3Server
+from tailgate.faas.live.docker import daemon_processes
 from tailgate.faas.live.registry import FunctionSpec, Manifest
-from tailgate.faas.live.sandbox import Sandbox, SandboxDied, make_backend
+from tailgate.faas.live.sandbox import SANDBOXES, Sandbox, SandboxDied, make_backend
 
 PROFILE_ARGS = (
     Arg("repeats", int, 10, unit="samples", min=1, max=100_000, help="samples of every measurement"),
@@ -78,6 +89,8 @@ PROFILE_ARGS = (
     Arg("noop_function", str, "noop", unit="-", help="the no-op function ('' to skip)"),
     Arg("size_bytes", int, 65536, unit="bytes", min=0, help="object size of the I/O function's put and get"),
     Arg("timeout_s", float, 120.0, unit="s", min=0.1, help="one invocation's limit"),
+    Arg("cpu_sandbox", str, "process", unit="-",
+        help="the sandbox kind of the CPU part (process, bwrap or docker; the I/O part runs in process sandboxes)"),
 )
 __doc__ = __doc__.replace("{args}", render_args(PROFILE_ARGS))
 
@@ -148,6 +161,38 @@ async def _timed(sb: Sandbox, iid: int, event: dict, timeout_s: float, pids: lis
     return ans, time.perf_counter() - t0, tree_cpu_s(who) - c0
 
 
+def daemon_pids() -> list[int]:
+    """The docker daemons' processes (:func:`tailgate.faas.live.docker.daemon_processes`) and, under
+    every ``containerd-shim*``, the containers' processes (a docker sandbox's zygote)."""
+    out = []
+    for p in daemon_processes():
+        out.append(p.pid)
+        if (p.info.get("name") or "").startswith("containerd-shim"):
+            try:
+                out.extend(c.pid for c in p.children(recursive=True))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+    return list(dict.fromkeys(out))
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """CPU time (s) of each of ``pids`` with the children it reaped (those gone are left out)."""
+    out = {}
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        out[pid] = t.user + t.system + t.children_user + t.children_system
+    return out
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU time (s) spent between two :func:`cpu_by_pid` snapshots: each process's growth, the whole
+    time of one that appeared in between (a container's shim and zygote)."""
+    return sum(max(0.0, t - before.get(pid, 0.0)) for pid, t in after.items())
+
+
 def _median(xs: list[float]) -> float:
     return float(np.median(np.asarray(xs, dtype=np.float64)))
 
@@ -196,40 +241,61 @@ async def measure(manifest: Manifest, progress=None, **kwargs) -> dict:
     io = _spec(manifest, a["io_function"], "io")
     extra = [_spec(manifest, n, "io") for n in (a["construct_function"], a["noop_function"]) if n]
     reps = a["repeats"]
+    kind = a["cpu_sandbox"]
+    if kind not in SANDBOXES:
+        raise ProfileRunError(f"--cpu-sandbox {kind!r}: must be one of {', '.join(SANDBOXES)}")
     say = progress or (lambda text: None)
     samples: dict[str, list[float]] = {}
     ids = iter(range(1 << 62))
     with S3Server() as s3:
         backend = make_backend("process", manifest, env=s3.endpoint_env(), reuse={}, keep_net=True)
         await backend.start()
+        cpu_backend = backend  # the CPU part's: the same process backend, or one of --cpu-sandbox's kind
         try:
+            if kind != "process":
+                other = make_backend(kind, manifest, reuse={})
+                try:
+                    await other.start()
+                except TailgateError as e:
+                    raise ProfileRunError(f"--cpu-sandbox {kind}: {str(e).removeprefix(f'--sandbox {kind}: ')}") from None
+                cpu_backend = other
             sid = 0
             pids = [os.getpid(), *(p.pid for p in (getattr(backend, "template", None), s3.proc) if p is not None)]
+            cpu_pids = [os.getpid(), *(p.pid for p in (getattr(cpu_backend, "template", None), s3.proc)
+                                       if p is not None)]
 
-            async def fresh(spec: FunctionSpec, key: str) -> Sandbox:
+            async def fresh(spec: FunctionSpec, key: str, on=backend, who=pids) -> Sandbox:
                 nonlocal sid
                 sid += 1
-                c0 = tree_cpu_s(pids)
-                sb = await _create(backend, spec, sid)
+                # a docker start is also the daemon's work (dockerd, containerd, the new shim, runc, the
+                # container's zygote); found before the caller's clock starts, so the search is not counted
+                d0 = cpu_by_pid(daemon_pids()) if on.kind == "docker" else {}
+                c0 = tree_cpu_s(who)
+                sb = await _create(on, spec, sid)
+                c_s = tree_cpu_s([*who, sb.pid]) - c0  # the sandbox's CPU so far is all its start's
+                if on.kind == "docker":
+                    c_s += cpu_since(d0, cpu_by_pid(daemon_pids()))
                 samples.setdefault(f"{key}.cold_start_ms", []).append(sb.cold_start_s * 1e3)
-                # the sandbox's CPU so far is all its start's
-                samples.setdefault(f"{key}.cold_start_cpu_ms", []).append((tree_cpu_s([*pids, sb.pid]) - c0) * 1e3)
+                samples.setdefault(f"{key}.cold_start_cpu_ms", []).append(c_s * 1e3)
                 return sb
 
-            say(f"cpu: {cpu.name} cold start and fib({','.join(map(str, fib_n))}) x {reps}")
+            say(f"cpu: {cpu.name} cold start and fib({','.join(map(str, fib_n))}) x {reps} in {kind} sandboxes")
             sb = None
             for r in range(reps):
-                sb = await fresh(cpu, "cpu")
+                sb = await fresh(cpu, "cpu", cpu_backend, cpu_pids)
                 if r < reps - 1:
-                    await backend.destroy(sb)
+                    await cpu_backend.destroy(sb)
             for n in fib_n:
                 for _ in range(reps):
-                    ans, rt_s, _ = await _timed(sb, next(ids), {"n": n}, a["timeout_s"], pids)
+                    ans, rt_s, _ = await _timed(sb, next(ids), {"n": n}, a["timeout_s"], cpu_pids)
                     samples.setdefault(f"{cpu.name}.{n}.exec_ms", []).append(ans["exec_s"] * 1e3)
                     if n == fib_n[0]:  # the fork, the child's exit and the frames back: the hand-over
                         samples.setdefault("cpu.answer_ms", []).append(max(0.0, rt_s - ans["exec_s"]) * 1e3)
-            await backend.destroy(sb)
-            await _capacity(backend, cpu, fib_n, samples, a["timeout_s"], say, lambda: next(ids))
+            await cpu_backend.destroy(sb)
+            await _capacity(cpu_backend, cpu, fib_n, samples, a["timeout_s"], say, lambda: next(ids))
+            if cpu_backend is not backend:
+                await cpu_backend.stop()
+                cpu_backend = backend
             for spec in (io, *extra):
                 say(f"io: {spec.name} cold start, first and cached exec x {reps}")
                 event = {"size_bytes": a["size_bytes"]} if spec is io else {}
@@ -260,6 +326,8 @@ async def measure(manifest: Manifest, progress=None, **kwargs) -> dict:
             samples["io.server_cpu_ms"] = [(tree_cpu_s([s3.proc.pid]) - s0) * 1e3 / SERVER_RUN]
             await backend.destroy(sb)
         finally:
+            if cpu_backend is not backend:
+                await cpu_backend.stop()
             await backend.stop()
         # the baselines serve without the reuse hook: a second invocation in a sandbox rebuilds its
         # client, but with the libraries' own caches warm (what the simulator's exec_warm_ms is)
@@ -279,11 +347,13 @@ async def measure(manifest: Manifest, progress=None, **kwargs) -> dict:
                     samples.setdefault(f"{io.name}.mem_warm_mb", []).append(float(warm["mem_mb"]))
         finally:
             await native.stop()
-    return {"profile": build_profile(samples, cpu.name, io.name, fib_n, reps), "samples": samples}
+    return {"profile": build_profile(samples, cpu.name, io.name, fib_n, reps, cpu_sandbox=kind), "samples": samples}
 
 
-def build_profile(samples: dict[str, list[float]], cpu_name: str, io_name: str, fib_n: list[int], repeats: int) -> dict:
-    """The simulator's profile (module manual) from :func:`measure`'s samples."""
+def build_profile(samples: dict[str, list[float]], cpu_name: str, io_name: str, fib_n: list[int], repeats: int,
+                  cpu_sandbox: str = "process") -> dict:
+    """The simulator's profile (module manual) from :func:`measure`'s samples; ``cpu_sandbox``: the
+    kind the CPU part ran in (``measured.cpu_sandbox``)."""
     anchors, dev = [], []
     for n in fib_n:
         xs = np.asarray(samples[f"{cpu_name}.{n}.exec_ms"], dtype=np.float64)
@@ -318,7 +388,8 @@ def build_profile(samples: dict[str, list[float]], cpu_name: str, io_name: str, 
         if samples.get(f"{kind}.answer_ms"):
             part["answer_ms"] = {"dist": "empirical", "samples": samples[f"{kind}.answer_ms"]}
     medians = {k: _median(v) for k, v in samples.items() if v}
-    measured = {"repeats": repeats, "io_function": io_name, "cpu_function": cpu_name, "medians": medians,
+    measured = {"repeats": repeats, "io_function": io_name, "cpu_function": cpu_name, "cpu_sandbox": cpu_sandbox,
+                "medians": medians,
                 "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
                 "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     io["measured"] = measured

@@ -84,7 +84,7 @@ from tailgate.faas.live.docker import (
     bind_paths,
     container_name,
     containers,
-    daemon_answers,
+    daemon_probe,
     ensure_image,
     reap_stale,
     remove,
@@ -738,7 +738,7 @@ class DockerBackend(StdioBackend):
     async def start(self) -> None:
         if shutil.which("docker") is None:
             raise SandboxError("--sandbox docker: the docker client is not installed (apt-get install docker.io)")
-        up, why = await daemon_answers()
+        up, why = await daemon_probe()
         if not up:
             raise SandboxError(f"--sandbox docker: no docker daemon answers ({why}); start one, e.g. "
                                f"`dockerd --bridge=none --iptables=false &`")
