@@ -144,6 +144,9 @@ REFERENCE_WORKER_VCPU = 32
 PHI = (1.0 + 5.0 ** 0.5) / 2.0
 #: The fib inputs the report's profile measures (lowered by :func:`fib_shift` as the live CPU trace is).
 PROFILE_FIB_N = (20, 26, 30, 34)
+#: Also profiled, whatever the lowering: the profile measures the machine's capacity with its largest
+#: fib up to 34, which must run long enough (≈ 0.4 s alone) for the sandboxes to overlap.
+CAPACITY_FIB_N = 30
 #: How many times the live part runs each strategy (a p98 on this machine moves between runs).
 LIVE_RUNS = 3
 #: The CPU part's sandbox (``--cpu-sandbox``): auto = docker when a daemon answers or can be started.
@@ -355,7 +358,8 @@ def live(out_dir: Path, quick: bool = False, say: Callable[[str], None] | None =
         sandbox, sandbox_why = _cpu_sandbox(cpu_sandbox, stack, say) if "cpu" in kinds else ("process", "")
         say(f"profiling this machine's sandboxes (CPU part in {sandbox} sandboxes)")
         prof = asyncio.run(measure(man, repeats=1 if quick else 5, cpu_sandbox=sandbox,
-                                   fib_n=(12, 18) if quick else tuple(n - shift for n in PROFILE_FIB_N)))
+                                   fib_n=(12, 18) if quick else tuple(sorted({n - shift for n in PROFILE_FIB_N}
+                                                                             | {CAPACITY_FIB_N}))))
         profile = prof["profile"]
         # the machine's measured capacity for sandboxed work (parallel sandboxes run below one core each;
         # the median of the profile's repeats)
@@ -730,7 +734,7 @@ def _range_said(samples: list[float]) -> str:
     """How the capacity varied over the profile's repeats: the machine gives parallel work more or
     fewer cores from one second to the next, which moves a live run's p98."""
     if not samples:
-        return "its repeats"
+        return "no repeats: not measured, so the core count"
     return f"{len(samples)} repeats, {min(samples):.2f}–{max(samples):.2f}"
 
 

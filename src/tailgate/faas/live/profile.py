@@ -253,7 +253,9 @@ async def measure(manifest: Manifest, progress=None, **kwargs) -> dict:
         cpu_backend = backend  # the CPU part's: the same process backend, or one of --cpu-sandbox's kind
         try:
             if kind != "process":
-                other = make_backend(kind, manifest, reuse={})
+                # made as the gateway makes it under --s3 local (host network: a container without
+                # one needs a network namespace made at each start, which the served ones skip)
+                other = make_backend(kind, manifest, env=s3.endpoint_env(), reuse={}, keep_net=True)
                 try:
                     await other.start()
                 except TailgateError as e:
