@@ -97,7 +97,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -309,22 +309,6 @@ def fib_shift(cores: int) -> int:
     return max(0, round(math.log(REFERENCE_WORKER_VCPU / max(1, cores)) / math.log(PHI)))
 
 
-@contextmanager
-def _environ(extra: dict[str, str]):
-    """``os.environ`` with ``extra`` for the block (the docker daemon's address reaches the profile's
-    backend and every gateway started in it), restored after."""
-    old = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _cpu_sandbox(choice: str, stack: ExitStack, say: Callable[[str], None]) -> tuple[str, str]:
     """The CPU part's sandbox kind and why: ``auto`` takes docker when a daemon answers or one can be
     started (the paper's containers), else process (said); ``docker`` without a daemon stops the report."""
@@ -333,13 +317,14 @@ def _cpu_sandbox(choice: str, stack: ExitStack, say: Callable[[str], None]) -> t
     if choice not in ("auto", "docker"):
         return choice, "asked (--cpu-sandbox)"
     try:
+        # a daemon started here is in os.environ's DOCKER_HOST for the block: the profile and the
+        # gateways (subprocesses) reach it
         env = stack.enter_context(daemon(start=True, say=say))
     except DockerError as e:
         if choice == "docker":
             raise ReportError(f"faas report: --cpu-sandbox docker: {e}") from None
         say(f"CPU part in process sandboxes: {e}")
         return "process", f"no docker daemon ({e})"
-    stack.enter_context(_environ(env))
     return "docker", ("a docker daemon started for the report" if env else "the docker daemon that answers")
 
 
